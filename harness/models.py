@@ -1,0 +1,284 @@
+# PARALLEL ENGINEERS: read /tmp/common_prompt.md first (shared rules for this checkout). [lead removes this line]
+"""SLAYER networks built from ``models/*.toml`` specs.
+
+A spec names the data (data set, T, dt, input shape), the CUBA neuron parameters, the
+surrogate gradient, the layers and the training settings. Layers are lava-dl
+``slayer.block.cuba`` blocks: ``dense``, ``conv`` (use ``stride`` instead of pooling: netx
+cannot replay pool layers) and ``flatten``. Weights are quantized by the blocks' default
+8-bit hook, so the netx export replays bit-exactly on Loihi 2 fixed point.
+
+Surrogate gradients:
+- ``slayer``: SLAYER's default (a decaying exponential of |v - theta| with width
+  ``tau_grad * threshold``);
+- ``rectangular``: 1/width inside |v - theta| < width/2 and exactly 0 outside, the
+  reference model of the attack paper (../shared/notes/attack-spec.md, "Reference model").
+"""
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+import h5py
+import torch
+
+from .config import check_unknown, load_toml, require_keys, resolve_spec
+from .errors import ConfigError
+
+LAYER_TYPES = ("dense", "conv", "flatten")
+LOSSES = ("spike-rate", "cross-entropy")
+SURROGATES = ("slayer", "rectangular")
+
+
+@dataclass
+class ModelSpec:
+    """A parsed model spec (see models/*.toml for the documented keys)."""
+
+    name: str
+    dataset: str
+    steps: int
+    dt_ms: float
+    input_shape: tuple[int, ...]
+    neuron: dict[str, float]
+    layers: list[dict[str, Any]]
+    surrogate: str = "slayer"
+    surrogate_width: float = 1.0
+    penultimate_threshold: float | None = None
+    training: dict[str, Any] = field(default_factory=dict)
+    description: str = ""
+
+    @property
+    def n_classes(self) -> int:
+        return int(self.layers[-1]["out"])
+
+    def to_dict(self) -> dict[str, Any]:
+        """The spec as a TOML/JSON-friendly dict (round-trips through :func:`spec_from_dict`)."""
+        return {"name": self.name, "description": self.description,
+                "data": {"dataset": self.dataset, "steps": self.steps, "dt_ms": self.dt_ms,
+                         "input_shape": list(self.input_shape)},
+                "neuron": dict(self.neuron, penultimate_threshold=self.penultimate_threshold)
+                if self.penultimate_threshold is not None else dict(self.neuron),
+                "surrogate": {"kind": self.surrogate, "width": self.surrogate_width},
+                "layers": [dict(layer) for layer in self.layers], "training": dict(self.training)}
+
+
+DEFAULT_TRAINING = {"loss": "spike-rate", "true_rate": 0.2, "false_rate": 0.03, "optimizer": "adam",
+                    "lr": 0.001, "epochs": 20, "batch_size": 32}
+
+
+def spec_from_dict(raw: dict[str, Any], where: str) -> ModelSpec:
+    """Validate a raw spec dict (from TOML) into a ModelSpec; errors name ``where``."""
+    check_unknown(raw, {"name", "description", "data", "neuron", "surrogate", "layers", "training"}, where)
+    require_keys(raw, ["name", "data", "neuron", "layers"], where)
+    data = raw["data"]
+    require_keys(data, ["dataset", "steps", "input_shape"], f"{where} [data]")
+    neuron = dict(raw["neuron"])
+    require_keys(neuron, ["threshold", "current_decay", "voltage_decay"], f"{where} [neuron]")
+    check_unknown(neuron, {"threshold", "current_decay", "voltage_decay", "tau_grad", "scale_grad",
+                           "penultimate_threshold", "dropout"}, f"{where} [neuron]")
+    penultimate = neuron.pop("penultimate_threshold", None)
+    surrogate = raw.get("surrogate", {})
+    kind = surrogate.get("kind", "slayer")
+    if kind not in SURROGATES:
+        raise ConfigError(f"{where} [surrogate]: kind '{kind}' unknown; available: {', '.join(SURROGATES)}")
+    layers = raw["layers"]
+    if not layers:
+        raise ConfigError(f"{where}: no [[layers]]")
+    for i, layer in enumerate(layers):
+        kind_i = layer.get("type")
+        if kind_i not in LAYER_TYPES:
+            raise ConfigError(f"{where} layer {i}: type {kind_i!r} unknown; available: {', '.join(LAYER_TYPES)}"
+                              + (" (netx cannot replay pooling: use a strided conv)" if kind_i == "pool" else ""))
+        if kind_i != "flatten":
+            require_keys(layer, ["out"], f"{where} layer {i}")
+        if kind_i == "conv":
+            require_keys(layer, ["kernel"], f"{where} layer {i}")
+    if layers[-1]["type"] != "dense":
+        raise ConfigError(f"{where}: the last layer must be dense (the class read-out)")
+    training = dict(DEFAULT_TRAINING, **raw.get("training", {}))
+    if training["loss"] not in LOSSES:
+        raise ConfigError(f"{where} [training]: loss '{training['loss']}' unknown; available: {', '.join(LOSSES)}")
+    return ModelSpec(name=raw["name"], description=raw.get("description", ""), dataset=data["dataset"],
+                     steps=int(data["steps"]), dt_ms=float(data.get("dt_ms", 1.0)),
+                     input_shape=tuple(int(s) for s in data["input_shape"]), neuron=neuron,
+                     layers=[dict(layer) for layer in layers], surrogate=kind,
+                     surrogate_width=float(surrogate.get("width", 1.0)),
+                     penultimate_threshold=None if penultimate is None else float(penultimate),
+                     training=training)
+
+
+def load_spec(name_or_path: str | Path) -> ModelSpec:
+    """Load ``models/<name>.toml`` (or a path to a spec file)."""
+    path = resolve_spec("models", name_or_path)
+    return spec_from_dict(load_toml(path), str(path))
+
+
+class _RectangularSpike(torch.autograd.Function):
+    """Heaviside forward; backward 1/width inside |v - theta| < width/2, else exactly 0."""
+
+    @staticmethod
+    def forward(ctx, voltage, threshold, width):
+        ctx.save_for_backward(voltage)
+        ctx.threshold, ctx.width = float(threshold), float(width)
+        return (voltage >= threshold).to(voltage.dtype)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (voltage,) = ctx.saved_tensors
+        window = (voltage - ctx.threshold).abs() < ctx.width / 2
+        return grad * window.to(grad.dtype) / ctx.width, None, None
+
+
+def _rectangular_spike(self, voltage: torch.Tensor) -> torch.Tensor:
+    """Replacement of ``cuba.Neuron.spike`` using the rectangular surrogate (no dropout)."""
+    return _RectangularSpike.apply(voltage, self.threshold + self.threshold_eps, self.surrogate_width)
+
+
+def _use_rectangular_surrogate(block: torch.nn.Module, width: float) -> None:
+    import types
+
+    block.neuron.surrogate_width = width
+    block.neuron.spike = types.MethodType(_rectangular_spike, block.neuron)
+
+
+class SpikingNetwork(torch.nn.Module):
+    """A feed-forward SLAYER network: input (N, *input_shape, T) -> output spikes (N, K, T).
+
+    A dense first layer sees the input flattened in SLAYER's (C, H, W) order.
+    """
+
+    def __init__(self, spec: ModelSpec):
+        super().__init__()
+        from lava.lib.dl import slayer
+
+        self.spec = spec
+        base = {"threshold": spec.neuron["threshold"], "current_decay": spec.neuron["current_decay"],
+                "voltage_decay": spec.neuron["voltage_decay"], "tau_grad": spec.neuron.get("tau_grad", 1.0),
+                "scale_grad": spec.neuron.get("scale_grad", 1.0), "requires_grad": False}
+        blocks, shape = [], list(spec.input_shape)
+        n_spiking = sum(layer["type"] != "flatten" for layer in spec.layers)
+        spiking_index = 0
+        for layer in spec.layers:
+            if layer["type"] == "flatten":
+                blocks.append(slayer.block.cuba.Flatten())
+                shape = [int(torch.tensor(shape).prod())]
+                continue
+            params = dict(base)
+            spiking_index += 1
+            if spec.neuron.get("dropout") and spiking_index < n_spiking:
+                params["dropout"] = slayer.neuron.Dropout(p=float(spec.neuron["dropout"]))
+            if spiking_index == n_spiking - 1 and spec.penultimate_threshold is not None:
+                params["threshold"] = spec.penultimate_threshold
+            common = {"weight_norm": bool(layer.get("weight_norm", True)), "delay": bool(layer.get("delay", False)),
+                      "weight_scale": float(layer.get("weight_scale", 1.0))}
+            if layer["type"] == "dense":
+                n_in = int(torch.tensor(shape).prod())
+                block = slayer.block.cuba.Dense(params, n_in, int(layer["out"]), **common)
+                shape = [int(layer["out"])]
+            else:
+                k, s, p = int(layer["kernel"]), int(layer.get("stride", 1)), int(layer.get("padding", 0))
+                block = slayer.block.cuba.Conv(params, shape[0], int(layer["out"]), k, stride=s, padding=p, **common)
+                shape = [int(layer["out"])] + [(d + 2 * p - k) // s + 1 for d in shape[1:]]
+            if spec.surrogate == "rectangular":
+                _use_rectangular_surrogate(block, spec.surrogate_width)
+            blocks.append(block)
+        self.blocks = torch.nn.ModuleList(blocks)
+
+    @property
+    def spiking_blocks(self) -> list[torch.nn.Module]:
+        """The blocks with neurons (dense and conv), in order."""
+        return [b for b in self.blocks if hasattr(b, "neuron")]
+
+    def _prepare(self, x: torch.Tensor) -> torch.Tensor:
+        if x.ndim > 3 and self.spec.layers[0]["type"] == "dense":
+            x = x.reshape(x.shape[0], -1, x.shape[-1])
+        return x
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Output spikes (N, K, T) for input spikes (N, *input_shape, T) (float)."""
+        x = self._prepare(x)
+        for block in self.blocks:
+            x = block(x)
+        return x
+
+    def forward_layers(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """Every spiking block's output spikes, first to last (the last is the output)."""
+        x, outs = self._prepare(x), []
+        for block in self.blocks:
+            x = block(x)
+            if hasattr(block, "neuron"):
+                outs.append(x)
+        return outs
+
+    def export_hdf5(self, path: str | Path) -> None:
+        """Write the netx HDF5 description (removes weight_norm in place: checkpoint first)."""
+        with h5py.File(path, "w") as f:
+            group = f.create_group("layer")
+            for i, block in enumerate(self.blocks):
+                block.export_hdf5(group.create_group(f"{i}"))
+
+
+def build_network(spec: ModelSpec, seed: int | None = None) -> SpikingNetwork:
+    """A freshly initialised network; ``seed`` fixes the weight initialisation."""
+    if seed is not None:
+        torch.manual_seed(seed)
+    return SpikingNetwork(spec)
+
+
+def make_loss(spec: ModelSpec, name: str | None = None) -> torch.nn.Module:
+    """The loss ``name`` (default: the spec's training loss), summed over the batch.
+
+    ``spike-rate``: SLAYER's SpikeRate (true/false target rates); ``cross-entropy``: SLAYER's
+    SpikeMax in logsoftmax mode (cross-entropy on the output spike rate; its 'probability'
+    mode gives NaN input gradients, ../shared/notes/lava-replay.md).
+    """
+    from lava.lib.dl import slayer
+
+    name = name or spec.training["loss"]
+    if name == "spike-rate":
+        return slayer.loss.SpikeRate(true_rate=spec.training["true_rate"],
+                                     false_rate=spec.training["false_rate"], reduction="sum")
+    if name == "cross-entropy":
+        return slayer.loss.SpikeMax(mode="logsoftmax", reduction="sum")
+    raise ConfigError(f"unknown loss '{name}'; available: {', '.join(LOSSES)}")
+
+
+def load_checkpoint(path: str | Path) -> SpikingNetwork:
+    """Rebuild a trained network from ``checkpoint.pt`` (spec + state dict), in eval mode."""
+    from .errors import StageMissing
+
+    path = Path(path)
+    if not path.exists():
+        raise StageMissing(f"{path} does not exist; train first with: harness train --run {path.parent.parent}")
+    state = torch.load(path, map_location="cpu")
+    spec = spec_from_dict(state["spec"], str(path))
+    net = SpikingNetwork(spec)
+    net.load_state_dict(state["state_dict"])
+    return net.eval()
+
+
+@contextlib.contextmanager
+def attack_threshold(net: SpikingNetwork, threshold: float | None) -> Iterator[None]:
+    """Temporarily set the penultimate spiking layer's threshold (the attack paper's "trap"
+    escape; ../shared/notes/attack-spec.md, "Influence factors").
+
+    Sets what SLAYER's forward and backward passes read: ``neuron._threshold`` (on the
+    fixed-point grid) and the surrogate width ``tau_rho`` (kept at tau_grad x threshold).
+    Restored on exit, also on error. ``None`` leaves the network unchanged.
+    """
+    if threshold is None:
+        yield
+        return
+    blocks = net.spiking_blocks
+    if len(blocks) < 2:
+        raise ConfigError("an attack threshold needs a network with at least two spiking layers")
+    neuron = blocks[-2].neuron
+    saved = (neuron._threshold, neuron.tau_rho)
+    new = int(threshold * neuron.w_scale) / neuron.w_scale
+    try:
+        neuron._threshold = new
+        neuron.tau_rho = saved[1] * new / saved[0]
+        yield
+    finally:
+        neuron._threshold, neuron.tau_rho = saved

@@ -1,0 +1,257 @@
+# PARALLEL ENGINEERS: read /tmp/common_prompt.md first (shared rules for this checkout). [lead removes this line]
+"""The run directory: atomic, versioned reading and writing of every artifact.
+
+Layout (the stable interface for scripts; see docs/architecture.md)::
+
+    RUN_DIR/config.toml                  resolved experiment, seeds, package versions
+    RUN_DIR/model/checkpoint.pt          torch state + model spec
+    RUN_DIR/model/network.net            netx HDF5 export
+    RUN_DIR/model/card.json              model card
+    RUN_DIR/attacks/<id>.h5              clean + adversarial spikes and per-sample records
+    RUN_DIR/device/<profile>/<id>.h5     replay outputs
+    RUN_DIR/results.json, report.html, report.md, figures/*.png
+
+Every file is written to a temporary name in the same directory and renamed into place, so
+a killed run never leaves a half-written artifact that looks complete. HDF5 files carry a
+``schema_version`` attribute; reading a newer version is refused with a clear error.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Iterator
+
+import h5py
+import numpy as np
+
+from .errors import DataError, HarnessError, SchemaError, StageMissing
+
+SCHEMA_VERSION = 1
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; rename it onto ``path`` only on success.
+
+    The parent directory is created. On any exception (KeyboardInterrupt included) the
+    temporary file is removed and ``path`` is left untouched.
+    """
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        raise HarnessError(f"cannot write {path}: {exc.strerror or exc}") from None
+    os.close(fd)
+    tmp = Path(tmp)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def write_bytes(path, data: bytes) -> None:
+    """Atomically write ``data`` to ``path``."""
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+
+
+def write_if_changed(path, data: bytes) -> bool:
+    """Atomically write ``data`` to ``path`` unless the file already holds exactly ``data``.
+
+    Re-running a finished stage then leaves the file's modification time untouched.
+
+    Returns:
+        True when the file was written.
+    """
+    path = Path(path)
+    try:
+        if path.read_bytes() == data:
+            return False
+    except OSError:
+        pass
+    write_bytes(path, data)
+    return True
+
+
+def write_text(path, text: str) -> None:
+    """Atomically write UTF-8 ``text`` to ``path``."""
+    write_bytes(path, text.encode("utf-8"))
+
+
+def _jsonable(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, Path):
+        return str(obj)
+    if isinstance(obj, float) and not np.isfinite(obj):
+        return None  # JSON has no NaN: an undefined rate is null
+    return obj
+
+
+def jsonable(obj: Any) -> Any:
+    """A JSON-ready copy of ``obj``: numpy values and paths converted, NaN and inf -> None."""
+    return _jsonable(obj)
+
+
+def write_json(path, obj: Any, if_changed: bool = False) -> None:
+    """Atomically write ``obj`` as indented JSON (numpy values converted, NaN -> null).
+
+    ``if_changed``: leave the file (and its modification time) alone when it already holds
+    exactly this JSON (see :func:`write_if_changed`).
+    """
+    data = (json.dumps(_jsonable(obj), indent=2, sort_keys=False) + "\n").encode("utf-8")
+    if if_changed:
+        write_if_changed(path, data)
+    else:
+        write_bytes(path, data)
+
+
+def read_json(path) -> Any:
+    """Read a JSON file, with a clear error naming the file when missing or malformed."""
+    path = Path(path)
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise DataError(f"{path}: file not found") from None
+    except json.JSONDecodeError as exc:
+        raise DataError(f"{path}: not valid JSON ({exc})") from None
+
+
+def write_h5(path, arrays: dict[str, np.ndarray], attrs: dict[str, Any], kind: str) -> None:
+    """Atomically write an HDF5 artifact.
+
+    Args:
+        path: destination file.
+        arrays: dataset name -> array (names may contain '/' for groups).
+        attrs: root attributes (scalars, strings; dicts and lists are stored as JSON strings).
+        kind: artifact kind ("attack", "device", ...), stored as the ``kind`` attribute.
+    """
+    with atomic_path(path) as tmp:
+        with h5py.File(tmp, "w") as f:
+            f.attrs["schema_version"] = SCHEMA_VERSION
+            f.attrs["kind"] = kind
+            for key, value in attrs.items():
+                f.attrs[key] = json.dumps(_jsonable(value)) if isinstance(value, (dict, list, tuple)) else value
+            for name, arr in arrays.items():
+                arr = np.asarray(arr)
+                opts = {"compression": "gzip", "compression_opts": 4} if arr.size > 4096 else {}
+                f.create_dataset(name, data=arr, **opts)
+
+
+def _decode_attr(value: Any) -> Any:
+    if isinstance(value, bytes):
+        value = value.decode()
+    if isinstance(value, str) and value[:1] in "[{":
+        try:
+            return json.loads(value)
+        except json.JSONDecodeError:
+            return value
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def read_h5(path, kind: str | None = None) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """Read every dataset and root attribute of an artifact written by :func:`write_h5`.
+
+    Raises:
+        StageMissing: the file does not exist.
+        DataError: not an HDF5 file, or not the expected kind.
+        SchemaError: written by a newer schema version than this harness reads.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise StageMissing(f"{path}: file not found")
+    try:
+        with h5py.File(path, "r") as f:
+            attrs = {k: _decode_attr(v) for k, v in f.attrs.items()}
+            check_schema(path, attrs, kind)
+            arrays: dict[str, np.ndarray] = {}
+            f.visititems(lambda name, obj: arrays.__setitem__(name, obj[()]) if isinstance(obj, h5py.Dataset) else None)
+    except OSError as exc:
+        raise DataError(f"{path}: not a readable HDF5 file ({exc})") from None
+    return arrays, attrs
+
+
+def check_schema(path, attrs: dict, kind: str | None) -> None:
+    """Refuse artifacts without a schema version, of another kind, or from a newer schema."""
+    version = attrs.get("schema_version")
+    if version is None:
+        raise DataError(f"{path}: no schema_version attribute; not an artifact written by harness")
+    if int(version) > SCHEMA_VERSION:
+        raise SchemaError(
+            f"{path}: written with schema_version {version}, but this harness reads up to "
+            f"{SCHEMA_VERSION}; upgrade harness or re-create the run directory")
+    if kind is not None and attrs.get("kind") != kind:
+        raise DataError(f"{path}: expected a '{kind}' artifact, found kind={attrs.get('kind')!r}")
+
+
+class RunDir:
+    """Paths of one run directory. Creating the object touches nothing on disk."""
+
+    def __init__(self, root: str | os.PathLike):
+        self.root = Path(root)
+
+    # model stage
+    @property
+    def model_dir(self) -> Path:
+        return self.root / "model"
+
+    @property
+    def checkpoint(self) -> Path:
+        return self.model_dir / "checkpoint.pt"
+
+    @property
+    def network(self) -> Path:
+        return self.model_dir / "network.net"
+
+    @property
+    def card(self) -> Path:
+        return self.model_dir / "card.json"
+
+    # attack stage
+    @property
+    def attacks_dir(self) -> Path:
+        return self.root / "attacks"
+
+    def attack(self, attack_id: str) -> Path:
+        return self.attacks_dir / f"{attack_id}.h5"
+
+    def attack_ids(self) -> list[str]:
+        return sorted(p.stem for p in self.attacks_dir.glob("*.h5")) if self.attacks_dir.is_dir() else []
+
+    # device stage
+    def device(self, profile: str, attack_id: str) -> Path:
+        """Replay output of ``attack_id`` (or "clean") on hardware profile ``profile``."""
+        return self.root / "device" / profile / f"{attack_id}.h5"
+
+    # summary and report
+    @property
+    def config(self) -> Path:
+        return self.root / "config.toml"
+
+    @property
+    def results(self) -> Path:
+        return self.root / "results.json"
+
+    @property
+    def figures_dir(self) -> Path:
+        return self.root / "figures"
+
+    def require(self, path: Path, produced_by: str) -> Path:
+        """Return ``path`` if it exists, else raise StageMissing naming the producing command."""
+        if not path.exists():
+            raise StageMissing(f"{path} does not exist; produce it first with: {produced_by}")
+        return path

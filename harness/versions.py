@@ -1,0 +1,18 @@
+"""Versions of the packages a result depends on (recorded in cards, configs and results)."""
+from __future__ import annotations
+
+import platform
+from importlib import metadata
+
+PACKAGES = ("harness", "lava-nc", "lava-dl", "torch", "numpy", "h5py")
+
+
+def package_versions() -> dict[str, str]:
+    """{package: version} for the packages that determine results, plus Python."""
+    out = {"python": platform.python_version()}
+    for name in PACKAGES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = "not installed"
+    return out

@@ -1,0 +1,77 @@
+"""Model specs: layer shapes, surrogates, threshold override, clear errors."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from harness.config import available
+from harness.errors import ConfigError
+from harness.models import attack_threshold, build_network, load_spec, spec_from_dict
+
+
+@pytest.mark.parametrize("name,shapes", [
+    ("digits-mlp", [(128,), (10,)]),
+    ("nmnist-mlp", [(512,), (10,)]),
+    ("nmnist-conv", [(16, 16, 16), (32, 8, 8), (10,)]),
+])
+def test_spec_builds_layer_shapes(name, shapes):
+    spec = load_spec(name)
+    net = build_network(spec, seed=0)
+    out = net(torch.zeros((2,) + spec.input_shape + (spec.steps,)))
+    assert out.shape == (2, 10, spec.steps)
+    assert [tuple(b.neuron.shape) for b in net.spiking_blocks] == shapes
+
+
+def test_shipped_models():
+    assert {"digits-mlp", "nmnist-mlp", "nmnist-conv"} <= set(available("models"))
+
+
+def test_unknown_model_lists_available():
+    with pytest.raises(ConfigError, match="available: .*digits-mlp.*nmnist-mlp"):
+        load_spec("resnet")
+
+
+def test_pool_layer_refused_with_reason():
+    raw = load_spec("digits-mlp").to_dict()
+    raw["layers"].insert(0, {"type": "pool", "kernel": 2})
+    with pytest.raises(ConfigError, match="strided conv"):
+        spec_from_dict(raw, "x.toml")
+
+
+def test_malformed_toml_names_line(tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text('name = "x"\n[data\nsteps = 3\n')
+    with pytest.raises(ConfigError, match=r"bad\.toml.*line 2"):
+        load_spec(bad)
+
+
+def test_rectangular_surrogate_is_zero_outside_window():
+    raw = load_spec("digits-mlp").to_dict()
+    raw["surrogate"] = {"kind": "rectangular", "width": 1e-6}
+    net = build_network(spec_from_dict(raw, "rect"), seed=0)
+    x = (torch.rand(4, 1, 8, 8, 16) < 0.3).float().requires_grad_(True)
+    net(x).sum().backward()
+    assert torch.count_nonzero(x.grad) == 0
+    raw["surrogate"]["width"] = 4.0
+    net = build_network(spec_from_dict(raw, "rect"), seed=0)
+    x.grad = None
+    net(x).sum().backward()
+    assert torch.count_nonzero(x.grad) > 0
+
+
+def test_attack_threshold_changes_gradient_pass_and_restores():
+    spec = load_spec("digits-mlp")
+    net = build_network(spec, seed=0)
+    neuron = net.spiking_blocks[-2].neuron
+    before = (neuron.threshold, neuron.tau_rho)
+    x = (torch.rand(8, 1, 8, 8, 16) < 0.4).float()
+    with attack_threshold(net, 2 * before[0]):
+        assert neuron.threshold == pytest.approx(2 * before[0])
+        assert neuron.tau_rho == pytest.approx(2 * before[1])
+        raised = net.forward_layers(x)[0].sum()
+    assert (neuron.threshold, neuron.tau_rho) == before
+    assert raised < net.forward_layers(x)[0].sum()  # a higher threshold fires less
+    with pytest.raises(RuntimeError):
+        with attack_threshold(net, 3.0):
+            raise RuntimeError
+    assert (neuron.threshold, neuron.tau_rho) == before
