@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import io
+import math
 import time
 from pathlib import Path
 
@@ -48,6 +49,15 @@ def _optimizer(net: SpikingNetwork, spec: ModelSpec) -> torch.optim.Optimizer:
         return torch.optim.SGD(net.parameters(), lr=lr, momentum=float(spec.training.get("momentum", 0.9)))
     from .errors import ConfigError
     raise ConfigError(f"{spec.name}: optimizer '{name}' unknown; available: adam, sgd")
+
+
+def epoch_lr(spec: ModelSpec, epoch: int, epochs: int) -> float:
+    """Learning rate of ``epoch``: constant, or cosine-annealed towards 0 when the spec's
+    ``lr_schedule = "cosine"`` (a function of the epoch alone, so resuming needs no state)."""
+    lr = float(spec.training["lr"])
+    if spec.training.get("lr_schedule", "constant") == "cosine":
+        return lr * 0.5 * (1 + math.cos(math.pi * epoch / epochs))
+    return lr
 
 
 def random_shift(x: torch.Tensor, max_shift: int, generator: torch.Generator) -> torch.Tensor:
@@ -98,6 +108,8 @@ def train_network(spec: ModelSpec, train_set: SpikeSet, seed: int, epochs: int,
                initial=start, total=epochs)
     for epoch in bar:
         net.train()
+        for group in opt.param_groups:
+            group["lr"] = epoch_lr(spec, epoch, epochs)
         if train_set.rates is not None:  # rate-coded data: fresh Bernoulli draws every epoch
             x_all = torch.as_tensor(rate_code(train_set.rates, spec.steps, seed * 100_003 + epoch), dtype=torch.float32)
         order = torch.randperm(len(y_all), generator=torch.Generator().manual_seed(seed * 100_003 + epoch))
