@@ -1,4 +1,3 @@
-# PARALLEL ENGINEERS: read /tmp/common_prompt.md first (shared rules for this checkout). [lead removes this line]
 """The ``harness`` command line: parses arguments, calls the library, prints summaries.
 
 Errors caused by input (:class:`harness.errors.HarnessError`) print one clear line and exit
@@ -9,7 +8,9 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
+import threading
 import warnings
 
 from .errors import HarnessError
@@ -50,6 +51,210 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+# ---------------------------------------------------------------- run
+def add_run(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("run", help="run a whole experiment: train -> attack -> replay -> report",
+                       description="Run every stage of an experiment file (experiments/*.toml): train its "
+                                   "models, run its attacks, replay them on its hardware profiles, write "
+                                   "results.json per run and the report. Finished artifacts made with the "
+                                   "same settings are kept, so an interrupted experiment resumes and a "
+                                   "finished one re-runs without rewriting anything.")
+    p.add_argument("experiment", metavar="EXPERIMENT", help="experiment file (path to a .toml) or a name "
+                   "in experiments/ (e.g. demo)")
+    p.add_argument("--run", metavar="RUN_DIR", help="experiment directory (default: runs/<name>)")
+    p.add_argument("--data", metavar="PATH", help="N-MNIST data folder, overriding the experiment's "
+                   "(default ../shared/data/nmnist_small relative to the repository)")
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bars (stage lines stay)")
+    p.set_defaults(func=cmd_run)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from .experiment import load_experiment, run_experiment
+
+    experiment = load_experiment(args.experiment, data=args.data)
+    report = run_experiment(experiment, args.run, progress=not args.no_progress)
+    print(f"report: {report}")
+    return 0
+
+
+# ---------------------------------------------------------------- report
+def add_report(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("report", help="summarise a run directory: results.json and the report",
+                       description="Write RUN_DIR/results.json (validated against its JSON Schema), "
+                                   "report.md, report.html (self-contained) and figures/*.png from the "
+                                   "run's model card, attacks and replays. Unchanged files are not "
+                                   "rewritten. For an experiment directory use: harness run EXPERIMENT.")
+    p.add_argument("--run", required=True, metavar="RUN_DIR", help="run directory (made by harness train)")
+    p.add_argument("--budgets", metavar="FLIPS", type=int, nargs="+",
+                   help="flip budgets of the success curves (default: 10 20 50 100 200 500 1000 2000)")
+    p.set_defaults(func=cmd_report)
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from .report import write_run_report
+    from .results import DEFAULT_BUDGETS
+
+    report = write_run_report(args.run, budgets=args.budgets or DEFAULT_BUDGETS)
+    print(f"results: {os.path.join(args.run, 'results.json')}")
+    print(f"report: {report}")
+    return 0
+
+
+# ---------------------------------------------------------------- attack
+def add_attack(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("attack", help="craft spike-domain adversarial examples (G2S/RSF) and baselines",
+                       description="Attack the run's model on its test split and write RUN_DIR/attacks/<id>.h5 "
+                                   "(the id encodes the settings; an existing file for the same settings and "
+                                   "model is reused). See docs/attacks.md.")
+    p.add_argument("--run", required=True, metavar="RUN_DIR", help="run directory with a trained model")
+    p.add_argument("--method", default="g2s-rsf", choices=("g2s-rsf", "g2s", "rsf", "random"),
+                   help="g2s-rsf: G2S, RSF where the gradient is all zero (default); g2s: without RSF; "
+                        "rsf: RSF every iteration; random: random flips at the per-sample L0 of --match")
+    p.add_argument("--targeted", metavar="MODE", choices=("every-other", "random", "least-likely"),
+                   help="targeted attack: every-other (all 9 other classes), random (one other class), "
+                        "least-likely (fewest clean output spikes); default untargeted")
+    p.add_argument("--iterations", type=int, default=25, metavar="K", help="maximum iterations per sample (default 25)")
+    p.add_argument("--gamma", type=float, default=0.05, metavar="G", help="RSF turnover rate (default 0.05)")
+    p.add_argument("--eta", type=float, default=1.0, metavar="E",
+                   help="G2S step scale in (0, 1]: flip probability eta*|g|/max|g| (default 1; sparse mode e.g. 0.05)")
+    p.add_argument("--reduce", action="store_true",
+                   help="after success, revert flips the example does not need (sparse mode)")
+    budget = p.add_mutually_exclusive_group()
+    budget.add_argument("--max-flips", type=int, metavar="N", help="L0 budget in flipped elements")
+    budget.add_argument("--max-flip-rate", type=float, metavar="R", help="L0 budget as a fraction of the elements")
+    p.add_argument("--attack-threshold", type=float, metavar="TH",
+                   help="penultimate-layer threshold during the gradient pass only (judging uses the model as trained)")
+    p.add_argument("--loss", choices=("spike-rate", "cross-entropy"),
+                   help="loss whose gradient drives the attack (default: the model's training loss)")
+    p.add_argument("--n", type=int, metavar="N", help="attack the first N test samples (default all)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the per-sample generators (default 0)")
+    p.add_argument("--match", metavar="ID", help="with --method random: the attack id in this run whose "
+                   "per-sample L0 the random flips copy")
+    p.add_argument("--transfer-from", metavar="FILE.h5", help="judge the adversarial set of FILE.h5 (an attack "
+                   "file of another run) on this run's model instead of attacking; other attack options are ignored")
+    p.add_argument("--batch-size", type=int, default=128, help="samples per batched pass (default 128; "
+                   "results do not depend on it)")
+    p.add_argument("--data", metavar="PATH", help="N-MNIST directory, if it moved since training")
+    p.add_argument("--force", action="store_true", help="recompute even if the attack file exists")
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    p.set_defaults(func=cmd_attack)
+
+
+def cmd_attack(args: argparse.Namespace) -> int:
+    from .attacks import AttackConfig, AttackRecord, format_summary, run_attack, run_random_baseline, run_transfer
+    from .errors import ConfigError
+
+    if args.transfer_from:
+        path = run_transfer(args.run, args.transfer_from, force=args.force)
+    elif args.method == "random":
+        if not args.match:
+            raise ConfigError("--method random needs --match ID (the attack whose per-sample L0 it copies)")
+        path = run_random_baseline(args.run, args.match, seed=args.seed, batch_size=args.batch_size,
+                                   force=args.force, progress=not args.no_progress, data_path=args.data)
+    else:
+        config = AttackConfig(method=args.method, iterations=args.iterations, gamma=args.gamma, eta=args.eta,
+                              reduce=args.reduce, max_flips=args.max_flips, max_flip_rate=args.max_flip_rate,
+                              attack_threshold=args.attack_threshold, loss=args.loss, seed=args.seed)
+        path = run_attack(args.run, config, targeted=args.targeted, n=args.n, batch_size=args.batch_size,
+                          force=args.force, progress=not args.no_progress, data_path=args.data)
+    print(format_summary(AttackRecord.load(path), path))
+    return 0
+
+
+# ---------------------------------------------------------------- ann
+def add_ann(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("ann", help="compare the SNN with its ANN twin (FGSM/BIM/PGD, transfer both ways)",
+                       description="Train (or reuse) an ANN with the SNN's architecture on spike rates, attack it "
+                                   "with FGSM/BIM/PGD (L-infinity) and transfer examples both ways. Writes "
+                                   "RUN_DIR/ann/model.pt and RUN_DIR/ann/comparison_<id>.json.")
+    p.add_argument("--run", required=True, metavar="RUN_DIR", help="run directory with a trained SNN")
+    p.add_argument("--snn-attack", metavar="ID", help="an SNN attack id in RUN_DIR/attacks/ to transfer to the "
+                   "ANN and to compare at equal L0")
+    p.add_argument("--eps", type=float, nargs="+", default=[0.02, 0.05, 0.1, 0.2],
+                   help="L-infinity budgets (default 0.02 0.05 0.1 0.2)")
+    p.add_argument("--eps-scale", choices=("absolute", "mean-rate"), default="absolute",
+                   help="eps in rate units (absolute, default) or times the test inputs' mean spike rate "
+                        "(mean-rate; for N-MNIST, whose rates are small)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the ANN's training and the PGD start (default 0)")
+    p.add_argument("--code-seed", type=int, default=0, help="seed of the Bernoulli coding of rates for the SNN")
+    p.add_argument("--epochs", type=int, help="ANN training epochs (default: the SNN spec's)")
+    p.add_argument("--n", type=int, metavar="N", help="use the first N test samples (default all)")
+    p.add_argument("--data", metavar="PATH", help="N-MNIST directory, if it moved since training")
+    p.add_argument("--force", action="store_true", help="recompute even if the comparison file exists")
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bars")
+    p.set_defaults(func=cmd_ann)
+
+
+def cmd_ann(args: argparse.Namespace) -> int:
+    from .attacks.ann import ann_comparison, format_comparison
+
+    path, result = ann_comparison(args.run, snn_attack=args.snn_attack, eps=args.eps, eps_scale=args.eps_scale,
+                                  seed=args.seed, code_seed=args.code_seed, epochs=args.epochs, n=args.n,
+                                  force=args.force, progress=not args.no_progress, data_path=args.data)
+    print(format_comparison(result))
+    print(f"  file: {path}")
+    return 0
+
+
+# ---------------------------------------------------------------- replay
+def add_replay(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("replay", help="replay clean or adversarial spikes on a hardware profile (Lava)",
+                       description="Run a netx network on Lava's Loihi 2 simulation. Run form: "
+                                   "--run RUN_DIR --profile NAME [--clean | --attack ID] writes "
+                                   "RUN_DIR/device/<profile>/<clean|ID>.h5 and prints the on-device "
+                                   "measurements. Stand-alone form: --network FILE.net --input SPIKES "
+                                   "--profile NAME --out OUT.h5 (spikes (N, C, T) or (N, C, H, W, T)). "
+                                   "An existing output made from the same network, profile and inputs is kept.")
+    p.add_argument("--profile", required=True, help="hardware profile: a name in hw_profiles/ (e.g. "
+                   "loihi2-fixed, loihi2-float, loihi2-noisy) or a path to a .toml profile")
+    p.add_argument("--run", metavar="RUN_DIR", help="run directory with a trained model (run form)")
+    which = p.add_mutually_exclusive_group()
+    which.add_argument("--clean", action="store_true", help="replay the run's clean test split (the default)")
+    which.add_argument("--attack", metavar="ID", help="replay the adversarial set RUN_DIR/attacks/ID.h5")
+    p.add_argument("--data", metavar="PATH", help="N-MNIST directory, if it moved since training (run form)")
+    p.add_argument("--network", metavar="FILE.net", help="netx HDF5 network (stand-alone form)")
+    p.add_argument("--input", metavar="SPIKES", help="binary spikes (N, C, T) or (N, C, H, W, T) in a .npy "
+                   "file or an .h5 file (stand-alone form)")
+    p.add_argument("--dataset", default="spikes", help="dataset of an .h5 --input (default: spikes)")
+    p.add_argument("--out", metavar="OUT.h5", help="output file (stand-alone form)")
+    p.add_argument("--lanes", type=int, metavar="B", help="samples replayed side by side in one run "
+                   "(default: from the network size and free memory)")
+    p.add_argument("--timeout", type=float, metavar="SECONDS", help="watchdog timeout of the Lava run "
+                   "(default: ten times the expected run time, at least 120 s)")
+    p.add_argument("--force", action="store_true", help="replay even if an up-to-date output exists")
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    p.set_defaults(func=cmd_replay)
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    from .device.runner import format_summary, replay_file, replay_run, replay_summary
+    from .errors import ConfigError
+
+    standalone = (args.network, args.input, args.out)
+    if args.run is None and not all(standalone):
+        raise ConfigError("give --run RUN_DIR, or all of --network, --input and --out")
+    if args.run is not None and any(standalone):
+        raise ConfigError("--run cannot be combined with --network, --input or --out")
+    if args.lanes is not None and args.lanes < 1:
+        raise ConfigError(f"--lanes must be >= 1, got {args.lanes}")
+    if args.timeout is not None and args.timeout <= 0:
+        raise ConfigError(f"--timeout must be a positive number of seconds, got {args.timeout}")
+    options = {"lanes": args.lanes, "timeout": args.timeout, "force": args.force, "progress": not args.no_progress}
+    if args.run is None:
+        out, output = replay_file(args.network, args.input, args.profile, args.out, dataset=args.dataset, **options)
+        if output is None:
+            print(f"{out} is up to date (same network, profile and input)")
+        else:
+            print(f"{len(output)} samples replayed on {output.profile.name} in {output.wall_seconds:.1f} s "
+                  f"({output.lanes} lanes): {out}")
+        return 0
+    path = replay_run(args.run, args.profile, args.attack, data_path=args.data, **options)
+    print(format_summary(replay_summary(args.run, args.profile, args.attack, data_path=args.data),
+                         args.profile, args.attack))
+    print(f"device output: {path}")
+    return 0
+
+
 # ---------------------------------------------------------------- main
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -59,14 +264,21 @@ def build_parser() -> argparse.ArgumentParser:
     from . import __version__
     parser.add_argument("--version", action="version", version=f"harness {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for add in (add_train,):
+    for add in (add_train, add_attack, add_ann, add_replay, add_report, add_run):  # data-flow order
         add(sub)
     return parser
+
+
+def _terminate_as_interrupt(signum, frame) -> None:
+    """SIGTERM unwinds like Ctrl-C, so every ``finally`` (Lava stop, temp-file removal) runs."""
+    raise KeyboardInterrupt
 
 
 def main(argv: list[str] | None = None) -> int:
     _quiet_imports()
     args = build_parser().parse_args(argv)
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _terminate_as_interrupt)
     try:
         return args.func(args)
     except HarnessError as exc:

@@ -1,4 +1,3 @@
-# PARALLEL ENGINEERS: read /tmp/common_prompt.md first (shared rules for this checkout). [lead removes this line]
 """SLAYER networks built from ``models/*.toml`` specs.
 
 A spec names the data (data set, T, dt, input shape), the CUBA neuron parameters, the
@@ -97,6 +96,8 @@ def spec_from_dict(raw: dict[str, Any], where: str) -> ModelSpec:
     if layers[-1]["type"] != "dense":
         raise ConfigError(f"{where}: the last layer must be dense (the class read-out)")
     training = dict(DEFAULT_TRAINING, **raw.get("training", {}))
+    if training.get("lr_schedule", "constant") not in ("constant", "cosine"):
+        raise ConfigError(f"{where} [training]: lr_schedule '{training['lr_schedule']}' unknown; available: constant, cosine")
     if training["loss"] not in LOSSES:
         raise ConfigError(f"{where} [training]: loss '{training['loss']}' unknown; available: {', '.join(LOSSES)}")
     return ModelSpec(name=raw["name"], description=raw.get("description", ""), dataset=data["dataset"],
@@ -112,6 +113,22 @@ def load_spec(name_or_path: str | Path) -> ModelSpec:
     """Load ``models/<name>.toml`` (or a path to a spec file)."""
     path = resolve_spec("models", name_or_path)
     return spec_from_dict(load_toml(path), str(path))
+
+
+def import_slayer():
+    """``lava.lib.dl.slayer``, imported with its import-time banners silenced.
+
+    lava-dl 0.6.0 prints "WARNING: Prophesee Dataset Toolbox could not be found!" (an unused
+    object-detection data set) and torch prints "No CUDA runtime is found" on every import;
+    neither concerns a harness run.
+    """
+    import io
+    import sys
+
+    if "lava.lib.dl.slayer" not in sys.modules:
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+            import lava.lib.dl.slayer  # noqa: F401
+    return sys.modules["lava.lib.dl.slayer"]
 
 
 class _RectangularSpike(torch.autograd.Function):
@@ -150,8 +167,7 @@ class SpikingNetwork(torch.nn.Module):
 
     def __init__(self, spec: ModelSpec):
         super().__init__()
-        from lava.lib.dl import slayer
-
+        slayer = import_slayer()
         self.spec = spec
         base = {"threshold": spec.neuron["threshold"], "current_decay": spec.neuron["current_decay"],
                 "voltage_decay": spec.neuron["voltage_decay"], "tau_grad": spec.neuron.get("tau_grad", 1.0),
@@ -233,8 +249,7 @@ def make_loss(spec: ModelSpec, name: str | None = None) -> torch.nn.Module:
     SpikeMax in logsoftmax mode (cross-entropy on the output spike rate; its 'probability'
     mode gives NaN input gradients, ../shared/notes/lava-replay.md).
     """
-    from lava.lib.dl import slayer
-
+    slayer = import_slayer()
     name = name or spec.training["loss"]
     if name == "spike-rate":
         return slayer.loss.SpikeRate(true_rate=spec.training["true_rate"],
@@ -254,6 +269,8 @@ def load_checkpoint(path: str | Path) -> SpikingNetwork:
     state = torch.load(path, map_location="cpu")
     spec = spec_from_dict(state["spec"], str(path))
     net = SpikingNetwork(spec)
+    with torch.no_grad():  # SLAYER sizes axonal-delay parameters on the first forward pass
+        net(torch.zeros((1, *spec.input_shape, spec.steps)))
     net.load_state_dict(state["state_dict"])
     return net.eval()
 

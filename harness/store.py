@@ -1,4 +1,3 @@
-# PARALLEL ENGINEERS: read /tmp/common_prompt.md first (shared rules for this checkout). [lead removes this line]
 """The run directory: atomic, versioned reading and writing of every artifact.
 
 Layout (the stable interface for scripts; see docs/architecture.md)::

@@ -55,3 +55,54 @@ def test_training_interrupt_and_resume(tmp_path, sig):
     assert resumed.keys() == reference.keys()
     for key in reference:
         assert torch.equal(resumed[key], reference[key]), key
+
+
+@pytest.fixture(scope="module")
+def digits_run(tmp_path_factory) -> Path:
+    run = tmp_path_factory.mktemp("interrupt") / "digits"
+    subprocess.run(_harness("train", "--model", "digits-mlp", "--run", str(run), "--epochs", "3", "--no-progress"),
+                   check=True, capture_output=True)
+    return run
+
+
+def _printed(log: Path, text: str):
+    return lambda: log.exists() and text in log.read_text(errors="replace")
+
+
+def _interrupt_logged(cmd: list[str], log: Path, text: str, sig: int) -> int:
+    """Like interrupt_when, with stderr in ``log``; ``sig`` is sent once ``text`` appears there."""
+    with open(log, "w") as err:
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err)
+        try:
+            deadline = time.monotonic() + 300
+            while not _printed(log, text)():
+                assert proc.poll() is None, f"finished before it could be interrupted: {log.read_text()}"
+                assert time.monotonic() < deadline, "never became ready"
+                time.sleep(0.05)
+            time.sleep(0.5)
+            proc.send_signal(sig)
+            return proc.wait(timeout=120)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+
+
+@pytest.mark.slow
+def test_attack_interrupt_then_rerun_equals_uninterrupted(digits_run, tmp_path):
+    # RSF alone with a tiny turnover rarely succeeds, so every row runs all its iterations
+    args = ["attack", "--run", str(digits_run), "--method", "rsf", "--gamma", "0.002", "--iterations", "60",
+            "--n", "40", "--batch-size", "8"]
+    code = _interrupt_logged(_harness(*args), tmp_path / "err.log", "attack rsf", signal.SIGTERM)
+    assert code == 130
+    attacks = digits_run / "attacks"
+    assert not list(attacks.glob("*.h5")) if attacks.exists() else True
+    assert no_temp_files(digits_run)
+    subprocess.run(_harness(*args, "--no-progress"), check=True, capture_output=True)
+    (first,) = attacks.glob("*.h5")
+    resumed = first.read_bytes()
+    subprocess.run(_harness(*args, "--no-progress", "--force"), check=True, capture_output=True)
+    import h5py
+
+    with h5py.File(first) as again, h5py.File(__import__("io").BytesIO(resumed)) as before:
+        for name in ("adversarial", "success", "l0", "iterations"):
+            assert (again[name][()] == before[name][()]).all(), name

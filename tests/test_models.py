@@ -75,3 +75,18 @@ def test_attack_threshold_changes_gradient_pass_and_restores():
         with attack_threshold(net, 3.0):
             raise RuntimeError
     assert (neuron.threshold, neuron.tau_rho) == before
+
+
+def test_checkpoint_with_axonal_delays_loads(tmp_path):
+    from harness.models import load_checkpoint
+
+    raw = load_spec("digits-mlp").to_dict()
+    raw["layers"][0]["delay"] = True
+    spec = spec_from_dict(raw, "delay")
+    net = build_network(spec, seed=0)
+    x = (torch.rand(2, 1, 8, 8, 16) < 0.3).float()
+    with torch.no_grad():
+        expected = net(x)
+    torch.save({"spec": spec.to_dict(), "state_dict": net.state_dict(), "seed": 0}, tmp_path / "checkpoint.pt")
+    with torch.no_grad():
+        assert torch.equal(load_checkpoint(tmp_path / "checkpoint.pt")(x), expected)

@@ -49,12 +49,25 @@ def test_export_loads_in_netx(digits_run):
     assert net.inp.shape == (64,) and net.out.shape == (10,)
 
 
-def test_resume_gives_identical_weights(tmp_path):
+def test_resume_gives_identical_weights(tmp_path, monkeypatch):
+    import harness.train
+
     spec = load_spec("digits-mlp")
     data = load_split(spec, "train", seed=0).subset(slice(0, 200))
     straight = train_network(spec, data, seed=1, epochs=3, progress=False)
     state = tmp_path / "train_state.pt"
-    train_network(spec, data, seed=1, epochs=2, state_path=state, progress=False)  # "interrupted" after 2
+    save = harness.train._save_torch
+
+    def save_then_interrupt(path, obj):  # Ctrl-C right after epoch 2's state is saved
+        save(path, obj)
+        if obj["epoch"] == 2:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(harness.train, "_save_torch", save_then_interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        train_network(spec, data, seed=1, epochs=3, state_path=state, progress=False)
+    monkeypatch.setattr(harness.train, "_save_torch", save)
+    assert torch.load(state)["epoch"] == 2
     resumed = train_network(spec, data, seed=1, epochs=3, state_path=state, progress=False)
     for (name, a), (_, b) in zip(straight.state_dict().items(), resumed.state_dict().items()):
         assert torch.equal(a, b), name

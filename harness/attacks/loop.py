@@ -1,0 +1,308 @@
+"""The batched iterative attack: G2S with RSF on vanishing gradients, G2S alone, or RSF alone.
+
+../shared/notes/attack-spec.md, "The attack loop". Per row (a sample, or a (sample, target)
+pair), up to K iterations of: forward pass with gradient -> G2S, or RSF where the row's
+gradient is all zero -> overflow-aware update -> judge. A row stops as soon as it succeeds
+(it then stops changing) or its L0 exceeds the budget (failed).
+
+Batching: a pool of up to ``batch_size`` rows shares every pass; a finished row leaves the
+pool and the next row enters, so the pool stays full. One batched forward+backward per
+iteration does two jobs: its output judges the example made by the previous update (success,
+or the clean prediction on a row's first pass), and its gradient drives the next update, so no
+second forward pass is needed. Only with an attack-time threshold does judging need its own
+forward pass on the unchanged model.
+
+Determinism: every row draws its randomness from its own generator
+(:mod:`harness.attacks.randomness`), and the passes run under
+:func:`harness.attacks.invariant.batch_invariant`, which makes each sample's gradient the same
+bits in any batch. The same inputs, model and seed give byte-identical adversarial spikes
+whatever the batch size.
+"""
+from __future__ import annotations
+
+import itertools
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from ..errors import ConfigError
+from ..metrics import predict
+from ..models import LOSSES, SpikingNetwork, attack_threshold, make_loss
+from .g2s import apply_update, g2s_from_uniform, per_sample_max
+from .invariant import batch_invariant
+from .judge import check_spikes
+from .randomness import row_generators, uniform
+from .record import AttackRecord, is_success
+from .reduce import reduce_flips
+from .rsf import rsf_from_uniform
+
+METHODS = ("g2s-rsf", "g2s", "rsf")
+
+
+@dataclass(frozen=True)
+class AttackConfig:
+    """Settings of an iterative attack.
+
+    Attributes:
+        method: "g2s-rsf" (the paper's attack), "g2s" (no RSF: an all-zero gradient changes
+            nothing) or "rsf" (RSF every iteration, no gradient).
+        iterations: maximum number of updates K per row.
+        gamma: RSF turnover rate (expected fraction of elements flipped).
+        eta: G2S step scale in (0, 1] (sparse mode < 1).
+        reduce: run the reduction pass on successful rows (sparse mode).
+        max_flips / max_flip_rate: L0 budget in flips, or as a fraction of the elements
+            (at most one of them; None = no budget).
+        attack_threshold: penultimate-layer threshold during the gradient pass only.
+        loss: "spike-rate" or "cross-entropy"; None = the model's training loss.
+        seed: seeds every row's generator.
+    """
+
+    method: str = "g2s-rsf"
+    iterations: int = 25
+    gamma: float = 0.05
+    eta: float = 1.0
+    reduce: bool = False
+    max_flips: int | None = None
+    max_flip_rate: float | None = None
+    attack_threshold: float | None = None
+    loss: str | None = None
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.method not in METHODS:
+            raise ConfigError(f"unknown attack method '{self.method}'; available: {', '.join(METHODS)}")
+        if self.iterations < 1:
+            raise ConfigError(f"--iterations must be >= 1, got {self.iterations}")
+        if not 0 < self.gamma <= 1:
+            raise ConfigError(f"--gamma must be in (0, 1], got {self.gamma}")
+        if not 0 < self.eta <= 1:
+            raise ConfigError(f"--eta must be in (0, 1], got {self.eta}")
+        if self.max_flips is not None and self.max_flip_rate is not None:
+            raise ConfigError("give at most one of --max-flips and --max-flip-rate")
+        if self.max_flips is not None and self.max_flips < 1:
+            raise ConfigError(f"--max-flips must be >= 1, got {self.max_flips}")
+        if self.max_flip_rate is not None and not 0 < self.max_flip_rate <= 1:
+            raise ConfigError(f"--max-flip-rate must be in (0, 1], got {self.max_flip_rate}")
+        if self.attack_threshold is not None and self.attack_threshold <= 0:
+            raise ConfigError(f"--attack-threshold must be > 0, got {self.attack_threshold}")
+        if self.loss is not None and self.loss not in LOSSES:
+            raise ConfigError(f"unknown loss '{self.loss}'; available: {', '.join(LOSSES)}")
+        if self.seed < 0:
+            raise ConfigError(f"--seed must be >= 0, got {self.seed}")
+
+    def budget(self, numel: int) -> int | None:
+        """The L0 budget in flips for inputs of ``numel`` elements (None: unlimited)."""
+        if self.max_flip_rate is not None:
+            return int(self.max_flip_rate * numel)
+        return self.max_flips
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def craft(net: SpikingNetwork, clean: np.ndarray, labels: np.ndarray, config: AttackConfig,
+          targets: np.ndarray | None = None, sample_index: np.ndarray | None = None,
+          batch_size: int = 128, progress: bool = False) -> AttackRecord:
+    """Attack every row; return the per-row record (attrs: ``method`` and ``params``).
+
+    Args:
+        net: the model (eval mode); judged unchanged, its threshold overridden only inside
+            the gradient pass when ``config.attack_threshold`` is set.
+        clean: (R, *input_shape, T) binary spikes, one row per (sample, target).
+        labels: (R,) true classes.
+        config: the attack settings.
+        targets: (R,) target classes, -1 (or None for all) = untargeted.
+        sample_index: (R,) index of each row's sample in the test split; seeds its generator
+            (default 0..R-1).
+        batch_size: rows per pass (does not change results).
+        progress: show a progress bar over rows.
+    """
+    clean = check_spikes(net, clean, "attack input")
+    rows = len(clean)
+    labels = np.asarray(labels, dtype=np.int64)
+    targets = np.full(rows, -1, dtype=np.int64) if targets is None else np.asarray(targets, dtype=np.int64)
+    sample_index = np.arange(rows) if sample_index is None else np.asarray(sample_index, dtype=np.int64)
+    if not len(labels) == len(targets) == len(sample_index) == rows:
+        raise ValueError(f"{rows} inputs but {len(labels)} labels, {len(targets)} targets, "
+                         f"{len(sample_index)} sample indices")
+    if batch_size < 1:
+        raise ConfigError(f"batch size must be >= 1, got {batch_size}")
+    attack = _IterativeAttack(net, clean, labels, targets, sample_index, config)
+    with batch_invariant(net), tqdm(total=rows, desc=f"attack {config.method}", unit="row",
+                                    disable=not progress) as bar:
+        attack.run(batch_size, bar)
+        if config.reduce:
+            bar.set_description("reduce")
+            attack.reduce(batch_size)
+    return attack.record()
+
+
+class _IterativeAttack:
+    """Per-row state of one attack and the pooled iteration (see the module docstring)."""
+
+    def __init__(self, net, clean, labels, targets, sample_index, config: AttackConfig):
+        self.net, self.clean, self.labels, self.targets, self.config = net, clean, labels, targets, config
+        self.sample_index = sample_index
+        self.loss_fn = make_loss(net.spec, config.loss)
+        self.budget = config.budget(int(np.prod(clean.shape[1:])))
+        self.use_grad = config.method != "rsf"
+        self.keep_grad = self.use_grad and config.reduce  # gradient at success orders flips for reduction
+        rows = len(clean)
+        self.adversarial = clean.copy()
+        self.pred_clean = np.full(rows, -1, dtype=np.int64)
+        self.pred_adv = np.full(rows, -1, dtype=np.int64)
+        self.success = np.zeros(rows, dtype=bool)
+        self.l0_last = np.zeros(rows, dtype=np.int64)
+        self.l0_at_success = np.full(rows, -1, dtype=np.int64)
+        self.iterations = np.zeros(rows, dtype=np.int64)
+        self.rsf_iterations = np.zeros(rows, dtype=np.int64)
+        self.zero_grad_iterations = np.zeros(rows, dtype=np.int64) if self.use_grad else np.full(rows, -1, np.int64)
+        self.flip_order: dict[int, np.ndarray] = {}  # row -> flat indices of its flips, most useful first
+        self.generators: dict[int, torch.Generator] = {}
+
+    # ------------------------------------------------------------ the pooled loop
+    def run(self, batch_size: int, bar) -> None:
+        """Iterate until every row has finished; the pool is refilled from the queue."""
+        queue = iter(range(len(self.clean)))
+        pool = np.zeros(0, dtype=np.int64)
+        x = torch.zeros((0, *self.clean.shape[1:]))
+        while True:
+            fresh = np.fromiter(itertools.islice(queue, batch_size - len(pool)), dtype=np.int64)
+            if len(fresh):
+                self.generators.update(zip(fresh.tolist(), row_generators(
+                    self.config.seed, self.sample_index[fresh], self.targets[fresh])))
+                pool = np.concatenate([pool, fresh])
+                x = torch.cat([x, torch.as_tensor(self.clean[fresh], dtype=torch.float32)])
+            if not len(pool):
+                return
+            keep = self._step(pool, x)
+            bar.update(int((~keep).sum()))
+            pool, x = pool[keep], x[torch.as_tensor(keep)]
+
+    def _step(self, pool: np.ndarray, x: torch.Tensor) -> np.ndarray:
+        """Judge the pool's current examples, update the rows that go on; return their mask.
+
+        ``x`` (P, *shape, T) is updated in place for the continuing rows.
+        """
+        k = self.iterations[pool]
+        labels, targets = self.labels[pool], self.targets[pool]
+        want_grad = self.use_grad and self.config.attack_threshold is None
+        x_in = x.clone().requires_grad_() if want_grad else x
+        with torch.set_grad_enabled(want_grad):
+            out = self.net(x_in)
+        pred = predict(out.detach().sum(-1).numpy())
+        fresh = k == 0
+        self.pred_clean[pool[fresh]] = pred[fresh]
+        correct = ~fresh | (pred == labels)
+        won = ~fresh & is_success(pred, labels, targets)
+        go_on = correct & ~won & (k < self.config.iterations)
+        graded = go_on | (won & self.keep_grad)
+        grad = self._gradient(x, x_in, out, pool, graded) if self.use_grad and graded.any() else None
+        self._succeeded(pool, x, pred, won, grad)
+        self._stopped(pool, ~correct | (~won & ~go_on))
+        if go_on.any():
+            over = self._update(pool, x, go_on, grad)
+            self._stopped(pool, over)
+            go_on &= ~over
+        return go_on
+
+    def _gradient(self, x, x_in, out, pool, graded) -> torch.Tensor:
+        """Input gradient (P, *shape, T) signed in the attack's direction; zero outside ``graded``."""
+        index = torch.as_tensor(np.flatnonzero(graded))
+        cls = torch.as_tensor(np.where(self.targets[pool] < 0, self.labels[pool], self.targets[pool]))[index]
+        if self.config.attack_threshold is not None:  # a separate pass on the overridden model
+            x_in = x[index].clone().requires_grad_(True)
+            with attack_threshold(self.net, self.config.attack_threshold):
+                (part,) = torch.autograd.grad(self.loss_fn(self.net(x_in), cls), x_in)
+            grad = torch.zeros_like(x)
+            grad[index] = part
+        else:
+            (grad,) = torch.autograd.grad(self.loss_fn(out[index], cls), x_in)
+        direction = torch.as_tensor(np.where(self.targets[pool] < 0, 1.0, -1.0), dtype=grad.dtype)
+        return grad * direction.view(-1, *[1] * (grad.ndim - 1))  # ascend (untargeted) or descend (targeted)
+
+    def _update(self, pool, x, go_on, grad) -> np.ndarray:
+        """Apply one G2S/RSF update to the rows in ``go_on``; return the rows now over budget."""
+        index = np.flatnonzero(go_on)
+        rows = pool[index]
+        sel = torch.as_tensor(index)
+        current = x[sel]
+        u = uniform([self.generators[r] for r in rows.tolist()], current.shape)
+        if not self.use_grad:  # RSF alone
+            update = rsf_from_uniform(current, u, self.config.gamma)
+            self.rsf_iterations[rows] += 1
+        else:
+            g = grad[sel]
+            zero = (per_sample_max(g) == 0)
+            update = g2s_from_uniform(g, u, self.config.eta)
+            zero_rows = zero.view(-1).numpy()
+            self.zero_grad_iterations[rows] += zero_rows
+            if self.config.method == "g2s-rsf" and zero_rows.any():
+                update = torch.where(zero, rsf_from_uniform(current, u, self.config.gamma), update)
+                self.rsf_iterations[rows] += zero_rows
+        x[sel] = current = apply_update(current, update)
+        self.iterations[rows] += 1
+        self.l0_last[rows] = (current != torch.as_tensor(self.clean[rows], dtype=current.dtype)
+                              ).flatten(1).sum(1).numpy()
+        over = np.zeros_like(go_on)
+        if self.budget is not None:
+            over[index] = self.l0_last[rows] > self.budget
+        return over
+
+    def _succeeded(self, pool, x, pred, won, grad) -> None:
+        """Record the rows in ``won``: their current example is adversarial."""
+        for i in np.flatnonzero(won):
+            row = int(pool[i])
+            self.adversarial[row] = x[i].numpy().astype(np.uint8)
+            self.success[row] = True
+            self.pred_adv[row] = pred[i]
+            self.l0_at_success[row] = self.l0_last[row]
+            if self.config.reduce:
+                self.flip_order[row] = self._flip_order(row, None if grad is None else grad[i])
+            del self.generators[row]
+
+    def _stopped(self, pool, failed) -> None:
+        """Record the rows in ``failed`` (not attacked, over budget, out of iterations): rolled back."""
+        stopped = pool[failed]
+        self.pred_adv[stopped] = self.pred_clean[stopped]
+        for row in stopped.tolist():
+            del self.generators[row]
+
+    def _flip_order(self, row: int, grad: torch.Tensor | None) -> np.ndarray:
+        """Flat indices of a successful row's flips, most useful first.
+
+        Usefulness is the first-order gain of the flip in the attack's direction at the
+        adversarial example, g * (adv - clean); without a gradient (RSF alone) a random order
+        from the row's generator.
+        """
+        change = self.adversarial[row].astype(np.int8) - self.clean[row]
+        flips = np.flatnonzero(change)
+        if grad is None:
+            score = uniform(self.generators[row], (1, len(flips)))[0].numpy()
+        else:
+            score = grad.numpy().reshape(-1)[flips] * change.reshape(-1)[flips]
+        return flips[np.argsort(-score, kind="stable")]
+
+    # ------------------------------------------------------------ reduction and result
+    def reduce(self, batch_size: int) -> None:
+        """Revert flips of successful rows that are not needed (:func:`reduce_flips`)."""
+        rows = np.array(sorted(self.flip_order), dtype=np.int64)
+        if not len(rows):
+            return
+        adversarial, pred = reduce_flips(self.net, self.clean[rows], [self.flip_order[r] for r in rows],
+                                         self.pred_adv[rows], self.labels[rows], self.targets[rows], batch_size)
+        self.adversarial[rows] = adversarial
+        self.pred_adv[rows] = pred
+
+    def record(self) -> AttackRecord:
+        correct = self.pred_clean == self.labels
+        l0 = (self.adversarial != self.clean).reshape(len(self.clean), -1).sum(1).astype(np.int64)
+        return AttackRecord(
+            clean=self.clean, adversarial=self.adversarial, labels=self.labels, targets=self.targets,
+            sample_index=self.sample_index, pred_clean=self.pred_clean, pred_adv=self.pred_adv,
+            correct_before=correct, success=self.success, l0=l0, l0_before_reduction=self.l0_last,
+            l0_at_success=self.l0_at_success, iterations=self.iterations, rsf_iterations=self.rsf_iterations,
+            zero_grad_iterations=self.zero_grad_iterations,
+            attrs={"method": self.config.method, "params": self.config.to_dict(), "seed": self.config.seed})

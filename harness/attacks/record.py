@@ -1,0 +1,129 @@
+"""AttackRecord: the per-row result of any attack, and the file ``RUN_DIR/attacks/<id>.h5``.
+
+One row per attacked (sample, target) pair; the format is the same for the G2S/RSF attack,
+the baselines and transfer sets (docs/artifacts.md, "attacks/<id>.h5"). Aggregates are computed
+only over rows whose sample the judging model classified correctly before the attack
+(../shared/notes/attack-spec.md, "The attack loop").
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..metrics import NO_PREDICTION, success_by_budget
+from ..store import read_h5, write_h5
+
+#: Budgets (flips) of the robustness curve in summaries, as in the experiments' default.
+DEFAULT_BUDGETS = (10, 20, 50, 100, 200, 500, 1000, 2000)
+KIND = "attack"
+
+
+def is_success(pred: np.ndarray, labels: np.ndarray, targets: np.ndarray) -> np.ndarray:
+    """Attack success per row: untargeted (target -1) a unique max other than the label,
+    targeted the target. ``pred`` uses the tie rule (-1 = no prediction, never a success)."""
+    pred, labels, targets = (np.asarray(a) for a in (pred, labels, targets))
+    untargeted = (pred != labels) & (pred != NO_PREDICTION)
+    return np.where(targets < 0, untargeted, pred == targets)
+
+
+@dataclass
+class AttackRecord:
+    """Per-row arrays (R rows) plus the attributes stored at the file's root.
+
+    Attributes: see docs/artifacts.md; ``attrs`` holds ``attack_id``, ``method``,
+    ``targeted``, ``params``, ``model``, ``crafted_on``, ``seed`` and ``dataset``.
+    """
+
+    clean: np.ndarray                 # (R, *shape, T) uint8
+    adversarial: np.ndarray           # (R, *shape, T) uint8; = clean where the attack failed
+    labels: np.ndarray                # (R,) int64
+    targets: np.ndarray               # (R,) int64, -1 = untargeted
+    sample_index: np.ndarray          # (R,) int64, index in the run's test split
+    pred_clean: np.ndarray            # (R,) int64, -1 = tie or silence
+    pred_adv: np.ndarray              # (R,) int64
+    correct_before: np.ndarray        # (R,) bool
+    success: np.ndarray               # (R,) bool
+    l0: np.ndarray                    # (R,) int64, flips in `adversarial`
+    l0_before_reduction: np.ndarray   # (R,) int64, flips of the attack's last example
+    l0_at_success: np.ndarray         # (R,) int64, flips at first success, -1 = never
+    iterations: np.ndarray            # (R,) int64
+    rsf_iterations: np.ndarray        # (R,) int64
+    zero_grad_iterations: np.ndarray  # (R,) int64, -1 = no gradient computed
+    attrs: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def array_names(cls) -> list[str]:
+        """Names of the per-row datasets, in file order."""
+        return [f.name for f in fields(cls) if f.name != "attrs"]
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    @property
+    def numel(self) -> int:
+        """Elements per input (the denominator of the flip rate)."""
+        return int(np.prod(self.clean.shape[1:]))
+
+    @property
+    def targeted(self) -> bool:
+        return bool(len(self.targets)) and bool((self.targets >= 0).any())
+
+    def save(self, path: str | Path) -> Path:
+        """Write atomically to ``path`` (HDF5, kind ``attack``, with schema_version)."""
+        write_h5(path, {name: getattr(self, name) for name in self.array_names()}, self.attrs, kind=KIND)
+        return Path(path)
+
+    @classmethod
+    def load(cls, path: str | Path) -> "AttackRecord":
+        """Read a file written by :meth:`save` (clear errors for missing/foreign/newer files)."""
+        arrays, attrs = read_h5(path, kind=KIND)
+        missing = [name for name in cls.array_names() if name not in arrays]
+        if missing:
+            from ..errors import DataError
+            raise DataError(f"{path}: attack file lacks dataset(s) {', '.join(missing)}")
+        attrs = {k: v for k, v in attrs.items() if k not in ("schema_version", "kind")}
+        return cls(**{name: arrays[name] for name in cls.array_names()}, attrs=attrs)
+
+    def with_attrs(self, **attrs: Any) -> "AttackRecord":
+        """A copy whose attrs are updated with ``attrs``."""
+        return replace(self, attrs={**self.attrs, **attrs})
+
+    def stats(self, budgets=DEFAULT_BUDGETS) -> dict[str, Any]:
+        """Aggregates over rows classified correctly before the attack.
+
+        Returns a dict with ``n_rows``, ``n_samples``, ``n_correct_before``, ``n_success``,
+        ``success_rate``, ``mean_l0``/``median_l0`` and ``median_flip_rate`` (final examples of
+        successful rows), ``median_l0_before_reduction``, ``mean_iterations`` (attacked rows),
+        ``rsf_iterations`` and ``zero_grad_iterations`` (totals), ``success_by_budget``
+        ({flips: rate}, a row counts at budget B when it succeeded with ``l0`` <= B) and, for
+        targeted records, ``per_target`` ({target: {n, success_rate, median_l0}}).
+        """
+        ok = self.correct_before.astype(bool)
+        won = self.success.astype(bool) & ok
+        out = {"n_rows": len(self), "n_samples": int(len(np.unique(self.sample_index))),
+               "n_correct_before": int(ok.sum()), "n_success": int(won.sum()),
+               "success_rate": _mean(won[ok]),
+               "mean_l0": _mean(self.l0[won]), "median_l0": _median(self.l0[won]),
+               "median_flip_rate": _median(self.l0[won]) / self.numel if won.any() else float("nan"),
+               "median_l0_before_reduction": _median(self.l0_before_reduction[won]),
+               "mean_iterations": _mean(self.iterations[ok]),
+               "rsf_iterations": int(self.rsf_iterations[ok].sum()),
+               "zero_grad_iterations": int(self.zero_grad_iterations[ok].clip(min=0).sum()),
+               "success_by_budget": success_by_budget(self.l0, won, budgets, ok)}
+        if self.targeted:
+            out["per_target"] = {int(t): {"n": int((ok & (self.targets == t)).sum()),
+                                          "success_rate": _mean(won[ok & (self.targets == t)]),
+                                          "median_l0": _median(self.l0[won & (self.targets == t)])}
+                                 for t in np.unique(self.targets[self.targets >= 0])}
+        return out
+
+
+def _mean(x: np.ndarray) -> float:
+    return float(np.mean(x)) if len(x) else float("nan")
+
+
+def _median(x: np.ndarray) -> float:
+    return float(np.median(x)) if len(x) else float("nan")

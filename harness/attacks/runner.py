@@ -1,0 +1,262 @@
+"""Attacks on a run directory: ``RUN_DIR/attacks/<id>.h5`` and the one-screen summary.
+
+The id encodes every setting, so re-running the same attack on the same model returns the
+existing file instead of redoing the work (unless ``force``). A file is written once, at the
+end, through :func:`harness.store.write_h5` (temporary name + rename); SIGINT or SIGTERM during
+an attack leaves nothing behind, and rerunning the command starts that attack again.
+"""
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import re
+import signal
+import threading
+from pathlib import Path
+from typing import Iterator
+
+import h5py
+import numpy as np
+
+from ..errors import ConfigError, DataError
+from ..models import SpikingNetwork, load_checkpoint
+from ..store import RunDir, check_schema, read_json
+from ..train import load_split, output_counts
+from .baselines import random_flips
+from .loop import AttackConfig, craft
+from .record import DEFAULT_BUDGETS, KIND, AttackRecord
+from .targets import TARGET_MODES, expand_targets
+from .transfer import transfer
+
+_MODE_TAGS = {None: "u", "every-other": "eo", "random": "rt", "least-likely": "ll"}
+_LOSS_TAGS = {"spike-rate": "sr", "cross-entropy": "ce"}
+
+
+def _num(value: float) -> str:
+    """A short, filesystem-safe number: 0.05, 1, 1e-05."""
+    return f"{value:g}".replace("+", "")
+
+
+def attack_id(config: AttackConfig, targeted: str | None, n: int, loss: str) -> str:
+    """The file id of an attack: every setting, short and filesystem-safe.
+
+    Example: ``g2s-rsf_u_k25_g0.05_e1_sr_n100_s0``; optional parts: ``red`` (reduction),
+    ``b<flips>`` or ``r<rate>`` (budget), ``th<threshold>`` (attack-time threshold).
+
+    Args:
+        loss: the resolved loss name (the model's training loss when the config has none).
+    """
+    parts = [config.method, _MODE_TAGS[targeted], f"k{config.iterations}", f"g{_num(config.gamma)}",
+             f"e{_num(config.eta)}"]
+    parts += ["red"] if config.reduce else []
+    parts += [f"b{config.max_flips}"] if config.max_flips is not None else []
+    parts += [f"r{_num(config.max_flip_rate)}"] if config.max_flip_rate is not None else []
+    parts += [f"th{_num(config.attack_threshold)}"] if config.attack_threshold is not None else []
+    return "_".join(parts + [_LOSS_TAGS[loss], f"n{n}", f"s{config.seed}"])
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9.-]+", "-", text).strip("-")[:40] or "run"
+
+
+# ------------------------------------------------------------------ loading a run
+def load_run_model(run_dir: str | Path) -> tuple[SpikingNetwork, dict]:
+    """The trained network and its model card (clear errors when the run has no model)."""
+    run = RunDir(run_dir)
+    run.require(run.checkpoint, f"harness train --run {run_dir} --model MODEL")
+    net = load_checkpoint(run.checkpoint)
+    card = read_json(run.require(run.card, f"harness train --run {run_dir} --model MODEL"))
+    return net, card
+
+
+def load_test_split(net: SpikingNetwork, card: dict, n: int | None = None, data_path=None):
+    """The run's test split (first ``n`` samples), coded as in training (the card's seed and data path)."""
+    if n is not None and n < 1:
+        raise ConfigError(f"--n must be >= 1, got {n}")
+    path = data_path or card.get("dataset", {}).get("path")
+    return load_split(net.spec, "test", path, seed=int(card.get("seed", 0)), limit=n)
+
+
+def _model_digest(run_dir: str | Path) -> str:
+    return hashlib.sha256(RunDir(run_dir).checkpoint.read_bytes()).hexdigest()[:16]
+
+
+def _existing(path: Path, params: dict, digest: str) -> bool:
+    """True when ``path`` is an attack file made with ``params`` on this model (then it is reused).
+
+    An unreadable or foreign file is recomputed; one from a newer schema raises SchemaError.
+    """
+    if not path.exists():
+        return False
+    try:
+        with h5py.File(path, "r") as f:
+            attrs = dict(f.attrs)
+    except OSError:
+        return False
+    try:
+        check_schema(path, attrs, KIND)
+    except DataError:
+        return False
+    stored = attrs.get("params")
+    try:
+        same = stored is not None and json.loads(stored) == json.loads(json.dumps(params))
+    except ValueError:
+        return False
+    return same and attrs.get("model_digest") == digest
+
+
+@contextlib.contextmanager
+def _interruptible() -> Iterator[None]:
+    """Turn SIGTERM into KeyboardInterrupt while an attack runs, so temporary files are
+    cleaned up as on Ctrl-C (main thread only; the previous handler is restored)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+# ------------------------------------------------------------------ the three entry points
+def run_attack(run_dir: str | Path, config: AttackConfig = AttackConfig(), targeted: str | None = None,
+               n: int | None = None, batch_size: int = 128, force: bool = False, progress: bool = True,
+               data_path=None) -> Path:
+    """Attack the run's model on its test split and write ``RUN_DIR/attacks/<id>.h5``.
+
+    Args:
+        run_dir: a run directory with a trained model (``harness train``).
+        config: the attack settings.
+        targeted: None (untargeted) or a target mode: every-other, random, least-likely.
+        n: attack the first ``n`` test samples (default all).
+        batch_size: rows per pass (results do not depend on it).
+        force: recompute even when the file exists for the same settings and model.
+        data_path: N-MNIST directory when it moved since training (default: the card's).
+    Returns:
+        The path of the attack file (existing or new).
+    """
+    if targeted not in _MODE_TAGS:
+        raise ConfigError(f"unknown target mode '{targeted}'; available: {', '.join(TARGET_MODES)}")
+    net, card = load_run_model(run_dir)
+    data = load_test_split(net, card, n, data_path)
+    loss = config.loss or net.spec.training["loss"]
+    path = RunDir(run_dir).attack(attack_id(config, targeted, len(data), loss))
+    params = {**config.to_dict(), "loss": loss, "targeted": targeted or "", "n": len(data)}
+    digest = _model_digest(run_dir)
+    if not force and _existing(path, params, digest):
+        return path
+    with _interruptible():
+        counts = output_counts(net, data.spikes) if targeted == "least-likely" else None
+        index = np.arange(len(data))
+        rows, targets = expand_targets(targeted, data.labels, net.spec.n_classes, index, config.seed, counts)
+        record = craft(net, data.spikes[rows], data.labels[rows], config, targets=targets,
+                       sample_index=index[rows], batch_size=batch_size, progress=progress)
+        return _attrs(record, path.stem, params, run_dir, net, data.metadata(), digest).save(path)
+
+
+def run_random_baseline(run_dir: str | Path, reference: str, seed: int | None = None, batch_size: int = 128,
+                        force: bool = False, progress: bool = True, data_path=None) -> Path:
+    """Random flips at the per-row L0 of the attack ``reference`` (an id in the same run).
+
+    Rows where the reference failed get no flips. Writes ``attacks/random_s<seed>_<reference>.h5``.
+    """
+    ref_path = RunDir(run_dir).attack(reference)
+    RunDir(run_dir).require(ref_path, f"harness attack --run {run_dir} ... (an attack with id {reference})")
+    ref = AttackRecord.load(ref_path)
+    seed = int(ref.attrs.get("seed", 0)) if seed is None else seed
+    if seed < 0:
+        raise ConfigError(f"--seed must be >= 0, got {seed}")
+    net, card = load_run_model(run_dir)
+    path = RunDir(run_dir).attack(f"random_s{seed}_{reference}")
+    params = {"seed": seed, "reference": reference}
+    digest = _model_digest(run_dir)
+    if not force and _existing(path, params, digest):
+        return path
+    with _interruptible():
+        record = random_flips(net, ref.clean, ref.labels, ref.l0 * ref.success, seed, ref.targets,
+                              ref.sample_index, batch_size)
+        return _attrs(record, path.stem, params, run_dir, net, ref.attrs.get("dataset", {}), digest,
+                      targeted=ref.attrs.get("targeted", "")).save(path)
+
+
+def run_transfer(run_dir: str | Path, source: str | Path, batch_size: int = 256, force: bool = False) -> Path:
+    """Judge the adversarial set in ``source`` (an attack file of another run) on this run's model.
+
+    Writes ``RUN_DIR/attacks/<source id>_from_<source run>-<hash>.h5`` with success,
+    predictions and correct_before recomputed here and ``crafted_on`` naming the source run.
+    """
+    source = Path(source)
+    if not source.exists():
+        raise DataError(f"--transfer-from {source}: file not found")
+    src = AttackRecord.load(source)
+    src_run = source.resolve().parent.parent
+    tag = hashlib.sha256(str(source.resolve()).encode()).hexdigest()[:6]
+    net, _ = load_run_model(run_dir)
+    path = RunDir(run_dir).attack(f"{source.stem}_from_{_slug(src_run.name)}-{tag}")
+    params = {**src.attrs.get("params", {}), "transfer_from": str(source.resolve())}
+    digest = _model_digest(run_dir)
+    if not force and _existing(path, params, digest):
+        return path
+    with _interruptible():
+        record = transfer(src, net, batch_size)
+        return _attrs(record, path.stem, params, run_dir, net, src.attrs.get("dataset", {}), digest,
+                      crafted_on=src.attrs.get("crafted_on", str(src_run))).save(path)
+
+
+def _attrs(record: AttackRecord, name: str, params: dict, run_dir, net: SpikingNetwork, dataset: dict,
+           digest: str, targeted: str | None = None, crafted_on: str | None = None) -> AttackRecord:
+    """The record with the file's root attributes (docs/artifacts.md)."""
+    return record.with_attrs(
+        attack_id=name, method=record.attrs["method"],
+        targeted=params.get("targeted", "") if targeted is None else targeted,
+        params=params, model=net.spec.name, model_digest=digest, dataset=dataset,
+        crafted_on=crafted_on or f"{Path(run_dir).resolve()} ({net.spec.name})",
+        judged_on=f"{Path(run_dir).resolve()} ({net.spec.name})")
+
+
+# ------------------------------------------------------------------ summary
+def fmt_pct(x: float | None, small: bool = False) -> str:
+    """A rate as a percentage ("n/a" for None/NaN); ``small``: three significant digits."""
+    if x is None or x != x:
+        return "n/a"
+    return f"{100 * x:.3g}%" if small else f"{x:.1%}"
+
+
+def fmt_count(x: float | None) -> str:
+    """A count with thousands separators ("n/a" for None/NaN)."""
+    return "n/a" if x is None or x != x else f"{x:,.0f}"
+
+
+def format_summary(record: AttackRecord, path: str | Path | None = None, budgets=DEFAULT_BUDGETS) -> str:
+    """A one-screen text summary of an attack record (aggregates over correctly classified rows)."""
+    s = record.stats(budgets)
+    a = record.attrs
+    lines = [f"attack {a.get('attack_id', a.get('method'))} on {a.get('model', '?')}"]
+    if a.get("crafted_on") and a.get("crafted_on") != a.get("judged_on"):
+        lines.append(f"  crafted on {a['crafted_on']}, judged on {a.get('judged_on')}")
+    lines += [
+        f"  rows {s['n_rows']} ({s['n_samples']} samples, {a.get('targeted') or 'untargeted'}); "
+        f"classified correctly before: {s['n_correct_before']} (others are not counted)",
+        f"  success {s['n_success']}/{s['n_correct_before']} = {fmt_pct(s['success_rate'])}",
+        f"  L0 of successes: mean {fmt_count(s['mean_l0'])}, median {fmt_count(s['median_l0'])} flips "
+        f"(median flip rate {fmt_pct(s['median_flip_rate'], small=True)} of {record.numel:,} elements)",
+    ]
+    if a.get("params", {}).get("reduce"):
+        lines.append(f"  L0 before reduction: median {fmt_count(s['median_l0_before_reduction'])} flips")
+    gradients = (record.zero_grad_iterations >= 0).any()
+    lines.append(f"  iterations: mean {s['mean_iterations']:.2f}; RSF iterations {s['rsf_iterations']}"
+                 + (f"; all-zero gradients {s['zero_grad_iterations']}" if gradients else ""))
+    lines.append("  success by budget: " + "  ".join(f"{b}: {fmt_pct(r)}" for b, r in s["success_by_budget"].items()))
+    if "per_target" in s:
+        lines.append("  target  pairs  success  median L0")
+        lines += [f"  {t:>6}  {v['n']:>5}  {fmt_pct(v['success_rate']):>7}  {fmt_count(v['median_l0']):>9}"
+                  for t, v in s["per_target"].items()]
+    if path is not None:
+        lines.append(f"  file: {path}")
+    return "\n".join(lines)

@@ -1,0 +1,92 @@
+"""Hardware profiles: ``hw_profiles/*.toml``, loaded by name or path and validated.
+
+A profile names a backend and its settings, the per-operation energy figures (with their
+cited source) and optional input non-idealities::
+
+    name = "loihi2-fixed"
+    description = "..."
+
+    [backend]
+    kind = "lava-sim"          # Lava's CPU simulation of Loihi
+    select_tag = "fixed_pt"    # fixed_pt (bit-exact Loihi arithmetic) or floating_pt
+
+    [energy]                   # joules per operation
+    synaptic_op_j = 23.6e-12
+    neuron_update_j = 52e-12
+    spike_j = 1.7e-12
+    source = "..."
+
+    [noise]                    # optional
+    drop_probability = 0.05
+    jitter_steps = 1
+    seed = 0
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from ..config import available, check_unknown, load_toml, require_keys, resolve_spec
+from ..errors import ConfigError
+from .energy import EnergyModel, energy_model_from_table
+from .noise import InputNoise, noise_from_table
+
+BACKENDS = ("lava-sim",)
+SELECT_TAGS = ("fixed_pt", "floating_pt")
+
+
+@dataclass(frozen=True)
+class Profile:
+    """A validated hardware profile."""
+
+    name: str
+    description: str
+    backend: str
+    select_tag: str
+    energy: EnergyModel
+    noise: InputNoise = field(default_factory=InputNoise)
+    path: Path | None = None
+
+    def to_dict(self) -> dict:
+        """The profile as a JSON-friendly dict (stored with every replay output)."""
+        return {"name": self.name, "description": self.description,
+                "backend": {"kind": self.backend, "select_tag": self.select_tag},
+                "energy": self.energy.to_dict(), "noise": self.noise.to_dict()}
+
+
+def profile_from_dict(raw: dict, where: str) -> Profile:
+    """Validate a parsed profile; every error names ``where`` and the offending key."""
+    check_unknown(raw, {"name", "description", "backend", "energy", "noise"}, where)
+    require_keys(raw, ["name", "backend", "energy"], where)
+    backend = raw["backend"]
+    if not isinstance(backend, dict):
+        raise ConfigError(f"{where}: [backend] must be a table")
+    check_unknown(backend, {"kind", "select_tag"}, f"{where} [backend]")
+    require_keys(backend, ["kind", "select_tag"], f"{where} [backend]")
+    if backend["kind"] not in BACKENDS:
+        raise ConfigError(f"{where} [backend]: kind '{backend['kind']}' unknown; available: {', '.join(BACKENDS)}")
+    if backend["select_tag"] not in SELECT_TAGS:
+        raise ConfigError(f"{where} [backend]: select_tag '{backend['select_tag']}' unknown; "
+                          f"available: {', '.join(SELECT_TAGS)}")
+    for table in ("energy", "noise"):
+        if not isinstance(raw.get(table, {}), dict):
+            raise ConfigError(f"{where}: [{table}] must be a table")
+    return Profile(name=str(raw["name"]), description=str(raw.get("description", "")),
+                   backend=backend["kind"], select_tag=backend["select_tag"],
+                   energy=energy_model_from_table(raw["energy"], f"{where} [energy]"),
+                   noise=noise_from_table(raw.get("noise", {}), f"{where} [noise]"))
+
+
+def load_profile(name_or_path: str | Path) -> Profile:
+    """Load ``hw_profiles/<name>.toml`` or a path to a profile file.
+
+    Raises:
+        ConfigError: unknown name (the message lists the available profiles) or an invalid file.
+    """
+    path = resolve_spec("hw_profiles", name_or_path)
+    return replace(profile_from_dict(load_toml(path), str(path)), path=path)
+
+
+def available_profiles() -> list[str]:
+    """Names of the shipped profiles."""
+    return available("hw_profiles")

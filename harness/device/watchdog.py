@@ -1,0 +1,261 @@
+"""Run Lava work in a supervised child process that can always be stopped, cleanly.
+
+Lava's runtime forks one worker per process model and has no hang detection: an exception
+or a dead worker can leave ``run()`` waiting forever (../shared/notes/lava-replay.md). So
+every replay runs as a *job* in a child process tree that the caller supervises::
+
+    caller ── keeper (new session, its own process group, child subreaper)
+                 └── job (builds and runs the Lava network)
+                        └── Lava workers, shared-memory manager, resource tracker
+
+- The job's result (or its error) comes back through a pipe; :class:`~harness.errors.HarnessError`
+  subclasses keep their class, any other exception becomes a DeviceError.
+- A run that exceeds ``timeout`` seconds raises :class:`~harness.errors.DeviceTimeout`.
+- While the job reports the phase ``running`` (around Lava's ``run``), a worker that dies
+  (e.g. killed) is noticed within a fraction of a second and raises DeviceError.
+- However it ends, the whole process group is killed; the keeper, a child subreaper, reaps
+  every process of the tree (orphans would otherwise stay zombies where PID 1 does not reap
+  them, as in many containers), and the shared-memory segments the tree had mapped are
+  unlinked. Nothing is left behind.
+"""
+from __future__ import annotations
+
+import ctypes
+import multiprocessing
+import os
+import signal
+import sys
+import time
+import traceback
+from multiprocessing.connection import Connection
+from typing import Any, Callable
+
+import psutil
+
+from .. import errors
+from ..errors import DeviceError, DeviceTimeout, HarnessError
+
+POLL_SECONDS = 0.1
+GRACE_SECONDS = 10.0  # how long a finished job may take to exit before it is killed
+RUNNING, IDLE = "running", "idle"
+_PR_SET_CHILD_SUBREAPER = 36
+
+_job_pipe: Connection | None = None
+
+
+def report_phase(phase: str) -> None:
+    """Tell the supervisor what the job is doing (``running`` around Lava's run, else ``idle``).
+
+    Outside a supervised job this does nothing.
+    """
+    if _job_pipe is not None:
+        _job_pipe.send(("phase", phase))
+
+
+def report_progress(done: int, total: int) -> None:
+    """Tell the supervisor how far the job is (e.g. time steps); callable from Lava workers,
+    which inherit the job's pipe (messages this small are written atomically). Outside a
+    supervised job this does nothing."""
+    if _job_pipe is not None:
+        _job_pipe.send(("progress", done, total))
+
+
+def _become_subreaper() -> None:
+    """Make orphaned descendants children of this process (Linux), so it can reap them."""
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+    except (OSError, AttributeError):  # not Linux: orphans go to PID 1 as usual
+        pass
+
+
+def _run_job(pipe: Connection, job: Callable[..., Any], args: tuple) -> None:
+    """The job process: run ``job``, send its result or error, exit without cleanup handlers."""
+    global _job_pipe
+    _job_pipe = pipe
+    try:
+        message = ("ok", job(*args))
+    except HarnessError as exc:
+        message = ("harness-error", type(exc).__name__, str(exc))
+    except BaseException as exc:  # a bug: keep the traceback for the report
+        message = ("error", f"{type(exc).__name__}: {exc}", traceback.format_exc())
+    try:
+        pipe.send(message)
+    except Exception as exc:  # e.g. a result that cannot be pickled
+        pipe.send(("error", f"the result could not be sent back: {type(exc).__name__}: {exc}", ""))
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
+
+
+def _keeper(pipe: Connection, job: Callable[..., Any], args: tuple) -> None:
+    """Leads a new process group: forks the job, then reaps every process of the tree and exits.
+
+    Plain ``os.fork`` (not multiprocessing.Process): a multiprocessing child has its start
+    method fixed, and importing Lava there would fail ("context has already been set").
+    """
+    try:
+        os.setsid()
+        _become_subreaper()
+        if os.fork() == 0:
+            _run_job(pipe, job, args)
+        pipe.close()
+        while True:
+            try:
+                os.waitpid(-1, 0)
+            except ChildProcessError:
+                break
+            except InterruptedError:
+                continue
+    finally:
+        os._exit(0)
+
+
+def _group_members(pgid: int) -> list[psutil.Process]:
+    members = []
+    for proc in psutil.process_iter():
+        try:
+            if os.getpgid(proc.pid) == pgid:
+                members.append(proc)
+        except (ProcessLookupError, psutil.Error):
+            continue
+    return members
+
+
+def _shared_memory_of(procs: list[psutil.Process]) -> set[str]:
+    """Paths under /dev/shm that any of ``procs`` has mapped (Lava's message channels)."""
+    paths = set()
+    for proc in procs:
+        try:
+            with open(f"/proc/{proc.pid}/maps") as maps:
+                paths.update(line.split(None, 5)[5].strip() for line in maps
+                             if "/dev/shm/" in line and len(line.split(None, 5)) == 6)
+        except OSError:
+            continue
+    return {p.replace(" (deleted)", "") for p in paths}
+
+
+def _dead_worker(members: list[psutil.Process], keeper_pid: int) -> psutil.Process | None:
+    for proc in members:
+        try:
+            if proc.pid != keeper_pid and proc.status() == psutil.STATUS_ZOMBIE:
+                return proc
+        except psutil.NoSuchProcess:
+            continue
+    return None
+
+
+def _reap(pid: int, seconds: float) -> bool:
+    """Wait up to ``seconds`` for child ``pid`` to exit and reap it; True when it did."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            done, _ = os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            return True
+        if done:
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(POLL_SECONDS / 5)
+
+
+def _kill_tree(pgid: int) -> None:
+    """Kill every process of the keeper's group, let the keeper reap them, free shared memory."""
+    shm: set[str] = set()
+    deadline = time.monotonic() + GRACE_SECONDS
+    while time.monotonic() < deadline:
+        others = [p for p in _group_members(pgid) if p.pid != pgid]
+        alive = [p for p in others if _status(p) not in (psutil.STATUS_ZOMBIE, None)]
+        if not alive:
+            break
+        shm |= _shared_memory_of(alive)
+        for proc in alive:
+            try:
+                proc.send_signal(signal.SIGKILL)
+            except psutil.NoSuchProcess:
+                pass
+        time.sleep(POLL_SECONDS / 5)
+    if not _reap(pgid, GRACE_SECONDS):  # the keeper reaps the killed processes, then exits
+        try:
+            os.killpg(pgid, signal.SIGKILL)
+        except ProcessLookupError:  # interrupted before the keeper made its own group
+            os.kill(pgid, signal.SIGKILL)
+        _reap(pgid, GRACE_SECONDS)
+    for path in shm:
+        try:
+            os.unlink(path)
+        except OSError:
+            pass
+
+
+def _status(proc: psutil.Process) -> str | None:
+    try:
+        return proc.status()
+    except psutil.NoSuchProcess:
+        return None
+
+
+def _raise_from(message: tuple, what: str) -> Any:
+    kind = message[0]
+    if kind == "ok":
+        return message[1]
+    if kind == "harness-error":
+        raise getattr(errors, message[1], DeviceError)(message[2])
+    raise DeviceError(f"{what} failed: {message[1]}\n{message[2]}")
+
+
+def run_supervised(job: Callable[..., Any], *args: Any, timeout: float, what: str = "Lava replay",
+                   on_progress: Callable[[int, int], None] | None = None) -> Any:
+    """Run ``job(*args)`` in a supervised child process tree and return its result.
+
+    ``job`` and ``args`` reach the child by fork (no pickling); the result comes back pickled.
+
+    Args:
+        job: the function to run (it may call :func:`report_phase`).
+        timeout: seconds before the run is abandoned.
+        what: name of the work, used in error messages.
+        on_progress: called with (done, total) for each progress report of the job.
+    Raises:
+        DeviceTimeout: the job did not finish within ``timeout`` seconds.
+        DeviceError: a Lava worker died during the run, the child died, or the job failed.
+        HarnessError: the job raised one (same class and message).
+    """
+    receiver, sender = multiprocessing.Pipe(duplex=False)
+    sys.stdout.flush()  # the children must not inherit unwritten output
+    sys.stderr.flush()
+    keeper = os.fork()
+    if keeper == 0:
+        receiver.close()
+        _keeper(sender, job, args)
+    sender.close()
+    started = time.monotonic()
+    phase, message = IDLE, None
+    try:
+        while message is None:
+            remaining = timeout - (time.monotonic() - started)
+            if remaining <= 0:
+                raise DeviceTimeout(f"{what} did not finish within its {timeout:.0f} s watchdog timeout; "
+                                    f"its processes were stopped (raise the timeout for larger inputs)")
+            if receiver.poll(min(POLL_SECONDS, remaining)):
+                try:
+                    received = receiver.recv()
+                except EOFError:
+                    raise DeviceError(f"{what}: the child process died without a result "
+                                      f"(killed, or out of memory?)") from None
+                if received[0] == "phase":
+                    phase = received[1]
+                elif received[0] == "progress":
+                    if on_progress is not None:
+                        on_progress(*received[1:])
+                else:
+                    message = received
+            elif phase == RUNNING:
+                dead = _dead_worker(_group_members(keeper), keeper)
+                if dead is not None:
+                    raise DeviceError(f"{what}: a Lava worker process (pid {dead.pid}) died during the run; "
+                                      f"the run was stopped")
+        return _raise_from(message, what)
+    finally:
+        receiver.close()
+        _kill_tree(keeper)

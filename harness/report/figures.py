@@ -1,0 +1,269 @@
+"""Report figures (matplotlib, Agg backend), each returned as PNG bytes.
+
+Every function takes plain arrays and dicts (no run-directory access), so figures can be made
+for any data and tested on tiny inputs. Conventions: rates are fractions in [0, 1] plotted as
+percent; L0 is in flipped spikes (input elements changed); time is in milliseconds
+(step index x dt). Rendering is deterministic: the same inputs give the same bytes.
+"""
+from __future__ import annotations
+
+import io
+from typing import Mapping, Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+ADDED = "#1a9641"    # spikes the attack added (0 -> 1)
+REMOVED = "#d7191c"  # spikes the attack removed (1 -> 0)
+CLEAN = "#404040"
+DPI = 110
+_PNG_METADATA = {"Software": None}  # no library version in the bytes: same figure, same file
+
+
+def to_png(fig: plt.Figure) -> bytes:
+    """Render and close ``fig``; PNG bytes."""
+    buffer = io.BytesIO()
+    try:
+        fig.savefig(buffer, format="png", dpi=DPI, bbox_inches="tight", metadata=_PNG_METADATA)
+    finally:
+        plt.close(fig)
+    return buffer.getvalue()
+
+
+def _percent_axis(ax: plt.Axes, label: str) -> None:
+    ax.set_ylim(0, 105)
+    ax.set_ylabel(label)
+    ax.grid(axis="y", alpha=0.3)
+
+
+def _as_percent(value: float | None) -> float:
+    return np.nan if value is None else 100.0 * float(value)
+
+
+def grouped_bars(groups: Sequence[str], series: Mapping[str, Sequence[float | None]], title: str,
+                 ylabel: str, xlabel: str = "") -> bytes:
+    """Bars of several series side by side for each group, in percent, values printed on the bars.
+
+    Args:
+        groups: the x categories (length G).
+        series: legend label -> G fractions in [0, 1] (None = not measured, shown as "n/a").
+    """
+    n = max(len(series), 1)
+    width = min(0.8 / n, 0.3)
+    fig, ax = plt.subplots(figsize=(max(5.0, 1.1 * len(groups) * n ** 0.5 + 2), 3.6))
+    x = np.arange(len(groups))
+    for i, (label, values) in enumerate(series.items()):
+        heights = np.array([_as_percent(v) for v in values])
+        bars = ax.bar(x + (i - (n - 1) / 2) * width, np.nan_to_num(heights), width, label=label)
+        for bar, h in zip(bars, heights):
+            ax.annotate("n/a" if np.isnan(h) else f"{h:.0f}%", (bar.get_x() + bar.get_width() / 2, bar.get_height()),
+                        ha="center", va="bottom", fontsize=7, xytext=(0, 1), textcoords="offset points")
+    long_names = max(map(len, groups), default=0) > 12
+    ax.set_xticks(x, groups, rotation=20 if long_names else 0, ha="right" if long_names else "center")
+    ax.set_xlim(-0.6, len(groups) - 0.4)
+    _percent_axis(ax, ylabel)
+    ax.set_xlabel(xlabel)
+    ax.set_title(title)
+    if len(series) > 1:
+        ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1))
+    return to_png(fig)
+
+
+_SOURCE_STYLES = ("-", "--", ":", "-.")
+
+
+def budget_curves(curves: Mapping[str, Mapping[str, Mapping]], title: str) -> bytes:
+    """Success rate vs flip budget (log x axis): one colour per attack, one line style per judge.
+
+    Args:
+        curves: attack label -> {judge ("offline" first, then device profiles) -> {budget in
+            flips (int, or its decimal string as in results.json): success rate (fraction,
+            None = undefined)}}. The first judge is drawn solid, the others dashed/dotted.
+    """
+    fig, ax = plt.subplots(figsize=(7.0, 3.9))
+    budgets: set[int] = set()
+    for i, (attack, by_judge) in enumerate(curves.items()):
+        for j, (judge, curve) in enumerate(by_judge.items()):
+            points = sorted((int(b), _as_percent(r)) for b, r in curve.items())
+            budgets.update(b for b, _ in points)
+            ax.plot(*zip(*points), _SOURCE_STYLES[j % len(_SOURCE_STYLES)], color=f"C{i % 10}", marker="o",
+                    markersize=3.5, label=f"{attack}, {judge}")
+    ax.set_xscale("log")
+    ax.set_xticks(sorted(budgets), [str(b) for b in sorted(budgets)])
+    ax.minorticks_off()
+    ax.set_xlabel("budget: flipped input spikes per sample (log scale)")
+    _percent_axis(ax, "attack success (% of correct samples)")
+    ax.set_title(title)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1))
+    return to_png(fig)
+
+
+def l0_histograms(l0s: Mapping[str, np.ndarray], title: str, numel: int) -> bytes:
+    """Distribution of L0 over successful samples, one step histogram per attack (log bins).
+
+    Args:
+        l0s: legend label -> (n,) flips of each successful sample.
+        numel: input elements per sample (C*H*W*T), for the flip-rate axis on top.
+    """
+    fig, ax = plt.subplots(figsize=(6.4, 3.8))
+    finite = [np.asarray(v) for v in l0s.values() if len(v)]
+    top = max((int(v.max()) for v in finite), default=1)
+    bins = np.unique(np.geomspace(1, max(top, 2) * 1.05, 30).astype(int))
+    for label, values in l0s.items():
+        values = np.asarray(values)
+        if len(values):
+            ax.hist(np.maximum(values, 1), bins=bins, histtype="step", linewidth=1.6,
+                    label=f"{label} (median {np.median(values):.0f})")
+    ax.set_xscale("log")
+    ax.set_xlabel("L0: flipped spikes per successful sample (log scale)")
+    ax.set_ylabel("successful samples")
+    ax.set_title(title)
+    second = ax.secondary_xaxis("top", functions=(lambda v: 100 * v / numel, lambda r: r * numel / 100))
+    second.set_xlabel(f"flip rate (% of {numel} input elements)")
+    if finite:
+        ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1))
+    else:
+        ax.text(0.5, 0.5, "no successful samples", transform=ax.transAxes, ha="center")
+    return to_png(fig)
+
+
+def lines(x: Sequence[float], series: Mapping[str, Sequence[float | None]], title: str, xlabel: str,
+          ylabel: str, styles: Mapping[str, tuple[int, str]] | None = None) -> bytes:
+    """One line per series over a shared x (a parameter sweep); fractions plotted as percent.
+
+    Args:
+        series: legend label -> one fraction per x (None = not measured: a gap).
+        styles: label -> (colour index, line style), to pair related series (default: a new
+            colour per series, solid).
+    """
+    fig, ax = plt.subplots(figsize=(6.4, 3.8))
+    for i, (label, values) in enumerate(series.items()):
+        colour, style = (styles or {}).get(label, (i, "-"))
+        ax.plot(x, [_as_percent(v) for v in values], style, color=f"C{colour % 10}", marker="o", label=label)
+    ax.set_xlabel(xlabel)
+    _percent_axis(ax, ylabel)
+    ax.set_title(title)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1))
+    return to_png(fig)
+
+
+def activity_energy(layer_names: Sequence[str], activity: Mapping[str, np.ndarray],
+                    energy: Mapping[str, float], title: str) -> bytes:
+    """Per-layer spikes and energy per sample, clean vs adversarial.
+
+    Args:
+        layer_names: the L layers with neurons, first to last.
+        activity: legend label (e.g. "clean", an attack id) -> (L,) mean spikes per sample.
+        energy: the same labels -> mean energy per sample in joules; the first is the
+            reference the bars' ratios are printed against.
+    """
+    fig, (ax_a, ax_e) = plt.subplots(1, 2, figsize=(10, 3.6), gridspec_kw={"width_ratios": [2, 1]})
+    n = max(len(activity), 1)
+    width = 0.8 / n
+    x = np.arange(len(layer_names))
+    for i, (label, values) in enumerate(activity.items()):
+        ax_a.bar(x + (i - (n - 1) / 2) * width, values, width, label=label)
+    ax_a.set_xticks(x, layer_names)
+    ax_a.set_xlabel("layer")
+    ax_a.set_ylabel("spikes per sample (mean)")
+    ax_a.set_title("activity per layer")
+    ax_a.grid(axis="y", alpha=0.3)
+    labels = list(energy)
+    bars = ax_e.bar(np.arange(len(labels)), [1e9 * energy[k] for k in labels],
+                    color=[f"C{i}" for i in range(len(labels))])
+    for bar, label in zip(bars, labels):
+        ax_e.annotate(f"{energy[label] / energy[labels[0]]:.2f}x" if energy[labels[0]] else "",
+                      (bar.get_x() + bar.get_width() / 2, bar.get_height()), ha="center", va="bottom", fontsize=7)
+    ax_e.set_xticks(np.arange(len(labels)), labels, rotation=30, ha="right")
+    ax_e.set_ylabel("energy per sample (nJ, estimate)")
+    ax_e.set_title("energy (ratio to the first bar)")
+    ax_e.grid(axis="y", alpha=0.3)
+    ax_a.legend(fontsize=8)
+    fig.suptitle(title)
+    return to_png(fig)
+
+
+def _raster(ax: plt.Axes, clean: np.ndarray, adv: np.ndarray, dt_ms: float) -> None:
+    """Input raster (channels x time): clean spikes kept, added and removed ones marked."""
+    kept = (clean == 1) & (adv == 1)
+    added = (clean == 0) & (adv == 1)
+    removed = (clean == 1) & (adv == 0)
+    size = max(0.5, min(6.0, 2000.0 / max(clean.shape[0], 1)))
+    for mask, color, marker, label in ((kept, CLEAN, "|", "kept spike"), (added, ADDED, "+", "added"),
+                                       (removed, REMOVED, "x", "removed")):
+        ch, t = np.nonzero(mask)
+        ax.scatter(t * dt_ms, ch, s=size * (3 if mask is not kept else 1), c=color, marker=marker,
+                   linewidths=0.8, label=f"{label} ({len(ch)})")
+    ax.set_xlim(-dt_ms, clean.shape[1] * dt_ms)
+    ax.set_ylim(clean.shape[0], -1)
+    ax.set_xlabel("time (ms)")
+    ax.set_ylabel("input channel")
+
+
+def _frame(ax: plt.Axes, clean: np.ndarray, adv: np.ndarray) -> None:
+    """Event frame (H x W): clean spike count per pixel, pixels with added/removed spikes marked.
+
+    ``clean``/``adv`` are (C, H, W, T); polarities and time are summed.
+    """
+    counts = clean.sum(axis=(0, -1))
+    ax.imshow(counts, cmap="Greys", interpolation="nearest")
+    for sign, color, marker, label in ((1, ADDED, "+", "added"), (-1, REMOVED, "x", "removed")):
+        changed = ((adv.astype(np.int16) - clean) == sign).sum(axis=(0, -1))
+        y, x = np.nonzero(changed)
+        ax.scatter(x, y, s=12 + 3 * changed[y, x], c=color, marker=marker, linewidths=1, label=label)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.set_xlabel("pixel x")
+    ax.set_ylabel("pixel y")
+
+
+def _outputs(ax: plt.Axes, counts_clean: np.ndarray, counts_adv: np.ndarray, label: int, target: int) -> None:
+    k = np.arange(len(counts_clean))
+    ax.bar(k - 0.2, counts_clean, 0.4, color=CLEAN, label="clean")
+    ax.bar(k + 0.2, counts_adv, 0.4, color="#fdae61", label="adversarial")
+    ax.axvline(label, color=ADDED, linestyle=":", linewidth=1.2, label="true class")
+    if target >= 0:
+        ax.axvline(target, color=REMOVED, linestyle=":", linewidth=1.2, label="target class")
+    ax.set_xticks(k)
+    ax.set_xlabel("output class")
+    ax.set_ylabel("output spikes")
+
+
+def spike_examples(examples: Sequence[Mapping], dt_ms: float, title: str) -> bytes:
+    """Clean vs adversarial inputs with the flips marked, one row per example.
+
+    Each example maps: ``name`` (row title), ``clean``, ``adversarial`` (*shape, T) binary,
+    ``label``, ``target`` (-1 untargeted), ``pred_clean``, ``pred_adv`` (-1 = no prediction) and
+    optionally ``counts_clean``, ``counts_adv`` (K,) output spikes (an output panel when every
+    example has them). Image-shaped inputs (C, H, W, T) also get an event frame.
+    """
+    framed = np.asarray(examples[0]["clean"]).ndim == 4
+    outputs = all("counts_clean" in ex for ex in examples)
+    ratios = [2.0] + [1.1] * framed + [1.4] * outputs
+    fig, axes = plt.subplots(len(examples), len(ratios), figsize=(2.1 * sum(ratios) + 1, 3.2 * len(examples)),
+                             squeeze=False, gridspec_kw={"width_ratios": ratios})
+    for row, ex in zip(axes, examples):
+        clean, adv = np.asarray(ex["clean"]), np.asarray(ex["adversarial"])
+        t = clean.shape[-1]
+        _raster(row[0], clean.reshape(-1, t), adv.reshape(-1, t), dt_ms)
+        target = "" if int(ex["target"]) < 0 else f", target {int(ex['target'])}"
+        row[0].set_title(f"{ex['name']}: class {ex['label']}{target}, predicted {_pred(ex['pred_clean'])} -> "
+                         f"{_pred(ex['pred_adv'])}", fontsize=9)
+        if framed:
+            _frame(row[1], clean, adv)
+            row[1].set_title("event frame (all steps)", fontsize=9)
+        if outputs:
+            _outputs(row[-1], np.asarray(ex["counts_clean"]), np.asarray(ex["counts_adv"]), int(ex["label"]),
+                     int(ex["target"]))
+            row[-1].legend(fontsize=7)
+    axes[0][0].legend(fontsize=7, loc="upper right", markerscale=2)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return to_png(fig)
+
+
+def _pred(pred: int) -> str:
+    return "none (tie)" if int(pred) < 0 else str(int(pred))

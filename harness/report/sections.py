@@ -1,0 +1,289 @@
+"""The report's content: which tables and figures describe a run, with their captions.
+
+Inputs are a run's artifacts (:class:`harness.results.RunArtifacts`) and its summary
+(results.json as a dict); outputs are :class:`~harness.report.render.Section` lists. Rates are
+over rows classified correctly before the attack (offline) or by the device on the clean input
+(device), exactly as in results.json (docs/results.md).
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Mapping
+
+import numpy as np
+
+from ..attacks.record import AttackRecord
+from ..results import RunArtifacts
+from . import figures
+from .render import Figure, Section, Table
+
+#: At most this many budget columns in a table (the figure shows them all).
+MAX_BUDGET_COLUMNS = 4
+#: At most this many attacks get a row in a run's example figure.
+MAX_EXAMPLES = 5
+
+
+def slug(text: str) -> str:
+    """A file-name-safe version of ``text`` (figure names)."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-")
+
+
+def _undefined(value: float | None) -> bool:
+    return value is None or value != value  # None (JSON null) or NaN
+
+
+def pct(value: float | None) -> str:
+    """A fraction as a percentage with one decimal; "n/a" for an undefined rate (None or NaN)."""
+    return "n/a" if _undefined(value) else f"{100 * value:.1f}%"
+
+
+def num(value: float | None, digits: int = 0) -> str:
+    """A number with thousands separators and ``digits`` decimals; "n/a" when undefined."""
+    return "n/a" if _undefined(value) else f"{value:,.{digits}f}"
+
+
+def times(value: float | None) -> str:
+    """An adversarial / clean ratio as "1.23x"; "n/a" when undefined."""
+    return "n/a" if _undefined(value) else f"{value:.2f}x"
+
+
+class Labels(dict):
+    """Attack id -> display label (from the experiment file); unknown ids show as themselves."""
+
+    def __missing__(self, key: str) -> str:
+        return key
+
+
+# ---------------------------------------------------------------- clean accuracy
+def clean_section(summaries: Mapping[str, dict]) -> Section:
+    """Clean accuracy offline vs on each device, for one or several runs (run name -> results)."""
+    profiles = sorted({p for r in summaries.values() for p in r["clean"]["device"]})
+    series = {"offline (SLAYER)": [r["clean"]["offline"]["accuracy"] for r in summaries.values()]}
+    for profile in profiles:
+        series[profile] = [r["clean"]["device"].get(profile, {}).get("accuracy") for r in summaries.values()]
+    rows = [[name, r["model"]["name"], pct(r["model"]["train_accuracy"]), pct(r["clean"]["offline"]["accuracy"])]
+            + [_device_clean_cell(r["clean"]["device"].get(p)) for p in profiles] for name, r in summaries.items()]
+    table = Table(["run", "model", "train acc.", "test acc. offline"]
+                  + [f"{p}: acc. / agreement / exact rasters" for p in profiles], rows,
+                  "Clean test-set accuracy. Agreement: device prediction = offline prediction; exact rasters: "
+                  "identical output spike trains.")
+    png = figures.grouped_bars(list(summaries), series, "Clean test accuracy: offline model vs device",
+                               "test accuracy (%)", xlabel="run")
+    return Section("Clean accuracy: offline vs device", [
+        "Each model is first measured without attack: offline in SLAYER and after replay on each hardware "
+        "profile (Lava's Loihi 2 simulation). A bit-exact profile must agree with the offline model on "
+        "every prediction."], [table],
+        [Figure("clean-accuracy", png, "Clean test accuracy of each run, offline (SLAYER) and on each hardware "
+                "profile. Higher is better; n/a = not replayed.")])
+
+
+def _device_clean_cell(d: dict | None) -> str:
+    return "not replayed" if d is None else f"{pct(d['accuracy'])} / {pct(d['agreement'])} / {pct(d['raster_exact'])}"
+
+
+# ---------------------------------------------------------------- one run
+def run_sections(art: RunArtifacts, results: dict, labels: Labels) -> list[Section]:
+    """Every section about one run: attacks, L0, device, activity, examples, RSF usage."""
+    model = results["model"]
+    intro = Section(f"Run {art.name}", [
+        f"Model `{model['name']}` (T = {model['T']} steps, seed {results['seed']}), trained with the "
+        f"{model['loss']} loss and the {model['surrogate']} surrogate gradient: "
+        f"{pct(model['train_accuracy'])} train / {pct(model['test_accuracy'])} test accuracy."]
+        + [headline(a, labels) for a in results["attacks"]])
+    if not art.attacks:
+        intro.paragraphs.append("No attack was run on this model.")
+        return [intro]
+    out = [intro, attacks_section(art, results, labels), l0_section(art, labels), rsf_section(art, labels)]
+    if art.profiles:
+        out.append(device_section(art, results, labels))
+        out += [activity_section(art, profile, labels) for profile in art.profiles]
+    examples = examples_section(art, labels)
+    return out + ([examples] if examples else [])
+
+
+def headline(attack: dict, labels: Labels) -> str:
+    """One sentence with an attack's main numbers (offline, then each device)."""
+    off = attack["offline"]
+    text = (f"{labels[attack['id']]}: fooled {pct(off['success_rate'])} of {attack['n_correct_before']} correctly "
+            f"classified rows, median L0 {num(off['median_l0'])} flipped spikes "
+            f"({pct(off['median_flip_rate'])} of the input elements)")
+    devices = [f"{pct(d['transfer_rate'])} of those successes transfer to {p}" for p, d in attack["device"].items()]
+    return text + ("; " + ", ".join(devices) if devices else "") + "."
+
+
+def _shown_budgets(budgets: list[int]) -> list[int]:
+    if len(budgets) <= MAX_BUDGET_COLUMNS:
+        return budgets
+    return [budgets[i] for i in np.linspace(0, len(budgets) - 1, MAX_BUDGET_COLUMNS).round().astype(int)]
+
+
+def attacks_section(art: RunArtifacts, results: dict, labels: Labels) -> Section:
+    """Offline success table and success-vs-budget curves (offline solid, device dashed)."""
+    shown = _shown_budgets([int(b) for b in results["budgets"]])
+    reduced = any(a["parameters"].get("reduce") for a in results["attacks"])
+    rows, curves = [], {}
+    for a in results["attacks"]:
+        off, name = a["offline"], labels[a["id"]]
+        rows.append([name, a["target_mode"] or "untargeted", str(a["n_attacked"]), str(a["n_correct_before"]),
+                     pct(off["success_rate"]), num(off["mean_l0"]), num(off["median_l0"])]
+                    + ([num(off["median_l0_before_reduction"])] if reduced else [])
+                    + [num(off["mean_iterations"], 1)] + [pct(off["success_by_budget"][str(b)]) for b in shown])
+        curves[name] = {"offline": off["success_by_budget"],
+                        **{profile: d["success_by_budget"] for profile, d in a["device"].items()}}
+    table = Table(["attack", "targets", "rows", "correct before", "success", "mean L0", "median L0"]
+                  + (["median L0 before reduction"] if reduced else []) + ["mean iterations"]
+                  + [f"success at <= {b} flips" for b in shown], rows,
+                  "Offline (SLAYER) attacks. Success over rows classified correctly before the attack; L0 (flipped "
+                  "spikes) over successful rows.")
+    png = figures.budget_curves(curves, f"{art.name}: attack success vs perturbation budget")
+    return Section("Attack success and budget", [], [table], [Figure(
+        slug(f"{art.name}-success-vs-budget"), png,
+        "Share of correctly classified rows fooled with at most the given number of flipped input spikes. "
+        "Solid: offline (SLAYER); dashed: replayed on a device, over rows that device classified correctly "
+        "when clean.")], level=3)
+
+
+def l0_section(art: RunArtifacts, labels: Labels) -> Section:
+    """Distribution of L0 over successful rows, per attack."""
+    l0s = {labels[i]: rec.l0[rec.success.astype(bool) & rec.correct_before.astype(bool)]
+           for i, rec in art.attacks.items()}
+    numel = next(iter(art.attacks.values())).numel
+    png = figures.l0_histograms(l0s, f"{art.name}: size of successful perturbations", numel)
+    return Section("Perturbation size (L0)", [
+        "L0 counts flipped input elements: a spike added or removed at one time step. Smaller is stealthier. "
+        "A random-flip baseline at the same L0 shows how much of an attack's effect is mere noise."], [],
+        [Figure(slug(f"{art.name}-l0"), png, "Flips per successful row (log-spaced bins); the top axis gives the "
+                f"flip rate as a share of the {numel} input elements of a sample.")], level=3)
+
+
+@dataclass
+class GradientUse:
+    """How an attack's iterations went, over rows classified correctly before the attack.
+
+    Attributes:
+        iterations: total attack iterations.
+        zero_grad: iterations whose input gradient was all zero (None: the method uses none).
+        rsf: iterations in which RSF replaced G2S (or all, for RSF alone).
+        rows_with_rsf: share of rows that used RSF at least once (None: no rows).
+    """
+
+    iterations: int
+    zero_grad: int | None
+    rsf: int
+    rows_with_rsf: float | None
+
+    @classmethod
+    def of(cls, rec: AttackRecord) -> "GradientUse":
+        ok = rec.correct_before.astype(bool)
+        zero = rec.zero_grad_iterations[ok]
+        return cls(iterations=int(rec.iterations[ok].sum()),
+                   zero_grad=int(zero.sum()) if len(zero) and zero.min() >= 0 else None,
+                   rsf=int(rec.rsf_iterations[ok].sum()),
+                   rows_with_rsf=float((rec.rsf_iterations[ok] > 0).mean()) if ok.any() else None)
+
+    @property
+    def zero_grad_share(self) -> float | None:
+        """Share of iterations with an all-zero input gradient."""
+        return None if self.zero_grad is None or not self.iterations else self.zero_grad / self.iterations
+
+    @property
+    def rsf_share(self) -> float | None:
+        """Share of iterations done by RSF."""
+        return self.rsf / self.iterations if self.iterations else None
+
+
+def rsf_section(art: RunArtifacts, labels: Labels) -> Section:
+    """How often the gradient vanished and RSF stepped in, per attack (rows correct before)."""
+    use = {attack_id: GradientUse.of(rec) for attack_id, rec in art.attacks.items()}
+    series = {"iterations with an all-zero gradient": [u.zero_grad_share for u in use.values()],
+              "iterations done by RSF": [u.rsf_share for u in use.values()],
+              "rows that used RSF at least once": [u.rows_with_rsf for u in use.values()]}
+    rows = [[labels[i], art.attacks[i].attrs["method"], num(u.iterations),
+             "n/a (no gradient)" if u.zero_grad is None else num(u.zero_grad), num(u.rsf), pct(u.rows_with_rsf)]
+            for i, u in use.items()]
+    png = figures.grouped_bars([labels[i] for i in use], series, f"{art.name}: vanishing gradients and RSF use",
+                               "share (%)", xlabel="attack")
+    table = Table(["attack", "method", "iterations", "all-zero gradients", "RSF iterations", "rows using RSF"], rows,
+                  "Totals over rows classified correctly before the attack.")
+    return Section("Vanishing gradients and RSF", [
+        "RSF (restricted spike flipper) replaces G2S in an iteration where a row's input gradient is exactly zero "
+        "(the gradient-vanishing 'trap'). G2S alone makes no progress there; RSF alone uses no gradient at all."],
+        [table], [Figure(slug(f"{art.name}-rsf"), png, "Share of attack iterations whose input gradient was all "
+                         "zero, share done by RSF instead of G2S, and share of rows that needed RSF at least once.")],
+        level=3)
+
+
+def device_section(art: RunArtifacts, results: dict, labels: Labels) -> Section:
+    """On-device success, transfer rate, activity and energy change per attack and profile."""
+    attacks = results["attacks"]
+    rows = [[labels[a["id"]], profile, pct(d["accuracy"]), pct(a["offline"]["success_rate"]), pct(d["success_rate"]),
+             pct(d["transfer_rate"]), times(d["activity_change"]), times(d["energy_change"])]
+            for a in attacks for profile, d in a["device"].items()]
+    series = {p: [a["device"].get(p, {}).get("transfer_rate") for a in attacks] for p in art.profiles}
+    png = figures.grouped_bars([labels[a["id"]] for a in attacks], series,
+                               f"{art.name}: do offline adversarial examples fool the device?",
+                               "transfer rate (%)", xlabel="attack")
+    table = Table(["attack", "profile", "device acc. (adv.)", "success offline", "success on device", "transfer rate",
+                   "activity adv./clean", "energy adv./clean"], rows,
+                  "Device success over rows the device classified correctly when clean; transfer rate: share of the "
+                  "offline successes among those rows that also fool the device.")
+    return Section("On the device", [
+        "When an attack was crafted on the same quantized model, a bit-exact profile must reproduce every offline "
+        "success (a consistency check). The findings are the float and noisy profiles and sets crafted on another "
+        "model."], [table], [Figure(slug(f"{art.name}-transfer"), png, "Transfer rate per attack and hardware "
+                                    "profile: the share of offline successes that also fool the device.")], level=3)
+
+
+def activity_section(art: RunArtifacts, profile: str, labels: Labels) -> Section:
+    """Per-layer spikes and energy per sample on ``profile``: clean test set vs each attack."""
+    replays = art.device[profile]
+    clean = replays["clean"].arrays
+    activity = {"clean": clean["layer_counts"].mean(axis=0)}
+    energy = {"clean": float(clean["energy_j"].mean())}
+    for attack_id in art.attacks:
+        if attack_id in replays:
+            activity[labels[attack_id]] = replays[attack_id].arrays["layer_counts"].mean(axis=0)
+            energy[labels[attack_id]] = float(replays[attack_id].arrays["energy_j"].mean())
+    png = figures.activity_energy(replays["clean"].attrs["layer_names"], activity, energy,
+                                  f"{art.name} on {profile}: activity and energy, clean vs adversarial")
+    return Section(f"Activity and energy on {profile}", [], [], [Figure(
+        slug(f"{art.name}-{profile}-activity"), png,
+        f"Left: mean spikes per sample emitted by each layer on {profile}; right: mean energy per sample "
+        "(estimate from the profile's per-operation figures). Clean: the whole test set; adversarial: the "
+        "attacked rows.")], level=3)
+
+
+def _typical_row(success: np.ndarray, l0: np.ndarray) -> int | None:
+    """The successful row with the median L0 (a typical, not a best-case, example)."""
+    rows = np.flatnonzero(success)
+    if not len(rows):
+        return None
+    return int(rows[np.argsort(l0[rows], kind="stable")[len(rows) // 2]])
+
+
+def examples_section(art: RunArtifacts, labels: Labels) -> Section | None:
+    """One typical successful example per attack: input flips and output spikes."""
+    profile = art.profiles[0] if art.profiles else None
+    examples = []
+    for attack_id, rec in art.attacks.items():
+        row = _typical_row(rec.success.astype(bool) & rec.correct_before.astype(bool), rec.l0)
+        if row is None or len(examples) == MAX_EXAMPLES:
+            continue
+        example = {"name": labels[attack_id], "clean": rec.clean[row], "adversarial": rec.adversarial[row],
+                   "label": int(rec.labels[row]), "target": int(rec.targets[row]),
+                   "pred_clean": int(rec.pred_clean[row]), "pred_adv": int(rec.pred_adv[row])}
+        if profile is not None and attack_id in art.device[profile]:
+            replay = art.device[profile][attack_id].arrays
+            example["counts_clean"], example["counts_adv"] = replay["clean/output_counts"][row], replay["output_counts"][row]
+        examples.append(example)
+    if not examples:
+        return None
+    dt_ms = float(art.card["dataset"]["dt_ms"])
+    png = figures.spike_examples(examples, dt_ms, f"{art.name}: clean vs adversarial inputs")
+    outputs = f" Right: output spikes per class on {profile}, clean vs adversarial." if profile else ""
+    return Section("Examples", [], [], [Figure(
+        slug(f"{art.name}-examples"), png,
+        "One typical successful example per attack (the row with the median L0). Left: input spikes over time "
+        "(grey), spikes the attack added (green +) and removed (red x); middle, for image-shaped inputs: the event "
+        "frame (spikes per pixel over all steps) with the pixels that gained or lost spikes." + outputs)], level=3)

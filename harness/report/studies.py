@@ -1,0 +1,238 @@
+"""The canned studies' own table and figure (experiments/*.toml ``study = ...``).
+
+Each study compares along one axis, from the runs' results.json dicts:
+
+- ``methods``: attack methods on the same model (G2S+RSF, G2S, RSF, random flips);
+- ``loss``: models trained with different losses, attacked alike;
+- ``threshold``: the penultimate layer's threshold during the attack's gradient pass, per
+  model variant (surrogate gradient, depth, loss): where gradients vanish and RSF is needed;
+- ``device``: offline vs each hardware profile, for sets crafted on the deployed model and
+  transfer sets crafted on another one;
+- ``ann``: SNN vs ANN, white-box and black-box transfer both ways (``RUN_DIR/ann/``).
+
+../shared/notes/attack-spec.md, "Influence factors", describes what each reproduces.
+"""
+from __future__ import annotations
+
+from typing import Callable, Mapping
+
+from ..results import RunArtifacts
+from . import figures
+from .render import Figure, Section, Table
+from .sections import GradientUse, Labels, num, pct
+
+Runs = Mapping[str, "tuple[RunArtifacts, dict]"]
+
+
+def _rows(runs: Runs):
+    """(run name, run artifacts, results, attack entry) for every attack of every run."""
+    for name, (art, results) in runs.items():
+        for attack in results["attacks"]:
+            yield name, art, results, attack
+
+
+def zero_grad_share(art: RunArtifacts, attack: dict) -> float | None:
+    """Share of an attack's iterations with an all-zero input gradient (None: no gradient used)."""
+    return GradientUse.of(art.attacks[attack["id"]]).zero_grad_share
+
+
+def _at_budget(attack: dict, budget: int) -> float | None:
+    return attack["offline"]["success_by_budget"][str(budget)]
+
+
+def methods_study(runs: Runs, labels: Labels) -> Section:
+    """Success vs budget of every attack method on each run, overlaid."""
+    several = len(runs) > 1
+    curves = {(f"{name}: " if several else "") + labels[a["id"]]: {"offline": a["offline"]["success_by_budget"]}
+              for name, _, _, a in _rows(runs)}
+    budgets = next(iter(runs.values()))[1]["budgets"]
+    rows = [[name, labels[a["id"]], a["method"], pct(a["offline"]["success_rate"]), num(a["offline"]["median_l0"]),
+             *[pct(_at_budget(a, b)) for b in budgets]] for name, _, _, a in _rows(runs)]
+    table = Table(["run", "attack", "method", "success", "median L0", *[f"<= {b}" for b in budgets]], rows,
+                  "Offline success (over correctly classified rows) at each flip budget.")
+    png = figures.budget_curves(curves, "Attack methods: success vs perturbation budget")
+    return Section("Study: G2S+RSF vs G2S vs RSF vs random flips", [
+        "Which part of the attack does the work? G2S turns the input gradient into spike flips; RSF flips at random "
+        "where the gradient vanishes; RSF alone uses no gradient; random flips at the attack's own L0 show the "
+        "effect of mere noise."], [table],
+        [Figure("study-methods", png, "Offline attack success vs the number of flipped input spikes, one line per "
+                "method. A curve above the random-flip line is gradient information at work.")])
+
+
+def loss_study(runs: Runs, labels: Labels) -> Section:
+    """The same attacks on models trained with different losses."""
+    attack_labels = list(dict.fromkeys(labels[a["id"]] for _, _, _, a in _rows(runs)))
+    series = {f"{name} ({results['model']['loss']})": [
+        next((a["offline"]["success_rate"] for a in results["attacks"] if labels[a["id"]] == lab), None)
+        for lab in attack_labels] for name, (_, results) in runs.items()}
+    rows = [[name, results["model"]["loss"], pct(results["clean"]["offline"]["accuracy"]), labels[a["id"]],
+             pct(a["offline"]["success_rate"]), num(a["offline"]["median_l0"]), pct(zero_grad_share(art, a)),
+             str(a["offline"]["rsf_iterations"])] for name, art, results, a in _rows(runs)]
+    table = Table(["run", "training loss", "clean acc.", "attack", "success", "median L0", "all-zero gradients",
+                   "RSF iterations"], rows, "Attacks on models trained with each loss (offline).")
+    png = figures.grouped_bars(attack_labels, series, "Training loss vs attack success", "attack success (%)",
+                               xlabel="attack")
+    return Section("Study: training loss (spike rate vs cross-entropy)", [
+        "The paper found cross-entropy training saturates the outputs, pushes membrane potentials out of the "
+        "surrogate-gradient window and makes gradients vanish (the 'trap'). The share of all-zero gradients shows "
+        "whether that happens here."], [table],
+        [Figure("study-loss", png, "Offline success of each attack on models trained with each loss.")])
+
+
+_METHOD_STYLES = {"g2s-rsf": "-", "g2s": "--", "rsf": ":"}
+
+
+def trained_threshold(card: dict) -> float:
+    """The penultimate layer's trained threshold (the spec's override, else the neuron's)."""
+    neuron = card["spec"]["neuron"]
+    return float(neuron.get("penultimate_threshold", neuron["threshold"]))
+
+
+def threshold_study(runs: Runs, labels: Labels) -> Section:
+    """Success and all-zero-gradient share vs the attack-time penultimate threshold, per variant."""
+    points: dict[str, dict[float, tuple]] = {}
+    rows = []
+    for name, art, results, a in _rows(runs):
+        trained = trained_threshold(art.card)
+        th = a["parameters"].get("attack_threshold")
+        th = trained if th is None else float(th)
+        points.setdefault(f"{name}, {a['method']}", {})[th] = (a["offline"]["success_rate"], zero_grad_share(art, a))
+        rows.append([name, _variant(art.card), a["method"], f"{th:g}" + (" (trained)" if th == trained else ""),
+                     pct(a["offline"]["success_rate"]), num(a["offline"]["median_l0"]), pct(zero_grad_share(art, a)),
+                     str(a["offline"]["rsf_iterations"])])
+    xs = sorted({th for p in points.values() for th in p})
+    success = {k: [p.get(x, (None, None))[0] for x in xs] for k, p in points.items()}
+    vanish = {k: [p.get(x, (None, None))[1] for x in xs] for k, p in points.items()}
+    vanish = {k: v for k, v in vanish.items() if any(share is not None for share in v)}  # methods with a gradient
+    names = list(runs)
+    styles = {k: (names.index(k.split(", ")[0]), _METHOD_STYLES.get(k.split(", ")[-1], "-.")) for k in points}
+    table = Table(["run", "variant", "method", "attack threshold", "success", "median L0", "all-zero gradients",
+                   "RSF iterations"], rows, "Penultimate-layer threshold during the gradient pass only; examples "
+                                            "are judged on the unchanged model.")
+    return Section("Study: penultimate threshold during the attack (the trap and its escape)", [
+        "Raising the penultimate layer's threshold in the attack's gradient pass is the paper's escape from the "
+        "gradient-vanishing trap. Whether the trap exists depends on what makes gradients vanish: the surrogate "
+        "gradient's support (SLAYER's default is smooth and wide; a narrow rectangular window is zero outside it), "
+        "depth and the loss. Where 'all-zero gradients' stays at 0%, there is no trap to escape."], [table],
+        [Figure("study-threshold-success", figures.lines(xs, success, "Attack success vs attack-time threshold",
+                                                         "penultimate threshold in the gradient pass",
+                                                         "attack success (%)", styles=styles),
+                "Offline success per model variant and method as the penultimate threshold used for the gradient "
+                "is raised (the leftmost point of a variant is usually its trained threshold)."),
+         Figure("study-threshold-vanishing", figures.lines(xs, vanish, "Vanishing gradients vs attack-time threshold",
+                                                           "penultimate threshold in the gradient pass",
+                                                           "iterations with an all-zero gradient (%)", styles=styles),
+                "Share of attack iterations whose input gradient was exactly zero: where this is high, G2S alone "
+                "stalls and RSF does the work.")])
+
+
+def _variant(card: dict) -> str:
+    spec = card["spec"]
+    surrogate = spec["surrogate"]["kind"]
+    if surrogate == "rectangular":
+        surrogate += f" width {spec['surrogate']['width']:g}"
+    depth = sum(layer["type"] != "flatten" for layer in spec["layers"])
+    return f"{surrogate}, {depth} layers, {spec['training']['loss']}"
+
+
+def device_study(runs: Runs, labels: Labels) -> Section:
+    """Offline vs on-device success and transfer, per attack set and profile."""
+    groups, offline, device, transfer, rows = [], [], {}, {}, []
+    profiles = sorted({p for _, _, _, a in _rows(runs) for p in a["device"]})
+    for name, _, _, a in _rows(runs):
+        groups.append(f"{labels[a['id']]} ({name})" if len(runs) > 1 else labels[a["id"]])
+        offline.append(a["offline"]["success_rate"])
+        for p in profiles:
+            d = a["device"].get(p, {})
+            device.setdefault(p, []).append(d.get("success_rate"))
+            transfer.setdefault(p, []).append(d.get("transfer_rate"))
+        rows.append([name, labels[a["id"]], a["crafted_on"] or "this model", pct(a["offline"]["success_rate"])]
+                    + [f"{pct(a['device'].get(p, {}).get('success_rate'))} / "
+                       f"{pct(a['device'].get(p, {}).get('transfer_rate'))}" for p in profiles])
+    table = Table(["run", "attack", "crafted on", "offline success", *[f"{p}: success / transfer" for p in profiles]],
+                  rows, "Success over rows classified correctly (offline: by SLAYER; device: by the device when "
+                        "clean); transfer: share of offline successes that also fool the device.")
+    return Section("Study: offline vs on-device", [
+        "A bit-exact profile reproduces attacks crafted on the deployed model (a consistency check). The float and "
+        "noisy profiles and the sets crafted on an independently trained model show what an attacker without the "
+        "deployed weights, or a non-ideal chip, changes."], [table],
+        [Figure("study-device-success", figures.grouped_bars(groups, {"offline": offline, **device},
+                                                             "Attack success offline and on each device",
+                                                             "attack success (%)", xlabel="attack set"),
+                "Success of each adversarial set offline (SLAYER) and replayed on each hardware profile."),
+         Figure("study-device-transfer", figures.grouped_bars(groups, transfer, "Transfer of offline successes to "
+                                                              "the device", "transfer rate (%)", xlabel="attack set"),
+                "Share of offline successes that also fool the device, per hardware profile.")])
+
+
+def _comparisons(runs: Runs):
+    """(run name, comparison) for every SNN vs ANN comparison in results.json's ``ann``."""
+    for name, (_, results) in runs.items():
+        for comparison in results.get("ann", []):
+            yield name, comparison
+
+
+def _eps_axis(comparison: dict) -> str:
+    return ("eps (L-infinity, multiples of the mean input rate)" if comparison["settings"]["eps_scale"] == "mean-rate"
+            else "eps (L-infinity, spike-rate units)")
+
+
+def _ann_figure(name: str, comparison: dict, index: int) -> Figure:
+    rows = comparison["ann_white_box"]
+    eps = sorted({r["eps"] for r in rows})
+    series: dict[str, list] = {}
+    styles: dict[str, tuple[int, str]] = {}
+    for colour, method in enumerate(dict.fromkeys(r["method"] for r in rows)):
+        by_eps = {r["eps"]: r for r in rows if r["method"] == method}
+        white, black = f"{method.upper()} on the ANN (white box)", f"{method.upper()} examples on the SNN (black box)"
+        series[white] = [by_eps[e]["ann_success_rate"] for e in eps]
+        series[black] = [by_eps[e]["to_snn"]["success_rate"] for e in eps]
+        styles[white], styles[black] = (colour, "-"), (colour, "--")
+    pgd = {r["eps"]: r for r in rows if r["method"] == "pgd"}
+    if any("snn_success_at_equal_l0" in r for r in pgd.values()):
+        series["SNN attack at PGD's L0 (white box)"] = [pgd[e].get("snn_success_at_equal_l0") for e in eps]
+        styles["SNN attack at PGD's L0 (white box)"] = (len(styles) // 2, ":")
+    png = figures.lines(eps, series, f"{name}: SNN vs ANN", _eps_axis(comparison), "attack success (%)", styles=styles)
+    return Figure(f"study-ann-{index}", png, f"{name}: success of FGSM/BIM/PGD on the ANN twin (white box) and of the "
+                  "same examples on the SNN after Bernoulli rate coding (black box), per L-infinity eps; and the SNN's "
+                  "own attack at the number of events PGD changed (equal L0). Success over correctly classified "
+                  "samples of the attacked model.")
+
+
+def ann_study(runs: Runs, labels: Labels) -> Section:
+    """SNN vs ANN: clean accuracy, white box on each, black-box transfer both ways, equal L0."""
+    comparisons = list(_comparisons(runs))
+    clean = Table(["run", "SNN", "SNN on rate-coded inputs", "ANN twin", "mean input rate"],
+                  [[name, pct(c["clean"]["snn_accuracy"]), pct(c["clean"]["snn_accuracy_rate_coded"]),
+                    pct(c["clean"]["ann_accuracy"]), f"{c['mean_rate']:.3f}"] for name, c in comparisons],
+                  "Clean test accuracy. ANN examples reach the SNN Bernoulli rate coded: compare their effect with the "
+                  "SNN's accuracy on clean inputs coded the same way.")
+    white = Table(["run", "method", "eps", "ANN success", "events changed (median)", "SNN success at equal L0",
+                   "-> SNN accuracy", "-> SNN success"],
+                  [[name, r["method"].upper(), f"{r['eps']:g}", pct(r["ann_success_rate"]),
+                    num(r["median_equivalent_events"]), pct(r.get("snn_success_at_equal_l0")),
+                    pct(r["to_snn"]["accuracy"]), pct(r["to_snn"]["success_rate"])]
+                   for name, c in comparisons for r in c["ann_white_box"]],
+                  "ANN attacks (white box) and their transfer to the SNN (black box, ANN -> SNN).")
+    to_ann = Table(["run", "SNN attack", "SNN success", "median L0", "success on the ANN", "transfer rate"],
+                   [[name, labels[s["attack_id"]], pct(s["snn_success_rate"]), num(s["median_l0"]),
+                     pct(s["ann_success_rate"]), pct(s["transfer_rate"])]
+                    for name, c in comparisons if (s := c["snn_to_ann"])],
+                   "SNN adversarial spikes shown to the ANN as spike rates (black box, SNN -> ANN).")
+    return Section("Study: SNN vs ANN", [
+        "The ANN twin has the SNN's layers with ReLU and sees the spike rate over time. White-box success on each "
+        "model is not comparable across threat models (L-infinity on rates vs flipped spikes); black-box transfer "
+        "both ways and success at an equal number of changed events are the fairer comparisons. On N-MNIST the "
+        "rates are tiny and rate coding destroys event timing, so eps is relative to the mean rate and the SNN's "
+        "accuracy on rate-coded clean inputs is the reference (../shared/notes/attack-spec.md)."],
+        [clean, white, to_ann], [_ann_figure(name, c, i) for i, (name, c) in enumerate(comparisons)])
+
+
+STUDIES: dict[str, Callable[[Runs, Labels], Section]] = {
+    "methods": methods_study, "loss": loss_study, "threshold": threshold_study, "device": device_study,
+    "ann": ann_study}
+
+
+def study_section(kind: str, runs: Runs, labels: Labels) -> Section:
+    """The section of study ``kind`` (one of :data:`STUDIES`)."""
+    return STUDIES[kind](runs, labels)

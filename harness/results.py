@@ -1,0 +1,212 @@
+"""``RUN_DIR/results.json``: the machine-readable summary of one run directory.
+
+Built from the run's artifacts (docs/artifacts.md): the model card, ``attacks/<id>.h5`` and
+``device/<profile>/<id>.h5``; the clean comparison with SLAYER re-runs the run's model on its
+test split (:func:`harness.device.measure.offline_outputs`). The fields, their meanings and
+units are documented in docs/results.md and checked against
+``harness/schemas/results.schema.json`` before writing.
+
+Counting rules (../shared/notes/attack-spec.md, "The attack loop"): every rate is over the
+rows classified correctly before the attack (offline: by SLAYER; on a device: by that device
+on the clean input), a tie or silent output is no prediction, L0 statistics are over the
+successful rows, and an undefined rate (empty set) is null. No timing goes into results.json,
+so re-summarising the same artifacts gives the same file.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import numpy as np
+
+from .attacks.record import AttackRecord, is_success
+from .attacks.runner import load_run_model, load_test_split
+from .device.measure import attack_measurements, clean_measurements, offline_outputs
+from .errors import ConfigError, DataError
+from .metrics import success_by_budget
+from .store import RunDir, jsonable, read_h5, read_json, write_json
+from .versions import package_versions
+
+RESULTS_SCHEMA_VERSION = 1
+#: Flip budgets of ``success_by_budget`` when the experiment gives none.
+DEFAULT_BUDGETS = (10, 20, 50, 100, 200, 500, 1000, 2000)
+#: Fields of :func:`harness.device.measure.attack_measurements` kept per profile (renamed).
+_DEVICE_FIELDS = {"adversarial_accuracy": "accuracy", "clean_accuracy": "clean_accuracy",
+                  "n_correct_clean": "n_correct_clean", "success_rate": "success_rate",
+                  "transfer_rate": "transfer_rate", "activity_change": "activity_change",
+                  "energy_change": "energy_change"}
+
+
+@dataclass
+class Replay:
+    """One device artifact ``device/<profile>/<id>.h5``: its datasets and root attributes."""
+
+    arrays: dict[str, np.ndarray]
+    attrs: dict[str, Any]
+
+
+@dataclass
+class RunArtifacts:
+    """Everything a summary or report reads from one run directory.
+
+    Attributes:
+        run: the run directory.
+        card: model/card.json.
+        attacks: attack id -> ``attacks/<id>.h5``.
+        device: profile -> {"clean" or attack id -> ``device/<profile>/<id>.h5``}.
+        ann: file stem -> an SNN vs ANN comparison ``ann/comparison_*.json``
+            (:func:`harness.attacks.ann.ann_comparison`).
+    """
+
+    run: RunDir
+    card: dict[str, Any]
+    attacks: dict[str, AttackRecord] = field(default_factory=dict)
+    device: dict[str, dict[str, Replay]] = field(default_factory=dict)
+    ann: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return self.run.root.name
+
+    @property
+    def profiles(self) -> list[str]:
+        return list(self.device)
+
+
+def load_run(run_dir: str | Path, attack_ids: list[str] | None = None, profiles: list[str] | None = None,
+             ann: list[str | Path] | None = None) -> RunArtifacts:
+    """Read a run directory's card, attacks, replays and ANN comparisons.
+
+    Args:
+        attack_ids: the attacks to read (default: every ``attacks/*.h5``).
+        profiles: the device profiles to read (default: every ``device/<profile>/`` holding a
+            clean replay). An attack without a replay on a profile is left out of that profile.
+        ann: the comparison files to read (default: every ``ann/comparison_*.json``).
+    Raises:
+        StageMissing: no model card, or a requested attack or clean replay is missing (the
+            message names the command that makes it).
+    """
+    run = RunDir(run_dir)
+    run.require(run.card, f"harness train --run {run.root} --model MODEL")
+    ids = run.attack_ids() if attack_ids is None else list(attack_ids)
+    attacks = {i: AttackRecord.load(run.require(run.attack(i), f"harness attack --run {run.root}")) for i in ids}
+    if profiles is None:
+        profiles = sorted(p.parent.name for p in (run.root / "device").glob("*/clean.h5"))
+    device = {}
+    for profile in profiles:
+        run.require(run.device(profile, "clean"), f"harness replay --run {run.root} --profile {profile} --clean")
+        wanted = ["clean"] + [i for i in ids if run.device(profile, i).exists()]
+        device[profile] = {i: Replay(*read_h5(run.device(profile, i), "device")) for i in wanted}
+    ann_files = sorted((run.root / "ann").glob("comparison_*.json")) if ann is None else [Path(p) for p in ann]
+    return RunArtifacts(run=run, card=read_json(run.card), attacks=attacks, device=device,
+                        ann={p.stem: read_json(p) for p in ann_files})
+
+
+def check_budgets(budgets, where: str) -> list[int]:
+    """The budgets sorted and de-duplicated; ConfigError naming ``where`` unless positive ints."""
+    budgets = list(budgets)
+    if not budgets or not all(isinstance(b, (int, np.integer)) and not isinstance(b, bool) and b > 0 for b in budgets):
+        raise ConfigError(f"{where}: budgets must be a non-empty list of positive integers (flips), got {budgets!r}")
+    return sorted({int(b) for b in budgets})
+
+
+def _model_entry(card: dict[str, Any]) -> dict[str, Any]:
+    spec = card["spec"]
+    return {"name": card["model"], "T": int(card["steps"]), "train_accuracy": card["train_accuracy"],
+            "test_accuracy": card["test_accuracy"], "loss": spec["training"]["loss"],
+            "surrogate": spec["surrogate"]["kind"], "epochs": int(card["epochs"])}
+
+
+def _clean_entries(art: RunArtifacts) -> dict[str, dict[str, Any]]:
+    """Per profile: the clean test split on the device vs SLAYER on the same inputs."""
+    if not art.device:
+        return {}
+    net, card = load_run_model(art.run.root)
+    test = load_test_split(net, card)
+    offline = offline_outputs(net, test.spikes)
+    out = {}
+    for profile, replays in art.device.items():
+        measured = clean_measurements(replays["clean"].arrays, offline, test.labels)
+        out[profile] = {key: measured[key] for key in ("accuracy", "agreement", "raster_exact", "n_samples")}
+    return out
+
+
+def attack_device_entry(record: AttackRecord, replay: Replay, budgets) -> dict[str, Any]:
+    """On-device figures of one attack on one profile (:func:`~harness.device.measure.attack_measurements`).
+
+    Adds ``success_by_budget``: device successes with L0 <= budget over the rows the device
+    classified correctly on their clean input (the denominator of ``success_rate``).
+    """
+    device = replay.arrays
+    measured = attack_measurements({name: getattr(record, name) for name in AttackRecord.array_names()}, device)
+    correct = device["clean/predictions"] == record.labels
+    success = is_success(device["predictions"], record.labels, record.targets) & correct
+    return {**{new: measured[old] for old, new in _DEVICE_FIELDS.items()},
+            "success_by_budget": success_by_budget(record.l0, success, budgets, mask=correct)}
+
+
+def _crafted_elsewhere(record: AttackRecord) -> str | None:
+    """The source model of a transfer set (None when crafted on the judging model)."""
+    crafted, judged = record.attrs.get("crafted_on"), record.attrs.get("judged_on")
+    return None if not crafted or crafted == judged else str(crafted)
+
+
+def attack_entry(art: RunArtifacts, attack_id: str, budgets) -> dict[str, Any]:
+    """One element of results.json's ``attacks`` list."""
+    record = art.attacks[attack_id]
+    stats = record.stats(budgets)
+    mode = record.attrs.get("targeted") or None
+    return {
+        "id": attack_id, "method": record.attrs["method"], "targeted": mode is not None, "target_mode": mode,
+        "crafted_on": _crafted_elsewhere(record), "parameters": record.attrs.get("params", {}),
+        "n_attacked": len(record), "n_correct_before": stats["n_correct_before"],
+        "offline": {key: stats[key] for key in ("success_rate", "mean_l0", "median_l0", "median_l0_before_reduction",
+                                                  "median_flip_rate", "mean_iterations", "rsf_iterations",
+                                                  "zero_grad_iterations", "success_by_budget")},
+        "device": {profile: attack_device_entry(record, replays[attack_id], budgets)
+                   for profile, replays in art.device.items() if attack_id in replays},
+    }
+
+
+def build_results(art: RunArtifacts, budgets=DEFAULT_BUDGETS) -> dict[str, Any]:
+    """The results.json content of a run (JSON-ready: NaN as None), not yet validated."""
+    budgets = check_budgets(budgets, "budgets")
+    card = art.card
+    return jsonable({
+        "schema_version": RESULTS_SCHEMA_VERSION, "run": art.name, "seed": int(card["seed"]),
+        "versions": package_versions(), "dataset": card["dataset"], "model": _model_entry(card), "budgets": budgets,
+        "clean": {"offline": {"accuracy": card["test_accuracy"]}, "device": _clean_entries(art)},
+        "attacks": [attack_entry(art, attack_id, budgets) for attack_id in art.attacks],
+        "ann": [{"comparison": name, **{k: v for k, v in result.items() if k != "seconds"}}  # no timing
+                for name, result in art.ann.items()],
+    })
+
+
+def load_schema() -> dict[str, Any]:
+    """The JSON Schema of results.json (harness/schemas/results.schema.json)."""
+    return json.loads(resources.files("harness").joinpath("schemas/results.schema.json").read_text())
+
+
+def validate_results(results: dict[str, Any], where: str | Path) -> None:
+    """Check ``results`` against the schema.
+
+    Raises:
+        DataError: naming ``where``, the JSON path of the first problem and what is wrong.
+    """
+    validator = jsonschema.Draft202012Validator(load_schema())
+    error = jsonschema.exceptions.best_match(validator.iter_errors(results))
+    if error is not None:
+        location = "/".join(str(p) for p in error.absolute_path) or "(top level)"
+        raise DataError(f"{where}: does not match the results schema at {location}: {error.message}")
+
+
+def write_results(art: RunArtifacts, budgets=DEFAULT_BUDGETS) -> dict[str, Any]:
+    """Build, validate and write ``RUN_DIR/results.json`` (left untouched when unchanged); the dict."""
+    results = build_results(art, budgets)
+    validate_results(results, art.run.results)
+    write_json(art.run.results, results, if_changed=True)
+    return results
