@@ -17,13 +17,13 @@ def _harness(*args: str) -> list[str]:
     return [sys.executable, "-m", "harness", *args]
 
 
-def interrupt_when(cmd: list[str], ready, sig: int, timeout: float = 300) -> int:
+def interrupt_when(cmd: list[str], ready, sig: int, stderr=subprocess.PIPE, timeout: float = 300) -> int:
     """Start ``cmd``, send ``sig`` once ``ready()`` is true, return the exit code."""
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=stderr)
     try:
         deadline = time.monotonic() + timeout
         while not ready():
-            assert proc.poll() is None, f"finished before it could be interrupted: {proc.stderr.read()}"
+            assert proc.poll() is None, "finished before it could be interrupted"
             assert time.monotonic() < deadline, "never became ready"
             time.sleep(0.05)
         proc.send_signal(sig)
@@ -66,25 +66,8 @@ def digits_run(tmp_path_factory) -> Path:
 
 
 def _printed(log: Path, text: str):
+    """A readiness check: ``text`` has appeared in the file ``log`` (e.g. a progress bar)."""
     return lambda: log.exists() and text in log.read_text(errors="replace")
-
-
-def _interrupt_logged(cmd: list[str], log: Path, text: str, sig: int) -> int:
-    """Like interrupt_when, with stderr in ``log``; ``sig`` is sent once ``text`` appears there."""
-    with open(log, "w") as err:
-        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err)
-        try:
-            deadline = time.monotonic() + 300
-            while not _printed(log, text)():
-                assert proc.poll() is None, f"finished before it could be interrupted: {log.read_text()}"
-                assert time.monotonic() < deadline, "never became ready"
-                time.sleep(0.05)
-            time.sleep(0.5)
-            proc.send_signal(sig)
-            return proc.wait(timeout=120)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
 
 
 @pytest.mark.slow
@@ -92,7 +75,9 @@ def test_attack_interrupt_then_rerun_equals_uninterrupted(digits_run, tmp_path):
     # RSF alone with a tiny turnover rarely succeeds, so every row runs all its iterations
     args = ["attack", "--run", str(digits_run), "--method", "rsf", "--gamma", "0.002", "--iterations", "60",
             "--n", "40", "--batch-size", "8"]
-    code = _interrupt_logged(_harness(*args), tmp_path / "err.log", "attack rsf", signal.SIGTERM)
+    log = tmp_path / "err.log"
+    with open(log, "w") as err:
+        code = interrupt_when(_harness(*args), _printed(log, "attack rsf"), signal.SIGTERM, stderr=err)
     assert code == 130
     attacks = digits_run / "attacks"
     assert not list(attacks.glob("*.h5")) if attacks.exists() else True
@@ -106,3 +91,32 @@ def test_attack_interrupt_then_rerun_equals_uninterrupted(digits_run, tmp_path):
     with h5py.File(first) as again, h5py.File(__import__("io").BytesIO(resumed)) as before:
         for name in ("adversarial", "success", "l0", "iterations"):
             assert (again[name][()] == before[name][()]).all(), name
+
+
+@pytest.mark.slow
+def test_replay_interrupt_leaves_no_process_and_rerun_equals_uninterrupted(digits_run, tmp_path):
+    import psutil
+
+    from harness.store import read_h5
+
+    args = ["replay", "--run", str(digits_run), "--profile", "loihi2-fixed", "--clean", "--lanes", "4"]
+    log = tmp_path / "replay.log"
+    with open(log, "w") as err:
+        code = interrupt_when(_harness(*args), _printed(log, "4 lanes)"), signal.SIGINT, stderr=err)
+    assert code == 130
+    out = digits_run / "device" / "loihi2-fixed" / "clean.h5"
+    assert not out.exists() and no_temp_files(digits_run)
+    deadline = time.monotonic() + 10
+    while True:  # Lava's workers are forked: they carry the command line of the interrupted call
+        left = [p for p in psutil.process_iter(["cmdline"]) if "replay" in (p.info["cmdline"] or [])
+                and str(digits_run) in (p.info["cmdline"] or [])]
+        if not left or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert not left, f"processes left behind: {[p.pid for p in left]}"
+    subprocess.run(_harness(*args, "--no-progress"), check=True, capture_output=True)
+    resumed, _ = read_h5(out, "device")
+    subprocess.run(_harness(*args, "--no-progress", "--force"), check=True, capture_output=True)
+    again, _ = read_h5(out, "device")
+    for name in ("output_rasters", "predictions", "layer_counts"):
+        assert (resumed[name] == again[name]).all(), name
