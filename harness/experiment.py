@@ -392,9 +392,10 @@ def attack_stage(plan: AttackPlan, root: Path, run_id: str, ids: dict[str, dict[
     return run_attack(run_dir, plan.config, plan.targeted, plan.n, progress=progress)
 
 
-def replay_stage(run_dir: Path, profile: str, input_id: str, data: Path) -> Path:
+def replay_stage(run_dir: Path, profile: str, input_id: str, data: Path, progress: bool) -> Path:
     """Replay the clean test split (``input_id`` "clean") or an attack set; kept when up to date."""
-    return replay_run(run_dir, profile, None if input_id == "clean" else input_id, data_path=data)
+    return replay_run(run_dir, profile, None if input_id == "clean" else input_id, data_path=data,
+                      progress=progress)
 
 
 def write_config(exp: Experiment, root: Path) -> None:
@@ -441,12 +442,14 @@ def _ann_all(exp: Experiment, root: Path, ids: dict[str, dict[str, str]], say: _
     return files
 
 
-def _replay_all(exp: Experiment, root: Path, ids: dict[str, dict[str, str]], say: _Progress) -> None:
+def _replay_all(exp: Experiment, root: Path, ids: dict[str, dict[str, str]], say: _Progress,
+                progress: bool) -> None:
     for profile in exp.profiles:
         for plan in exp.runs:
             for input_id in ["clean", *ids[plan.id].values()]:
                 started = say.stage("replay", f"{input_id} of {plan.id} on {profile}")
-                say.done(started, replay_stage(root / plan.id, profile, input_id, _data_path(plan, exp.data)))
+                path = replay_stage(root / plan.id, profile, input_id, _data_path(plan, exp.data), progress)
+                say.done(started, path)
 
 
 def run_experiment(exp: Experiment, run_dir: str | Path | None = None, progress: bool = True,
@@ -464,7 +467,7 @@ def run_experiment(exp: Experiment, run_dir: str | Path | None = None, progress:
     _train_all(exp, root, say, progress)
     ids = _attack_all(exp, root, say, progress)
     ann = _ann_all(exp, root, ids, say, progress)
-    _replay_all(exp, root, ids, say)
+    _replay_all(exp, root, ids, say, progress)
     runs = {}
     for plan in exp.runs:
         started = say.stage("summarise", f"{plan.id} -> results.json")
