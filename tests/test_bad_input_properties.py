@@ -99,3 +99,14 @@ def test_unwritable_output_directory(tmp_path):
             write_h5(bad, {"x": np.zeros(1)}, {}, kind="attack")
     finally:
         locked.chmod(0o700)
+
+
+def test_artifacts_get_the_usual_permissions(tmp_path):
+    import os
+    import stat
+
+    path = tmp_path / "r.h5"
+    write_h5(path, {"x": np.zeros(1)}, {}, kind="attack")
+    mask = os.umask(0)
+    os.umask(mask)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~mask  # readable by scripts of other users
