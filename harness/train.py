@@ -26,13 +26,17 @@ from .store import RunDir, write_bytes, write_json
 from .versions import package_versions
 
 
-def output_counts(net: SpikingNetwork, spikes: np.ndarray, batch_size: int = 256) -> np.ndarray:
-    """Output spike counts (N, K) of ``net`` on binary spikes (N, *input_shape, T), no grad."""
-    counts = []
+def forward_batches(net: SpikingNetwork, spikes: np.ndarray, batch_size: int = 256):
+    """Yield, batch by batch and without gradients, every spiking layer's output spikes
+    (a list of (B, ..., T) tensors, the last one the output) for binary spikes (N, *input_shape, T)."""
     with torch.no_grad():
         for start in range(0, len(spikes), batch_size):
-            x = torch.as_tensor(spikes[start:start + batch_size], dtype=torch.float32)
-            counts.append(net(x).sum(-1).numpy())
+            yield net.forward_layers(torch.as_tensor(spikes[start:start + batch_size], dtype=torch.float32))
+
+
+def output_counts(net: SpikingNetwork, spikes: np.ndarray, batch_size: int = 256) -> np.ndarray:
+    """Output spike counts (N, K) of ``net`` on binary spikes (N, *input_shape, T), no grad."""
+    counts = [layers[-1].sum(-1).numpy() for layers in forward_batches(net, spikes, batch_size)]
     return np.concatenate(counts) if counts else np.zeros((0, net.spec.n_classes))
 
 

@@ -40,15 +40,12 @@ class OfflineOutputs:
 
 def offline_outputs(net, spikes: np.ndarray, batch_size: int = 256) -> OfflineOutputs:
     """Run the SLAYER network (``harness.models.SpikingNetwork``) on binary spikes (N, *shape, T)."""
-    import torch
+    from ..train import forward_batches
 
     rasters, layer_counts = [], []
-    with torch.no_grad():
-        for start in range(0, len(spikes), batch_size):
-            x = torch.as_tensor(spikes[start:start + batch_size], dtype=torch.float32)
-            layers = net.forward_layers(x)
-            rasters.append(layers[-1].numpy().astype(np.uint8))
-            layer_counts.append(np.stack([out.reshape(len(x), -1).sum(1).numpy() for out in layers], axis=1))
+    for layers in forward_batches(net, spikes, batch_size):
+        rasters.append(layers[-1].numpy().astype(np.uint8))
+        layer_counts.append(np.stack([out.reshape(len(out), -1).sum(1).numpy() for out in layers], axis=1))
     rasters_all = np.concatenate(rasters)
     return OfflineOutputs(rasters=rasters_all, predictions=predict(rasters_all.sum(-1)),
                           layer_counts=np.concatenate(layer_counts).astype(np.int64))
