@@ -73,8 +73,8 @@ def _printed(log: Path, text: str):
 @pytest.mark.slow
 def test_attack_interrupt_then_rerun_equals_uninterrupted(digits_run, tmp_path):
     # RSF alone with a tiny turnover rarely succeeds, so every row runs all its iterations
-    args = ["attack", "--run", str(digits_run), "--method", "rsf", "--gamma", "0.002", "--iterations", "60",
-            "--n", "40", "--batch-size", "8"]
+    args = ["attack", "--run", str(digits_run), "--method", "rsf", "--gamma", "0.002", "--iterations", "100",
+            "--n", "120", "--batch-size", "8"]
     log = tmp_path / "err.log"
     with open(log, "w") as err:
         code = interrupt_when(_harness(*args), _printed(log, "attack rsf"), signal.SIGTERM, stderr=err)
@@ -99,10 +99,10 @@ def test_replay_interrupt_leaves_no_process_and_rerun_equals_uninterrupted(digit
 
     from harness.store import read_h5
 
-    args = ["replay", "--run", str(digits_run), "--profile", "loihi2-fixed", "--clean", "--lanes", "4"]
+    args = ["replay", "--run", str(digits_run), "--profile", "loihi2-fixed", "--clean", "--lanes", "1"]  # one lane: long enough to interrupt
     log = tmp_path / "replay.log"
     with open(log, "w") as err:
-        code = interrupt_when(_harness(*args), _printed(log, "4 lanes)"), signal.SIGINT, stderr=err)
+        code = interrupt_when(_harness(*args), _printed(log, "(1 lanes)"), signal.SIGINT, stderr=err)
     assert code == 130
     out = digits_run / "device" / "loihi2-fixed" / "clean.h5"
     assert not out.exists() and no_temp_files(digits_run)
