@@ -224,14 +224,21 @@ def run_supervised(job: Callable[..., Any], *args: Any, timeout: float, what: st
     receiver, sender = multiprocessing.Pipe(duplex=False)
     sys.stdout.flush()  # the children must not inherit unwritten output
     sys.stderr.flush()
+    # Ctrl-C or SIGTERM arriving during fork would be raised inside an at-fork hook (logging's
+    # lock release), where CPython prints and drops the KeyboardInterrupt: the run would then go
+    # on to the end. Hold them over the fork; a held signal is raised below, inside the try that
+    # stops the tree.
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
     keeper = os.fork()
     if keeper == 0:
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
         receiver.close()
         _keeper(sender, job, args)
     sender.close()
     started = time.monotonic()
     phase, message = IDLE, None
     try:
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
         while message is None:
             remaining = timeout - (time.monotonic() - started)
             if remaining <= 0:
