@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from harness.attacks import AttackConfig, craft
-from harness.attacks.runner import load_run_model, load_test_split
+from harness.runs import open_run
 
 from .common import Row, interleaved, rate_row, speedup_row
 from .plan import SEED, Setup
@@ -33,8 +33,8 @@ MODES = {"G2S+RSF attack": AttackConfig(seed=SEED),
 
 def run(setup: Setup) -> list[Row]:
     """Time both modes batched and one at a time; two rows each (time per sample, success rate)."""
-    net, card = load_run_model(setup.model(setup.plan.attack_model))
-    test = load_test_split(net, card, setup.plan.attack_samples, setup.nmnist)
+    run_ = open_run(setup.model(setup.plan.attack_model))
+    net, test = run_.net, run_.test(setup.plan.attack_samples, setup.nmnist)
     return [row for label, config in MODES.items()
             for row in compare(net, test.spikes, test.labels, config, label, setup)]
 

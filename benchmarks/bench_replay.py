@@ -16,8 +16,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from harness.attacks.runner import load_run_model, load_test_split
 from harness.device import preload, replay
+from harness.runs import open_run
 from harness.store import RunDir
 
 from . import netx_naive
@@ -34,8 +34,8 @@ MAX_SLAYER_SLOWDOWN = 20.0
 def run(setup: Setup) -> list[Row]:
     """Three rows: speed-up over naive, absolute time per sample, slowdown against SLAYER."""
     run_dir = setup.model(setup.plan.replay_model)
-    net, card = load_run_model(run_dir)
-    spikes = load_test_split(net, card, setup.plan.replay_samples, setup.nmnist).spikes
+    run_ = open_run(run_dir)
+    net, spikes = run_.net, run_.test(setup.plan.replay_samples, setup.nmnist).spikes
     network = RunDir(run_dir).network
     preload()
     netx_naive.preload()

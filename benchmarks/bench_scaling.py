@@ -64,11 +64,11 @@ def load_samples(run_dir: Path, nmnist: Path, samples: int) -> tuple[Path, np.nd
     """The run's network file and its first ``samples`` test-then-train samples (N, *shape, T)."""
     from harness.errors import DataError
     from harness.models import spec_from_dict
-    from harness.store import RunDir, read_json
+    from harness.runs import open_run
     from harness.train import load_split
 
-    run = RunDir(run_dir)
-    spec = spec_from_dict(read_json(run.card)["spec"], str(run.card))
+    run = open_run(run_dir)
+    spec = spec_from_dict(run.card["spec"], str(run.card_file))
     parts = [load_split(spec, "test", nmnist, SEED, limit=samples).spikes]
     if len(parts[0]) < samples:
         parts.append(load_split(spec, "train", nmnist, SEED, limit=samples - len(parts[0])).spikes)

@@ -215,7 +215,7 @@ def trained_model(model: str, cache: Path, seed: int, epochs: int | None, data_p
 
     epochs = int(epochs or load_spec(model).training["epochs"])
     run = cache / f"{model}-seed{seed}-epochs{epochs}"
-    if not RunDir(run).card.exists():
+    if not RunDir(run).card_file.exists():
         train_run(model, run, data_path, seed=seed, epochs=epochs, progress=progress)
     return run
 

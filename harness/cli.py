@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
 import sys
-import threading
 import warnings
 
 from .errors import HarnessError
+from .signals import sigterm_as_interrupt
 
 
 def _quiet_imports() -> None:
@@ -21,6 +20,28 @@ def _quiet_imports() -> None:
     warnings.filterwarnings("ignore", message=".*weight_norm is deprecated.*")
     warnings.filterwarnings("ignore", category=UserWarning, module="torch")
     os.environ.setdefault("PYTHONWARNINGS", "ignore::UserWarning")
+
+
+def default_threads() -> int:
+    """torch threads by default: all cores but one (on 2 cores: 1), so that the machine stays
+    responsive and Lava's processes or a second job do not fight one torch pool for every core."""
+    return max(1, (os.cpu_count() or 2) - 1)
+
+
+def add_threads(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--threads", type=int, metavar="N", default=default_threads(),
+                   help=f"torch threads (default {default_threads()}: the cores but one)")
+
+
+def set_threads(args: argparse.Namespace) -> None:
+    """Apply --threads to torch (only commands that run torch have it)."""
+    from .errors import ConfigError
+
+    if args.threads < 1:
+        raise ConfigError(f"--threads must be >= 1, got {args.threads}")
+    import torch
+
+    torch.set_num_threads(args.threads)
 
 
 # ---------------------------------------------------------------- train
@@ -36,7 +57,10 @@ def add_train(sub: argparse._SubParsersAction) -> None:
                    "e.g. ../shared/data/nmnist_small); digits are embedded")
     p.add_argument("--seed", type=int, default=0, help="seed for weights, shuffling and rate coding (default 0)")
     p.add_argument("--epochs", type=int, help="number of epochs (default: the spec's)")
+    p.add_argument("--force", action="store_true", help="train even if the run holds a model made from the same "
+                   "spec, seed, epochs and data (otherwise it is kept)")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    add_threads(p)
     p.set_defaults(func=cmd_train)
 
 
@@ -44,7 +68,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from .train import train_run
 
     card = train_run(args.model, args.run, data_path=args.data, seed=args.seed, epochs=args.epochs,
-                     progress=not args.no_progress)
+                     progress=not args.no_progress, force=args.force)
     print(f"{card['model']} seed {card['seed']}: test accuracy {card['test_accuracy']:.2%} "
           f"(train {card['train_accuracy']:.2%}) in {card['training_seconds']:.0f} s")
     print(f"model card: {os.path.join(args.run, 'model', 'card.json')}")
@@ -65,6 +89,7 @@ def add_run(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--data", metavar="PATH", help="N-MNIST data folder, overriding the experiment's "
                    "(default ../shared/data/nmnist_small relative to the repository)")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bars (stage lines stay)")
+    add_threads(p)
     p.set_defaults(func=cmd_run)
 
 
@@ -87,6 +112,7 @@ def add_report(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--run", required=True, metavar="RUN_DIR", help="run directory (made by harness train)")
     p.add_argument("--budgets", metavar="FLIPS", type=int, nargs="+",
                    help="flip budgets of the success curves (default: 10 20 50 100 200 500 1000 2000)")
+    add_threads(p)
     p.set_defaults(func=cmd_report)
 
 
@@ -137,12 +163,14 @@ def add_attack(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--data", metavar="PATH", help="N-MNIST directory, if it moved since training")
     p.add_argument("--force", action="store_true", help="recompute even if the attack file exists")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    add_threads(p)
     p.set_defaults(func=cmd_attack)
 
 
 def cmd_attack(args: argparse.Namespace) -> int:
     from .attacks import AttackConfig, AttackRecord, format_summary, run_attack, run_random_baseline, run_transfer
     from .errors import ConfigError
+    from .settings import build, cli_flag
 
     if args.transfer_from:
         path = run_transfer(args.run, args.transfer_from, force=args.force)
@@ -152,9 +180,8 @@ def cmd_attack(args: argparse.Namespace) -> int:
         path = run_random_baseline(args.run, args.match, seed=args.seed, batch_size=args.batch_size,
                                    force=args.force, progress=not args.no_progress, data_path=args.data)
     else:
-        config = AttackConfig(method=args.method, iterations=args.iterations, gamma=args.gamma, eta=args.eta,
-                              reduce=args.reduce, max_flips=args.max_flips, max_flip_rate=args.max_flip_rate,
-                              attack_threshold=args.attack_threshold, loss=args.loss, seed=args.seed)
+        settings = {key: getattr(args, key) for key in AttackConfig.__dataclass_fields__}
+        config = build(AttackConfig, settings, cli_flag)
         path = run_attack(args.run, config, targeted=args.targeted, n=args.n, batch_size=args.batch_size,
                           force=args.force, progress=not args.no_progress, data_path=args.data)
     print(format_summary(AttackRecord.load(path), path))
@@ -182,6 +209,7 @@ def add_ann(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--data", metavar="PATH", help="N-MNIST directory, if it moved since training")
     p.add_argument("--force", action="store_true", help="recompute even if the comparison file exists")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bars")
+    add_threads(p)
     p.set_defaults(func=cmd_ann)
 
 
@@ -216,6 +244,13 @@ def add_replay(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--input", metavar="SPIKES", help="binary spikes (N, C, T) or (N, C, H, W, T) in a .npy "
                    "file or an .h5 file (stand-alone form)")
     p.add_argument("--dataset", default="spikes", help="dataset of an .h5 --input (default: spikes)")
+    p.add_argument("--sensor-size", type=int, nargs=3, metavar=("W", "H", "P"),
+                   help="sensor width, height and polarities, to bin an event --input (tonic-style x, y, t in us, p)")
+    p.add_argument("--steps", type=int, metavar="T", help="time steps to bin an event --input into")
+    p.add_argument("--dt-ms", type=float, metavar="MS", default=1.0,
+                   help="bin width in milliseconds for an event --input (default 1)")
+    p.add_argument("--labels", metavar="LABELS.npy", help="true classes of the --input samples (stand-alone form): "
+                   "stored in the output and counted in the printed accuracy")
     p.add_argument("--out", metavar="OUT.h5", help="output file (stand-alone form)")
     p.add_argument("--lanes", type=int, metavar="B", help="samples replayed side by side in one run "
                    "(default: from the network size and free memory)")
@@ -223,12 +258,17 @@ def add_replay(sub: argparse._SubParsersAction) -> None:
                    "(default: ten times the expected run time, at least 120 s)")
     p.add_argument("--force", action="store_true", help="replay even if an up-to-date output exists")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    add_threads(p)
     p.set_defaults(func=cmd_replay)
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
-    from .device.runner import format_summary, replay_file, replay_run, replay_summary
+    from .attacks.runner import fmt_pct
+    from .data.inputs import Binning
+    from .device.profiles import load_profile
     from .errors import ConfigError
+    from .stages.replay import format_summary, replay_file, replay_run, replay_summary
+    from .store import read_h5
 
     standalone = (args.network, args.input, args.out)
     if args.run is None and not all(standalone):
@@ -240,17 +280,26 @@ def cmd_replay(args: argparse.Namespace) -> int:
     if args.timeout is not None and args.timeout <= 0:
         raise ConfigError(f"--timeout must be a positive number of seconds, got {args.timeout}")
     options = {"lanes": args.lanes, "timeout": args.timeout, "force": args.force, "progress": not args.no_progress}
+    profile = load_profile(args.profile)
     if args.run is None:
-        out, output = replay_file(args.network, args.input, args.profile, args.out, dataset=args.dataset, **options)
+        binning = None if args.sensor_size is None or args.steps is None else \
+            Binning(tuple(args.sensor_size), args.steps, args.dt_ms)
+        out, output = replay_file(args.network, args.input, profile, args.out, dataset=args.dataset, binning=binning,
+                                  labels=args.labels, **options)
         if output is None:
             print(f"{out} is up to date (same network, profile and input)")
         else:
             print(f"{len(output)} samples replayed on {output.profile.name} in {output.wall_seconds:.1f} s "
                   f"({output.lanes} lanes): {out}")
+        if args.labels:
+            arrays, _ = read_h5(out, kind="device")
+            correct = int((arrays["predictions"] == arrays["labels"]).sum())
+            print(f"device accuracy {fmt_pct(correct / len(arrays['labels']))} ({correct} of {len(arrays['labels'])}; "
+                  "a tie or silence is wrong)")
         return 0
-    path = replay_run(args.run, args.profile, args.attack, data_path=args.data, **options)
-    print(format_summary(replay_summary(args.run, args.profile, args.attack, data_path=args.data),
-                         args.profile, args.attack))
+    path = replay_run(args.run, profile, args.attack, data_path=args.data, **options)
+    print(format_summary(replay_summary(args.run, profile, args.attack, data_path=args.data),
+                         profile.name, args.attack))
     print(f"device output: {path}")
     return 0
 
@@ -269,18 +318,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _terminate_as_interrupt(signum, frame) -> None:
-    """SIGTERM unwinds like Ctrl-C, so every ``finally`` (Lava stop, temp-file removal) runs."""
-    raise KeyboardInterrupt
-
-
 def main(argv: list[str] | None = None) -> int:
     _quiet_imports()
     args = build_parser().parse_args(argv)
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, _terminate_as_interrupt)
     try:
-        return args.func(args)
+        with sigterm_as_interrupt():  # SIGTERM unwinds like Ctrl-C: every finally runs
+            if hasattr(args, "threads"):
+                set_threads(args)
+            return args.func(args)
     except HarnessError as exc:
         print(f"harness {args.command}: error: {exc}", file=sys.stderr)
         return 2

@@ -2,7 +2,7 @@
 
 Built from the run's artifacts (docs/artifacts.md): the model card, ``attacks/<id>.h5`` and
 ``device/<profile>/<id>.h5``; the clean comparison with SLAYER re-runs the run's model on its
-test split (:func:`harness.device.measure.offline_outputs`). The fields, their meanings and
+test split (:func:`harness.stages.measure.offline_outputs`). The fields, their meanings and
 units are documented in docs/results.md and checked against
 ``harness/schemas/results.schema.json`` before writing.
 
@@ -15,7 +15,6 @@ so re-summarising the same artifacts gives the same file.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -23,87 +22,28 @@ from typing import Any
 import jsonschema
 import numpy as np
 
-from .attacks.record import AttackRecord, is_success
-from .attacks.runner import load_run_model, load_test_split
-from .device.measure import attack_measurements, clean_measurements, offline_outputs
+from .records import AttackRecord, is_success
 from .errors import ConfigError, DataError
 from .metrics import success_by_budget
-from .store import RunDir, jsonable, read_h5, read_json, write_json
+from .runs import Replay, RunArtifacts, open_run
+from .stages.measure import attack_measurements, clean_measurements, offline_outputs
+from .store import jsonable, write_json
 from .versions import package_versions
 
 RESULTS_SCHEMA_VERSION = 1
 #: Flip budgets of ``success_by_budget`` when the experiment gives none.
 DEFAULT_BUDGETS = (10, 20, 50, 100, 200, 500, 1000, 2000)
-#: Fields of :func:`harness.device.measure.attack_measurements` kept per profile (renamed).
+#: Fields of :func:`harness.stages.measure.attack_measurements` kept per profile (renamed).
 _DEVICE_FIELDS = {"adversarial_accuracy": "accuracy", "clean_accuracy": "clean_accuracy",
                   "n_correct_clean": "n_correct_clean", "success_rate": "success_rate",
                   "transfer_rate": "transfer_rate", "activity_change": "activity_change",
                   "energy_change": "energy_change"}
 
 
-@dataclass
-class Replay:
-    """One device artifact ``device/<profile>/<id>.h5``: its datasets and root attributes."""
-
-    arrays: dict[str, np.ndarray]
-    attrs: dict[str, Any]
-
-
-@dataclass
-class RunArtifacts:
-    """Everything a summary or report reads from one run directory.
-
-    Attributes:
-        run: the run directory.
-        card: model/card.json.
-        attacks: attack id -> ``attacks/<id>.h5``.
-        device: profile -> {"clean" or attack id -> ``device/<profile>/<id>.h5``}.
-        ann: file stem -> an SNN vs ANN comparison ``ann/comparison_*.json``
-            (:func:`harness.attacks.ann.ann_comparison`).
-    """
-
-    run: RunDir
-    card: dict[str, Any]
-    attacks: dict[str, AttackRecord] = field(default_factory=dict)
-    device: dict[str, dict[str, Replay]] = field(default_factory=dict)
-    ann: dict[str, dict[str, Any]] = field(default_factory=dict)
-
-    @property
-    def name(self) -> str:
-        return self.run.root.name
-
-    @property
-    def profiles(self) -> list[str]:
-        return list(self.device)
-
-
 def load_run(run_dir: str | Path, attack_ids: list[str] | None = None, profiles: list[str] | None = None,
              ann: list[str | Path] | None = None) -> RunArtifacts:
-    """Read a run directory's card, attacks, replays and ANN comparisons.
-
-    Args:
-        attack_ids: the attacks to read (default: every ``attacks/*.h5``).
-        profiles: the device profiles to read (default: every ``device/<profile>/`` holding a
-            clean replay). An attack without a replay on a profile is left out of that profile.
-        ann: the comparison files to read (default: every ``ann/comparison_*.json``).
-    Raises:
-        StageMissing: no model card, or a requested attack or clean replay is missing (the
-            message names the command that makes it).
-    """
-    run = RunDir(run_dir)
-    run.require(run.card, f"harness train --run {run.root} --model MODEL")
-    ids = run.attack_ids() if attack_ids is None else list(attack_ids)
-    attacks = {i: AttackRecord.load(run.require(run.attack(i), f"harness attack --run {run.root}")) for i in ids}
-    if profiles is None:
-        profiles = sorted(p.parent.name for p in (run.root / "device").glob("*/clean.h5"))
-    device = {}
-    for profile in profiles:
-        run.require(run.device(profile, "clean"), f"harness replay --run {run.root} --profile {profile} --clean")
-        wanted = ["clean"] + [i for i in ids if run.device(profile, i).exists()]
-        device[profile] = {i: Replay(*read_h5(run.device(profile, i), "device")) for i in wanted}
-    ann_files = sorted((run.root / "ann").glob("comparison_*.json")) if ann is None else [Path(p) for p in ann]
-    return RunArtifacts(run=run, card=read_json(run.card), attacks=attacks, device=device,
-                        ann={p.stem: read_json(p) for p in ann_files})
+    """A run directory's card, attacks, replays and ANN comparisons (:meth:`harness.runs.Run.artifacts`)."""
+    return open_run(run_dir).artifacts(attack_ids, profiles, ann)
 
 
 def check_budgets(budgets, where: str) -> list[int]:
@@ -125,9 +65,8 @@ def _clean_entries(art: RunArtifacts) -> dict[str, dict[str, Any]]:
     """Per profile: the clean test split on the device vs SLAYER on the same inputs."""
     if not art.device:
         return {}
-    net, card = load_run_model(art.run.root)
-    test = load_test_split(net, card)
-    offline = offline_outputs(net, test.spikes)
+    test = art.run.test()
+    offline = offline_outputs(art.run.net, test.spikes)
     out = {}
     for profile, replays in art.device.items():
         measured = clean_measurements(replays["clean"].arrays, offline, test.labels)
@@ -136,7 +75,7 @@ def _clean_entries(art: RunArtifacts) -> dict[str, dict[str, Any]]:
 
 
 def attack_device_entry(record: AttackRecord, replay: Replay, budgets) -> dict[str, Any]:
-    """On-device figures of one attack on one profile (:func:`~harness.device.measure.attack_measurements`).
+    """On-device figures of one attack on one profile (:func:`~harness.stages.measure.attack_measurements`).
 
     Adds ``success_by_budget``: device successes with L0 <= budget over the rows the device
     classified correctly on their clean input (the denominator of ``success_rate``).

@@ -17,11 +17,12 @@ a killed run never leaves a half-written artifact that looks complete. HDF5 file
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 import h5py
 import numpy as np
@@ -204,6 +205,102 @@ def check_schema(path, attrs: dict, kind: str | None) -> None:
         raise DataError(f"{path}: expected a '{kind}' artifact, found kind={attrs.get('kind')!r}")
 
 
+# ------------------------------------------------------------------ reuse: one mechanism
+#: Name of the stored identity: a root attribute of HDF5 artifacts, a top-level key of JSON ones.
+IDENTITY_KEY = "identity"
+
+
+def digest_arrays(*arrays: np.ndarray) -> str:
+    """sha256 (hex) of arrays exactly as given: shape, dtype and bytes of each, in order."""
+    sha = hashlib.sha256()
+    for array in arrays:
+        array = np.ascontiguousarray(array)
+        sha.update(str((array.shape, array.dtype.str)).encode())
+        sha.update(array.tobytes())
+    return sha.hexdigest()
+
+
+def digest_file(path: str | os.PathLike) -> str:
+    """sha256 (hex) of a file's bytes."""
+    sha = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            sha.update(block)
+    return sha.hexdigest()
+
+
+def identity(**parts: Any) -> str:
+    """The identity of an artifact: sha256 (hex) of everything it is made from.
+
+    ``parts`` are JSON-able values (settings, digests of input spikes and of files, package
+    versions); their canonical JSON (sorted keys) is hashed, so equal parts give equal identities
+    whatever the order the caller names them in.
+    """
+    text = json.dumps(_jsonable(parts), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def stored_identity(path: str | os.PathLike) -> str | None:
+    """The identity stored in an artifact (HDF5 attribute, JSON or torch-dict key); None when there is none.
+
+    A missing, unreadable or foreign file has none (it is then recomputed); a file written by a
+    newer schema raises :class:`SchemaError` (see :func:`check_schema`).
+    """
+    path = Path(path)
+    if not path.is_file():
+        return None
+    if path.suffix in (".h5", ".hdf5"):
+        try:
+            with h5py.File(path, "r") as f:
+                attrs = {k: _decode_attr(v) for k, v in f.attrs.items()}
+        except OSError:
+            return None
+        try:
+            check_schema(path, attrs, None)
+        except DataError:
+            return None
+        value = attrs.get(IDENTITY_KEY)
+    elif path.suffix == ".json":
+        try:
+            value = json.loads(path.read_text()).get(IDENTITY_KEY)
+        except (OSError, ValueError, AttributeError):
+            return None
+    elif path.suffix == ".pt":  # a torch file holding a dict with an "identity" key
+        import torch
+
+        try:
+            value = torch.load(path, map_location="cpu").get(IDENTITY_KEY)
+        except Exception:  # noqa: BLE001 - any unreadable torch file is simply not reusable
+            return None
+    else:
+        raise ValueError(f"{path}: no identity can be stored in a '{path.suffix}' file")
+    return value if isinstance(value, str) else None
+
+
+def cached(path: str | os.PathLike, ident: str, compute: Callable[[], Any], *, force: bool = False,
+           companions: Iterable[str | os.PathLike] = ()) -> bool:
+    """The one reuse rule of the harness: keep ``path`` if it was made from the same inputs.
+
+    ``path`` is reused when it stores exactly ``ident`` (see :func:`identity`; computed by the
+    caller from everything the artifact depends on) and every file in ``companions`` (written
+    before ``path`` by the same computation) exists; otherwise ``compute()`` is called and must
+    write ``path`` atomically with ``ident`` stored in it. Artifacts without an identity (older
+    run directories) are recomputed, never trusted.
+
+    Returns:
+        True when ``compute`` ran, False when the artifact was reused.
+    Raises:
+        HarnessError: ``compute`` did not store ``ident`` in ``path`` (a bug in the caller).
+    """
+    path = Path(path)
+    if not force and stored_identity(path) == ident and all(Path(p).exists() for p in companions):
+        return False
+    compute()
+    if stored_identity(path) != ident:
+        raise HarnessError(f"{path}: written without its identity; this is a bug in harness")
+    return True
+
+
 class RunDir:
     """Paths of one run directory. Creating the object touches nothing on disk."""
 
@@ -224,7 +321,7 @@ class RunDir:
         return self.model_dir / "network.net"
 
     @property
-    def card(self) -> Path:
+    def card_file(self) -> Path:
         return self.model_dir / "card.json"
 
     # attack stage
@@ -232,7 +329,7 @@ class RunDir:
     def attacks_dir(self) -> Path:
         return self.root / "attacks"
 
-    def attack(self, attack_id: str) -> Path:
+    def attack_path(self, attack_id: str) -> Path:
         return self.attacks_dir / f"{attack_id}.h5"
 
     def attack_ids(self) -> list[str]:

@@ -22,8 +22,9 @@ from .data import SpikeSet, load_dataset
 from .data.digits import rate_code
 from .metrics import accuracy, predict
 from .models import ModelSpec, SpikingNetwork, build_network, load_spec, make_loss
-from .store import RunDir, write_bytes, write_json
-from .versions import package_versions
+from .runs import data_digest, open_run
+from .store import RunDir, atomic_path, cached, identity, write_bytes, write_json
+from .versions import numeric_versions, package_versions
 
 
 def forward_batches(net: SpikingNetwork, spikes: np.ndarray, batch_size: int = 256):
@@ -103,7 +104,6 @@ def train_network(spec: ModelSpec, train_set: SpikeSet, seed: int, epochs: int,
             net.load_state_dict(state["state_dict"])
             opt.load_state_dict(state["optimizer"])
             start = state["epoch"]
-    torch.set_num_threads(max(1, torch.get_num_threads()))
     x_all = torch.as_tensor(train_set.spikes, dtype=torch.float32)
     y_all = torch.as_tensor(train_set.labels)
     batch = int(spec.training["batch_size"])
@@ -144,11 +144,14 @@ def load_split(spec: ModelSpec, split: str, data_path=None, seed: int = 0, limit
 
 
 def train_run(model: str, run_dir: str | Path, data_path=None, seed: int = 0, epochs: int | None = None,
-              progress: bool = True) -> dict:
+              progress: bool = True, force: bool = False) -> dict:
     """Train ``model`` (a models/ name or spec path) and write ``RUN_DIR/model/``.
 
     Writes (each atomically): checkpoint.pt (spec + weights, saved before the netx export,
-    which removes weight_norm in place), network.net (netx HDF5) and card.json.
+    which removes weight_norm in place), network.net (netx HDF5) and, last, card.json, which
+    stores the model's identity: the spec, seed, epochs, the train and test spikes and labels
+    exactly as fed to the network, and the versions of the packages that change numbers. A model
+    with the same identity is kept, not retrained (unless ``force``).
 
     Returns:
         The model card (dict).
@@ -160,24 +163,30 @@ def train_run(model: str, run_dir: str | Path, data_path=None, seed: int = 0, ep
     train_set = load_split(spec, "train", data_path, seed)
     test_set = load_split(spec, "test", data_path, seed)
     epochs = int(epochs if epochs is not None else spec.training["epochs"])
-    started = time.perf_counter()
-    state_path = run.model_dir / "train_state.pt"
-    net = train_network(spec, train_set, seed, epochs, state_path=state_path, progress=progress)
-    train_seconds = time.perf_counter() - started
-    card = {
-        "model": spec.name, "spec": spec.to_dict(), "seed": seed, "epochs": epochs,
-        "dataset": {**test_set.metadata(), "path": None if data_path is None else str(Path(data_path).resolve()),
-                    "n_train": len(train_set), "n_test": len(test_set)},
-        "steps": spec.steps,
-        "train_accuracy": evaluate(net, train_set), "test_accuracy": evaluate(net, test_set),
-        "training_seconds": round(train_seconds, 2), "versions": package_versions(),
-        "files": {"checkpoint": "checkpoint.pt", "network": "network.net"},
-    }
-    _save_torch(run.checkpoint, {"spec": spec.to_dict(), "state_dict": net.state_dict(), "seed": seed})
-    export = copy.deepcopy(net)
-    from .store import atomic_path
-    with atomic_path(run.network) as tmp:
-        export.export_hdf5(tmp)
-    write_json(run.card, card)
-    state_path.unlink(missing_ok=True)
-    return card
+    ident = identity(stage="train", spec=spec.to_dict(), seed=seed, epochs=epochs,
+                     train_sha256=data_digest(train_set), test_sha256=data_digest(test_set),
+                     versions=numeric_versions())
+
+    def compute() -> None:
+        started = time.perf_counter()
+        state_path = run.model_dir / "train_state.pt"
+        net = train_network(spec, train_set, seed, epochs, state_path=state_path, progress=progress)
+        train_seconds = time.perf_counter() - started
+        card = {
+            "model": spec.name, "spec": spec.to_dict(), "seed": seed, "epochs": epochs,
+            "dataset": {**test_set.metadata(), "path": None if data_path is None else str(Path(data_path).resolve()),
+                        "n_train": len(train_set), "n_test": len(test_set)},
+            "steps": spec.steps,
+            "train_accuracy": evaluate(net, train_set), "test_accuracy": evaluate(net, test_set),
+            "training_seconds": round(train_seconds, 2), "versions": package_versions(),
+            "files": {"checkpoint": "checkpoint.pt", "network": "network.net"}, "identity": ident,
+        }
+        _save_torch(run.checkpoint, {"spec": spec.to_dict(), "state_dict": net.state_dict(), "seed": seed})
+        export = copy.deepcopy(net)
+        with atomic_path(run.network) as tmp:
+            export.export_hdf5(tmp)
+        write_json(run.card_file, card)
+        state_path.unlink(missing_ok=True)
+
+    cached(run.card_file, ident, compute, force=force, companions=(run.checkpoint, run.network))
+    return open_run(run.root).card

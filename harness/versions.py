@@ -16,3 +16,13 @@ def package_versions() -> dict[str, str]:
         except metadata.PackageNotFoundError:
             out[name] = "not installed"
     return out
+
+
+#: Packages whose version can change the numbers an artifact holds (part of reuse identities).
+NUMERIC_PACKAGES = ("lava-nc", "lava-dl", "torch", "numpy")
+
+
+def numeric_versions() -> dict[str, str]:
+    """{package: version} of :data:`NUMERIC_PACKAGES`."""
+    versions = package_versions()
+    return {name: versions[name] for name in NUMERIC_PACKAGES}

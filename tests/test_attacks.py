@@ -17,6 +17,7 @@ from harness.cli import main
 from harness.errors import DataError
 from harness.metrics import l0
 from harness.models import SpikingNetwork, load_checkpoint, spec_from_dict
+from harness.runs import open_run
 from harness.store import RunDir
 from harness.train import train_run
 
@@ -31,7 +32,7 @@ def digits_run(tmp_path_factory):
 @pytest.fixture(scope="module")
 def model_and_data(digits_run):
     net = load_checkpoint(RunDir(digits_run).checkpoint)
-    data = runner.load_test_split(net, runner.load_run_model(digits_run)[1], n=70)
+    data = open_run(digits_run).test(n=70)
     return net, data.spikes, data.labels
 
 
@@ -120,7 +121,7 @@ def test_budget_stops_samples_and_counts_them_failed(model_and_data):
 
 
 def test_targeted_every_other_class(digits_run):
-    net, _ = runner.load_run_model(digits_run)
+    net = open_run(digits_run).net
     path = run_attack(digits_run, AttackConfig(iterations=15), targeted="every-other", n=6, progress=False)
     record = AttackRecord.load(path)
     assert len(record) == 54 and np.array_equal(record.sample_index, np.repeat(np.arange(6), 9))

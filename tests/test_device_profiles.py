@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from harness.device.energy import EnergyModel, activity_from_monitors
-from harness.device.measure import attack_measurements, clean_measurements, OfflineOutputs
+from harness.stages.measure import attack_measurements, clean_measurements, OfflineOutputs
 from harness.device.noise import InputNoise
 from harness.device.profiles import available_profiles, load_profile
 from harness.errors import ConfigError

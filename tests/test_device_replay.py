@@ -12,7 +12,7 @@ import torch
 
 from harness.device import load_profile, replay
 from harness.device.lowering import fanout, lava_order, lower
-from harness.device.measure import offline_outputs
+from harness.stages.measure import offline_outputs
 from harness.device.netx_reader import read_network
 from harness.errors import DataError
 from harness.models import build_network, load_checkpoint, spec_from_dict
@@ -152,7 +152,7 @@ def test_non_binary_and_misshaped_spikes_are_refused_before_any_run(tmp_path):
 def _synthetic_attack(run: Path, net, data, flips: int = 60) -> tuple[str, dict]:
     """An attacks/<id>.h5 following docs/artifacts.md: random flips of the first 30 test samples,
     two rows (untargeted, targeted at class 3) per sample, judged offline by SLAYER."""
-    from harness.attacks.record import is_success
+    from harness.records import is_success
     from harness.store import write_h5
 
     rng = np.random.default_rng(0)
@@ -178,7 +178,7 @@ def _synthetic_attack(run: Path, net, data, flips: int = 60) -> tuple[str, dict]
 @pytest.mark.slow
 def test_replay_stage_on_a_run_directory(digits, monkeypatch, capsys):
     from harness import cli
-    from harness.device import replay_run, replay_summary
+    from harness.stages import replay_run, replay_summary
     from harness.store import read_h5
 
     run, net, data = digits
@@ -205,13 +205,13 @@ def test_replay_stage_on_a_run_directory(digits, monkeypatch, capsys):
     def no_replay(*args, **kwargs):
         raise AssertionError("an up-to-date output was replayed again")
 
-    monkeypatch.setattr("harness.device.runner.replay", no_replay)
+    monkeypatch.setattr("harness.stages.replay.replay", no_replay)
     assert replay_run(run, "loihi2-fixed", attack_id) == path
     assert replay_run(run, "loihi2-fixed") == run / "device" / "loihi2-fixed" / "clean.h5"
 
 
 def test_replay_stage_names_the_command_that_makes_what_is_missing(tmp_path):
-    from harness.device import replay_run
+    from harness.stages import replay_run
     from harness.errors import StageMissing
 
     with pytest.raises(StageMissing, match=r"network.net does not exist; produce it first with: harness train --run"):

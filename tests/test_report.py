@@ -74,7 +74,7 @@ def _write_attack(run: RunDir, attack_id: str, test, targeted: bool) -> AttackRe
         attrs={"attack_id": attack_id, "method": "g2s-rsf", "targeted": "random" if targeted else "",
                "params": {"iterations": 25, "gamma": 0.05}, "model": "tiny", "crafted_on": "here",
                "judged_on": "here", "seed": 0, "dataset": test.metadata()})
-    record.save(run.attack(attack_id))
+    record.save(run.attack_path(attack_id))
     return record
 
 
@@ -87,7 +87,7 @@ def _build_run(root: Path) -> Path:
     """
     import torch
 
-    from harness.device.measure import offline_outputs
+    from harness.stages.measure import offline_outputs
     from harness.models import build_network, spec_from_dict
     from harness.train import load_split
 
@@ -97,7 +97,7 @@ def _build_run(root: Path) -> Path:
     run.model_dir.mkdir(parents=True)
     torch.save({"spec": spec.to_dict(), "state_dict": net.state_dict(), "seed": 3}, run.checkpoint)
     test = load_split(spec, "test", seed=3)
-    write_json(run.card, {
+    write_json(run.card_file, {
         "model": "tiny", "spec": spec.to_dict(), "seed": 3, "epochs": 2, "steps": T, "train_accuracy": 0.9,
         "test_accuracy": 0.75, "dataset": {**test.metadata(), "path": None, "n_train": 1437, "n_test": len(test)}})
     offline = offline_outputs(net, test.spikes)

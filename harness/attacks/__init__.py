@@ -19,7 +19,7 @@ Example::
 from .baselines import random_flips
 from .g2s import apply_update, g2s
 from .loop import METHODS, AttackConfig, craft
-from .record import AttackRecord, is_success
+from ..records import AttackRecord, is_success
 from .rsf import rsf
 from .runner import attack_id, format_summary, run_attack, run_random_baseline, run_transfer
 from .targets import TARGET_MODES, expand_targets

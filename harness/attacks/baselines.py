@@ -12,7 +12,7 @@ import torch
 from ..models import SpikingNetwork
 from .judge import check_spikes, judge
 from .randomness import row_generators, uniform
-from .record import AttackRecord
+from ..records import AttackRecord
 
 #: Generator stream of the random baseline: its draws are independent of the attack's.
 RANDOM_STREAM = 1

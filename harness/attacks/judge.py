@@ -8,7 +8,7 @@ from ..errors import DataError
 from ..metrics import predict
 from ..models import SpikingNetwork
 from ..train import output_counts
-from .record import is_success
+from ..records import is_success
 
 
 def check_spikes(net: SpikingNetwork, spikes: np.ndarray, what: str = "spikes") -> np.ndarray:

@@ -28,13 +28,14 @@ import torch
 from tqdm.auto import tqdm
 
 from ..errors import ConfigError
+from ..settings import SettingError, check_types
 from ..metrics import predict
 from ..models import LOSSES, SpikingNetwork, attack_threshold, make_loss
 from .g2s import apply_update, g2s_from_uniform, per_sample_max
 from .invariant import batch_invariant
 from .judge import check_spikes
 from .randomness import row_generators, uniform
-from .record import AttackRecord, is_success
+from ..records import AttackRecord, is_success
 from .reduce import reduce_flips
 from .rsf import rsf_from_uniform
 
@@ -71,26 +72,23 @@ class AttackConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
+        check_types(self)
         if self.method not in METHODS:
-            raise ConfigError(f"unknown attack method '{self.method}'; available: {', '.join(METHODS)}")
-        if self.iterations < 1:
-            raise ConfigError(f"--iterations must be >= 1, got {self.iterations}")
-        if not 0 < self.gamma <= 1:
-            raise ConfigError(f"--gamma must be in (0, 1], got {self.gamma}")
-        if not 0 < self.eta <= 1:
-            raise ConfigError(f"--eta must be in (0, 1], got {self.eta}")
+            raise SettingError("method", f"unknown attack method '{self.method}' ({{key}}); available: "
+                               f"{', '.join(METHODS)}")
+        checks = [("iterations", self.iterations >= 1, ">= 1"), ("gamma", 0 < self.gamma <= 1, "in (0, 1]"),
+                  ("eta", 0 < self.eta <= 1, "in (0, 1]"),
+                  ("max_flips", self.max_flips is None or self.max_flips >= 1, ">= 1"),
+                  ("max_flip_rate", self.max_flip_rate is None or 0 < self.max_flip_rate <= 1, "in (0, 1]"),
+                  ("attack_threshold", self.attack_threshold is None or self.attack_threshold > 0, "> 0"),
+                  ("seed", self.seed >= 0, ">= 0")]
+        for key, ok, bound in checks:
+            if not ok:
+                raise SettingError(key, f"must be {bound}, got {getattr(self, key)}")
         if self.max_flips is not None and self.max_flip_rate is not None:
-            raise ConfigError("give at most one of --max-flips and --max-flip-rate")
-        if self.max_flips is not None and self.max_flips < 1:
-            raise ConfigError(f"--max-flips must be >= 1, got {self.max_flips}")
-        if self.max_flip_rate is not None and not 0 < self.max_flip_rate <= 1:
-            raise ConfigError(f"--max-flip-rate must be in (0, 1], got {self.max_flip_rate}")
-        if self.attack_threshold is not None and self.attack_threshold <= 0:
-            raise ConfigError(f"--attack-threshold must be > 0, got {self.attack_threshold}")
+            raise SettingError("max_flips", "cannot be combined with {}: give at most one budget", "max_flip_rate")
         if self.loss is not None and self.loss not in LOSSES:
-            raise ConfigError(f"unknown loss '{self.loss}'; available: {', '.join(LOSSES)}")
-        if self.seed < 0:
-            raise ConfigError(f"--seed must be >= 0, got {self.seed}")
+            raise SettingError("loss", f"unknown loss '{self.loss}' ({{key}}); available: {', '.join(LOSSES)}")
 
     def budget(self, numel: int) -> int | None:
         """The L0 budget in flips for inputs of ``numel`` elements (None: unlimited)."""

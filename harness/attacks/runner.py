@@ -1,31 +1,30 @@
 """Attacks on a run directory: ``RUN_DIR/attacks/<id>.h5`` and the one-screen summary.
 
-The id encodes every setting, so re-running the same attack on the same model returns the
-existing file instead of redoing the work (unless ``force``). A file is written once, at the
-end, through :func:`harness.store.write_h5` (temporary name + rename); SIGINT or SIGTERM during
-an attack leaves nothing behind, and rerunning the command starts that attack again.
+The id encodes every setting; the file also stores its identity, a digest of everything it was
+made from (the model checkpoint's bytes, the attacked spikes and labels exactly as fed to the
+model, the settings, the versions of the packages that change numbers: :mod:`harness.store`,
+``cached``), so re-running the same attack on the same model and data returns the existing
+file, and anything else recomputes it (unless ``force``). A file is written once, at the end,
+through :func:`harness.store.write_h5` (temporary name + rename); SIGINT or SIGTERM during an
+attack leaves nothing behind, and rerunning the command starts that attack again.
 """
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import json
 import re
-import signal
-import threading
 from pathlib import Path
-from typing import Iterator
 
-import h5py
 import numpy as np
 
 from ..errors import ConfigError, DataError
-from ..models import SpikingNetwork, load_checkpoint
-from ..store import RunDir, check_schema, read_json
-from ..train import load_split, output_counts
+from ..runs import Run, data_digest, open_run
+from ..signals import sigterm_as_interrupt
+from ..store import cached, digest_file, identity, stored_identity
+from ..train import output_counts
+from ..versions import numeric_versions
 from .baselines import random_flips
 from .loop import AttackConfig, craft
-from .record import DEFAULT_BUDGETS, KIND, AttackRecord
+from ..records import DEFAULT_BUDGETS, AttackRecord
 from .targets import TARGET_MODES, expand_targets
 from .transfer import transfer
 
@@ -60,68 +59,9 @@ def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9.-]+", "-", text).strip("-")[:40] or "run"
 
 
-# ------------------------------------------------------------------ loading a run
-def load_run_model(run_dir: str | Path) -> tuple[SpikingNetwork, dict]:
-    """The trained network and its model card (clear errors when the run has no model)."""
-    run = RunDir(run_dir)
-    run.require(run.checkpoint, f"harness train --run {run_dir} --model MODEL")
-    net = load_checkpoint(run.checkpoint)
-    card = read_json(run.require(run.card, f"harness train --run {run_dir} --model MODEL"))
-    return net, card
-
-
-def load_test_split(net: SpikingNetwork, card: dict, n: int | None = None, data_path=None):
-    """The run's test split (first ``n`` samples), coded as in training (the card's seed and data path)."""
-    if n is not None and n < 1:
-        raise ConfigError(f"--n must be >= 1, got {n}")
-    path = data_path or card.get("dataset", {}).get("path")
-    return load_split(net.spec, "test", path, seed=int(card.get("seed", 0)), limit=n)
-
-
-def _model_digest(run_dir: str | Path) -> str:
-    return hashlib.sha256(RunDir(run_dir).checkpoint.read_bytes()).hexdigest()[:16]
-
-
-def _existing(path: Path, params: dict, digest: str) -> bool:
-    """True when ``path`` is an attack file made with ``params`` on this model (then it is reused).
-
-    An unreadable or foreign file is recomputed; one from a newer schema raises SchemaError.
-    """
-    if not path.exists():
-        return False
-    try:
-        with h5py.File(path, "r") as f:
-            attrs = dict(f.attrs)
-    except OSError:
-        return False
-    try:
-        check_schema(path, attrs, KIND)
-    except DataError:
-        return False
-    stored = attrs.get("params")
-    try:
-        same = stored is not None and json.loads(stored) == json.loads(json.dumps(params))
-    except ValueError:
-        return False
-    return same and attrs.get("model_digest") == digest
-
-
-@contextlib.contextmanager
-def _interruptible() -> Iterator[None]:
-    """Turn SIGTERM into KeyboardInterrupt while an attack runs, so temporary files are
-    cleaned up as on Ctrl-C (main thread only; the previous handler is restored)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def interrupt(signum, frame):
-        raise KeyboardInterrupt(f"signal {signum}")
-
-    previous = signal.signal(signal.SIGTERM, interrupt)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+def _identity(run: Run, **parts) -> str:
+    """An attack file's identity: the judging model, the package versions and ``parts``."""
+    return identity(stage="attack", model_sha256=run.model_digest, versions=numeric_versions(), **parts)
 
 
 # ------------------------------------------------------------------ the three entry points
@@ -136,60 +76,67 @@ def run_attack(run_dir: str | Path, config: AttackConfig = AttackConfig(), targe
         targeted: None (untargeted) or a target mode: every-other, random, least-likely.
         n: attack the first ``n`` test samples (default all).
         batch_size: rows per pass (results do not depend on it).
-        force: recompute even when the file exists for the same settings and model.
+        force: recompute even when the file exists for the same settings, model and data.
         data_path: N-MNIST directory when it moved since training (default: the card's).
     Returns:
         The path of the attack file (existing or new).
     """
     if targeted not in _MODE_TAGS:
         raise ConfigError(f"unknown target mode '{targeted}'; available: {', '.join(TARGET_MODES)}")
-    net, card = load_run_model(run_dir)
-    data = load_test_split(net, card, n, data_path)
+    run = open_run(run_dir)
+    net, data = run.net, run.test(n, data_path)
     loss = config.loss or net.spec.training["loss"]
-    path = RunDir(run_dir).attack(attack_id(config, targeted, len(data), loss))
+    path = run.attack_path(attack_id(config, targeted, len(data), loss))
     params = {**config.to_dict(), "loss": loss, "targeted": targeted or "", "n": len(data)}
-    digest = _model_digest(run_dir)
-    if not force and _existing(path, params, digest):
-        return path
-    with _interruptible():
+    ident = _identity(run, params=params, data_sha256=data_digest(data))
+
+    def compute() -> None:
         counts = output_counts(net, data.spikes) if targeted == "least-likely" else None
         index = np.arange(len(data))
         rows, targets = expand_targets(targeted, data.labels, net.spec.n_classes, index, config.seed, counts)
         record = craft(net, data.spikes[rows], data.labels[rows], config, targets=targets,
                        sample_index=index[rows], batch_size=batch_size, progress=progress)
-        return _attrs(record, path.stem, params, run_dir, net, data.metadata(), digest).save(path)
+        _attrs(record, path.stem, params, run, data.metadata(), ident).save(path)
+
+    with sigterm_as_interrupt():
+        cached(path, ident, compute, force=force)
+    return path
 
 
 def run_random_baseline(run_dir: str | Path, reference: str, seed: int | None = None, batch_size: int = 128,
                         force: bool = False, progress: bool = True, data_path=None) -> Path:
     """Random flips at the per-row L0 of the attack ``reference`` (an id in the same run).
 
-    Rows where the reference failed get no flips. Writes ``attacks/random_s<seed>_<reference>.h5``.
+    Rows where the reference failed get no flips. Writes ``attacks/random_s<seed>_<reference>.h5``,
+    whose identity includes the reference file's own.
     """
-    ref_path = RunDir(run_dir).attack(reference)
-    RunDir(run_dir).require(ref_path, f"harness attack --run {run_dir} ... (an attack with id {reference})")
-    ref = AttackRecord.load(ref_path)
+    run = open_run(run_dir)
+    ref = run.attack(reference)
     seed = int(ref.attrs.get("seed", 0)) if seed is None else seed
     if seed < 0:
         raise ConfigError(f"--seed must be >= 0, got {seed}")
-    net, card = load_run_model(run_dir)
-    path = RunDir(run_dir).attack(f"random_s{seed}_{reference}")
+    path = run.attack_path(f"random_s{seed}_{reference}")
     params = {"seed": seed, "reference": reference}
-    digest = _model_digest(run_dir)
-    if not force and _existing(path, params, digest):
-        return path
-    with _interruptible():
-        record = random_flips(net, ref.clean, ref.labels, ref.l0 * ref.success, seed, ref.targets,
+    ident = _identity(run, params=params, reference=stored_identity(run.attack_path(reference))
+                      or digest_file(run.attack_path(reference)))
+
+    def compute() -> None:
+        record = random_flips(run.net, ref.clean, ref.labels, ref.l0 * ref.success, seed, ref.targets,
                               ref.sample_index, batch_size)
-        return _attrs(record, path.stem, params, run_dir, net, ref.attrs.get("dataset", {}), digest,
-                      targeted=ref.attrs.get("targeted", "")).save(path)
+        _attrs(record, path.stem, params, run, ref.attrs.get("dataset", {}), ident,
+               targeted=ref.attrs.get("targeted", "")).save(path)
+
+    with sigterm_as_interrupt():
+        cached(path, ident, compute, force=force)
+    return path
 
 
 def run_transfer(run_dir: str | Path, source: str | Path, batch_size: int = 256, force: bool = False) -> Path:
     """Judge the adversarial set in ``source`` (an attack file of another run) on this run's model.
 
     Writes ``RUN_DIR/attacks/<source id>_from_<source run>-<hash>.h5`` with success,
-    predictions and correct_before recomputed here and ``crafted_on`` naming the source run.
+    predictions and correct_before recomputed here and ``crafted_on`` naming the source run;
+    its identity includes the source file's bytes.
     """
     source = Path(source)
     if not source.exists():
@@ -197,27 +144,31 @@ def run_transfer(run_dir: str | Path, source: str | Path, batch_size: int = 256,
     src = AttackRecord.load(source)
     src_run = source.resolve().parent.parent
     tag = hashlib.sha256(str(source.resolve()).encode()).hexdigest()[:6]
-    net, _ = load_run_model(run_dir)
-    path = RunDir(run_dir).attack(f"{source.stem}_from_{_slug(src_run.name)}-{tag}")
+    run = open_run(run_dir)
+    path = run.attack_path(f"{source.stem}_from_{_slug(src_run.name)}-{tag}")
     params = {**src.attrs.get("params", {}), "transfer_from": str(source.resolve())}
-    digest = _model_digest(run_dir)
-    if not force and _existing(path, params, digest):
-        return path
-    with _interruptible():
-        record = transfer(src, net, batch_size)
-        return _attrs(record, path.stem, params, run_dir, net, src.attrs.get("dataset", {}), digest,
-                      crafted_on=src.attrs.get("crafted_on", str(src_run))).save(path)
+    ident = _identity(run, params=params, source_sha256=digest_file(source))
+
+    def compute() -> None:
+        record = transfer(src, run.net, batch_size)
+        _attrs(record, path.stem, params, run, src.attrs.get("dataset", {}), ident,
+               crafted_on=src.attrs.get("crafted_on", str(src_run))).save(path)
+
+    with sigterm_as_interrupt():
+        cached(path, ident, compute, force=force)
+    return path
 
 
-def _attrs(record: AttackRecord, name: str, params: dict, run_dir, net: SpikingNetwork, dataset: dict,
-           digest: str, targeted: str | None = None, crafted_on: str | None = None) -> AttackRecord:
+def _attrs(record: AttackRecord, name: str, params: dict, run: Run, dataset: dict, ident: str,
+           targeted: str | None = None, crafted_on: str | None = None) -> AttackRecord:
     """The record with the file's root attributes (docs/artifacts.md)."""
+    model = run.spec.name
     return record.with_attrs(
         attack_id=name, method=record.attrs["method"],
         targeted=params.get("targeted", "") if targeted is None else targeted,
-        params=params, model=net.spec.name, model_digest=digest, dataset=dataset,
-        crafted_on=crafted_on or f"{Path(run_dir).resolve()} ({net.spec.name})",
-        judged_on=f"{Path(run_dir).resolve()} ({net.spec.name})")
+        params=params, model=model, model_digest=run.model_digest[:16], dataset=dataset,
+        crafted_on=crafted_on or f"{run.root.resolve()} ({model})",
+        judged_on=f"{run.root.resolve()} ({model})", identity=ident)
 
 
 # ------------------------------------------------------------------ summary

@@ -12,7 +12,7 @@ from dataclasses import replace
 
 from ..models import SpikingNetwork
 from .judge import check_spikes, judge
-from .record import AttackRecord
+from ..records import AttackRecord
 
 
 def transfer(record: AttackRecord, net: SpikingNetwork, batch_size: int = 256) -> AttackRecord:

@@ -1,86 +1,23 @@
 """The device interface: ``replay(network_file, spikes, profile) -> DeviceOutput``.
 
 A backend executes a netx network on (a simulation of) neuromorphic hardware and reports
-what came out and what it cost. ``lava-sim`` (Lava's CPU simulation of Loihi,
-:mod:`harness.device.lava_sim`) is the one shipped; another backend (e.g. Loihi 2 hardware
-through Intel's lava-loihi) is a function with the same signature registered in
-:data:`BACKENDS`, and needs no change anywhere else.
+what came out and what it cost (:class:`~harness.device.output.DeviceOutput`). ``lava-sim``
+(Lava's CPU simulation of Loihi, :mod:`harness.device.lava_sim`) is the one shipped; another
+backend (e.g. Loihi 2 hardware through Intel's lava-loihi) is a function with the same
+signature registered in :data:`harness.device.registry.BACKENDS`, and needs no change anywhere
+else.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
 from ..data import check_binary
-from ..errors import ConfigError, DataError
-from .profiles import Profile, load_profile
-
-
-@dataclass
-class DeviceOutput:
-    """What a replay of N samples produced, per sample.
-
-    Attributes:
-        rasters: (N, K, T) uint8 output spikes, in SLAYER's channel order and time alignment.
-        counts: (N, K) int64 spikes per output neuron over the window.
-        predictions: (N,) int64 class with the most spikes, -1 on a tie or silence
-            (:func:`harness.metrics.predict`).
-        layer_counts: (N, L) int64 spikes emitted by each layer with neurons.
-        input_spikes: (N,) int64 spikes of the input stream as replayed (after the profile's
-            non-idealities).
-        synops: (N,) int64 synaptic operations (spikes x fan-out, input stream included).
-        neuron_updates: (N,) int64 neuron updates (T x neurons).
-        energy_j: (N,) float64 energy estimate in joules (the profile's per-op figures).
-        layer_names: the L layers, e.g. "layer 0 (dense 128)".
-        wall_seconds: wall time of the replay (build, compile, run, read-back).
-        lanes: samples replayed side by side in one run.
-        profile: the hardware profile used.
-    """
-
-    rasters: np.ndarray
-    counts: np.ndarray
-    predictions: np.ndarray
-    layer_counts: np.ndarray
-    input_spikes: np.ndarray
-    synops: np.ndarray
-    neuron_updates: np.ndarray
-    energy_j: np.ndarray
-    layer_names: list[str]
-    wall_seconds: float
-    lanes: int
-    profile: Profile
-
-    def __len__(self) -> int:
-        return len(self.predictions)
-
-    def subset(self, index) -> "DeviceOutput":
-        """The same output restricted to the samples ``index`` selects (a slice or an index array)."""
-        return replace(self, **{name: getattr(self, name)[index] for name in _PER_SAMPLE})
-
-    def arrays(self) -> dict[str, np.ndarray]:
-        """The per-sample arrays by name (the datasets of a device artifact)."""
-        return {"output_rasters": self.rasters, "output_counts": self.counts, "predictions": self.predictions,
-                "layer_counts": self.layer_counts, "input_spikes": self.input_spikes, "synops": self.synops,
-                "neuron_updates": self.neuron_updates, "energy_j": self.energy_j}
-
-
-_PER_SAMPLE = ("rasters", "counts", "predictions", "layer_counts", "input_spikes", "synops", "neuron_updates",
-               "energy_j")
-
-Backend = Callable[..., DeviceOutput]
-
-
-def _lava_sim() -> Backend:
-    from .lava_sim import replay_lava_sim
-
-    return replay_lava_sim
-
-
-#: backend kind (a profile's ``[backend] kind``) -> loader of its replay function
-BACKENDS: dict[str, Callable[[], Backend]] = {"lava-sim": _lava_sim}
+from ..errors import DataError
+from .output import DeviceOutput
+from .profiles import Profile, as_profile
+from .registry import backend_for
 
 
 def replay(network_file: str | Path, spikes: np.ndarray, profile: str | Path | Profile, *,
@@ -101,15 +38,11 @@ def replay(network_file: str | Path, spikes: np.ndarray, profile: str | Path | P
         DataError: spikes not binary or of a shape the network cannot take.
         DeviceError: the network cannot be replayed or the run failed (DeviceTimeout on timeout).
     """
-    if not isinstance(profile, Profile):
-        profile = load_profile(profile)
+    profile = as_profile(profile)
     spikes = check_spikes(spikes)
     if sample_keys is not None and np.shape(sample_keys) != (len(spikes),):
         raise DataError(f"sample_keys must be ({len(spikes)},), one per sample, got shape {np.shape(sample_keys)}")
-    if profile.backend not in BACKENDS:
-        raise ConfigError(f"profile '{profile.name}': backend '{profile.backend}' unknown; "
-                          f"available: {', '.join(BACKENDS)}")
-    run = BACKENDS[profile.backend]()
+    run = backend_for(profile)
     return run(network_file, spikes, profile, sample_keys=sample_keys, lanes=lanes, timeout=timeout, progress=progress)
 
 

@@ -296,7 +296,7 @@ def replay_lava_sim(network_file, spikes: np.ndarray, profile, *, sample_keys=No
     """The ``lava-sim`` backend of :func:`harness.device.backend.replay` (same arguments;
     ``spikes`` already checked to be binary (N, C, T) or (N, C, H, W, T))."""
     from ..metrics import predict
-    from .backend import DeviceOutput
+    from .output import DeviceOutput
     from .energy import activity_from_monitors
     from .lowering import input_order, lower, output_order
     from .netx_reader import check_input, read_network

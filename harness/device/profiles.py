@@ -30,8 +30,8 @@ from ..config import available, check_unknown, load_toml, require_keys, resolve_
 from ..errors import ConfigError
 from .energy import EnergyModel, energy_model_from_table
 from .noise import InputNoise, noise_from_table
+from .registry import backend_kinds
 
-BACKENDS = ("lava-sim",)
 SELECT_TAGS = ("fixed_pt", "floating_pt")
 
 
@@ -63,8 +63,9 @@ def profile_from_dict(raw: dict, where: str) -> Profile:
         raise ConfigError(f"{where}: [backend] must be a table")
     check_unknown(backend, {"kind", "select_tag"}, f"{where} [backend]")
     require_keys(backend, ["kind", "select_tag"], f"{where} [backend]")
-    if backend["kind"] not in BACKENDS:
-        raise ConfigError(f"{where} [backend]: kind '{backend['kind']}' unknown; available: {', '.join(BACKENDS)}")
+    if backend["kind"] not in backend_kinds():
+        raise ConfigError(f"{where} [backend]: kind '{backend['kind']}' unknown; "
+                          f"available: {', '.join(backend_kinds())}")
     if backend["select_tag"] not in SELECT_TAGS:
         raise ConfigError(f"{where} [backend]: select_tag '{backend['select_tag']}' unknown; "
                           f"available: {', '.join(SELECT_TAGS)}")
@@ -85,6 +86,11 @@ def load_profile(name_or_path: str | Path) -> Profile:
     """
     path = resolve_spec("hw_profiles", name_or_path)
     return replace(profile_from_dict(load_toml(path), str(path)), path=path)
+
+
+def as_profile(profile: "str | Path | Profile") -> Profile:
+    """``profile`` itself when it is a Profile, else :func:`load_profile` of the name or path."""
+    return profile if isinstance(profile, Profile) else load_profile(profile)
 
 
 def available_profiles() -> list[str]:

@@ -53,7 +53,7 @@ def write_run_report(run_dir: str | Path, budgets=DEFAULT_BUDGETS) -> Path:
 
 def _refuse_experiment_dir(root: Path) -> None:
     """An experiment directory holds runs, not a model: point at them and at ``harness run``."""
-    if (root / "config.toml").exists() and not RunDir(root).card.exists():
+    if (root / "config.toml").exists() and not RunDir(root).card_file.exists():
         runs = sorted(p.parent.parent.name for p in root.glob("*/model/card.json"))
         raise ConfigError(f"{root} is an experiment directory: its report comes from `harness run EXPERIMENT.toml`; "
                           f"`harness report` takes one of its runs: {', '.join(str(root / r) for r in runs) or 'none yet'}")

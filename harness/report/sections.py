@@ -13,7 +13,7 @@ from typing import Mapping
 
 import numpy as np
 
-from ..attacks.record import AttackRecord
+from ..records import AttackRecord
 from ..results import RunArtifacts
 from . import figures
 from .render import Figure, Section, Table

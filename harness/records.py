@@ -13,8 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from ..metrics import NO_PREDICTION, success_by_budget
-from ..store import read_h5, write_h5
+from .metrics import NO_PREDICTION, success_by_budget
+from .store import read_h5, write_h5
 
 #: Budgets (flips) of the robustness curve in summaries, as in the experiments' default.
 DEFAULT_BUDGETS = (10, 20, 50, 100, 200, 500, 1000, 2000)
@@ -82,7 +82,7 @@ class AttackRecord:
         arrays, attrs = read_h5(path, kind=KIND)
         missing = [name for name in cls.array_names() if name not in arrays]
         if missing:
-            from ..errors import DataError
+            from .errors import DataError
             raise DataError(f"{path}: attack file lacks dataset(s) {', '.join(missing)}")
         attrs = {k: v for k, v in attrs.items() if k not in ("schema_version", "kind")}
         return cls(**{name: arrays[name] for name in cls.array_names()}, attrs=attrs)

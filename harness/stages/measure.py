@@ -23,7 +23,7 @@ from typing import Mapping
 
 import numpy as np
 
-from ..attacks.record import is_success
+from ..records import is_success
 from ..metrics import accuracy, predict, rate
 
 Arrays = Mapping[str, np.ndarray]

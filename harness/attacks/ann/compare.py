@@ -15,13 +15,12 @@
   same way (the coding itself costs accuracy on event data: it destroys the timing).
 Success is counted over samples the attacked model classified correctly before the attack.
 
-Files: ``RUN_DIR/ann/model.pt`` (the trained twin and its settings) and
-``RUN_DIR/ann/comparison_<id>.json`` (the numbers), both written atomically and reused when
-their settings match.
+Files: ``RUN_DIR/ann/model.pt`` (the trained twin, :mod:`.model`) and
+``RUN_DIR/ann/comparison_<id>.json`` (the numbers), both written atomically and reused only when
+their identity (model, data, settings, versions) matches.
 """
 from __future__ import annotations
 
-import io
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -30,113 +29,23 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from ..data.digits import rate_code
-from ..errors import ConfigError
-from ..metrics import predict
-from ..models import ModelSpec, SpikingNetwork
-from ..store import RunDir, read_json, write_bytes, write_json
-from ..train import load_split, output_counts
-from .record import AttackRecord, is_success
-from .runner import fmt_count, fmt_pct, load_run_model, load_test_split
+from ...data.digits import rate_code
+from ...errors import ConfigError
+from ...metrics import predict
+from ...models import SpikingNetwork
+from ...runs import data_digest, open_run
+from ...store import cached, identity, read_json, write_json
+from ...train import load_split, output_counts
+from ...versions import numeric_versions
+from ...records import AttackRecord, is_success
+from ..runner import fmt_count, fmt_pct
+from .bim import STEP_FACTOR, STEPS, bim
+from .fgsm import fgsm
+from .model import RateANN, ann_predict, load_or_train, spike_rates
+from .pgd import pgd
 
 DEFAULT_EPS = (0.02, 0.05, 0.1, 0.2)
 EPS_SCALES = ("absolute", "mean-rate")
-STEPS = 10            # BIM and PGD iterations
-STEP_FACTOR = 2.5     # BIM/PGD step size alpha = STEP_FACTOR * eps / STEPS
-
-
-class RateANN(torch.nn.Module):
-    """The SNN spec's layers as an ANN: (N, *input_shape) rates in [0, 1] -> (N, K) logits."""
-
-    def __init__(self, spec: ModelSpec):
-        super().__init__()
-        layers: list[torch.nn.Module] = []
-        shape = list(spec.input_shape)
-        for layer in spec.layers:
-            if layer["type"] == "flatten":
-                layers.append(torch.nn.Flatten())
-                shape = [int(np.prod(shape))]
-                continue
-            if layer["type"] == "dense":
-                if len(shape) > 1:
-                    layers.append(torch.nn.Flatten())
-                layers.append(torch.nn.Linear(int(np.prod(shape)), int(layer["out"])))
-                shape = [int(layer["out"])]
-            else:
-                k, s, p = int(layer["kernel"]), int(layer.get("stride", 1)), int(layer.get("padding", 0))
-                layers.append(torch.nn.Conv2d(shape[0], int(layer["out"]), k, stride=s, padding=p))
-                shape = [int(layer["out"])] + [(d + 2 * p - k) // s + 1 for d in shape[1:]]
-            layers.append(torch.nn.ReLU())
-        self.body = torch.nn.Sequential(*layers[:-1])  # no ReLU on the logits
-
-    def forward(self, rates: torch.Tensor) -> torch.Tensor:
-        return self.body(rates)
-
-
-def spike_rates(spikes: np.ndarray) -> np.ndarray:
-    """Spike rate over time (N, ...) float32 in [0, 1] of spikes (N, ..., T)."""
-    return np.asarray(spikes, dtype=np.float32).mean(axis=-1)
-
-
-def ann_predict(model: RateANN, rates: np.ndarray | torch.Tensor, batch_size: int = 512) -> np.ndarray:
-    """Arg-max class (N,) int64 of the ANN on rates (N, *input_shape)."""
-    rates = torch.as_tensor(rates, dtype=torch.float32)
-    with torch.no_grad():
-        return np.concatenate([model(rates[i:i + batch_size]).argmax(1).numpy()
-                               for i in range(0, len(rates), batch_size)] or [np.zeros(0, np.int64)])
-
-
-def train_ann(spec: ModelSpec, train_set, seed: int = 0, epochs: int | None = None, progress: bool = False) -> RateANN:
-    """Train the ANN twin with cross-entropy and Adam (the spec's lr, batch size and epochs)."""
-    torch.manual_seed(seed)
-    model = RateANN(spec)
-    opt = torch.optim.Adam(model.parameters(), lr=float(spec.training["lr"]))
-    epochs = int(spec.training["epochs"] if epochs is None else epochs)
-    batch = int(spec.training["batch_size"])
-    labels = torch.as_tensor(train_set.labels)
-    rates = torch.as_tensor(spike_rates(train_set.spikes))
-    for epoch in tqdm(range(epochs), desc="train ANN", unit="epoch", disable=not progress):
-        if train_set.rates is not None:  # rate-coded data: fresh draws every epoch, as the SNN sees
-            rates = torch.as_tensor(spike_rates(rate_code(train_set.rates, spec.steps, seed * 100_003 + epoch)))
-        order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(seed * 100_003 + epoch))
-        for i in range(0, len(order), batch):
-            idx = order[i:i + batch]
-            loss = torch.nn.functional.cross_entropy(model(rates[idx]), labels[idx])
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-    return model.eval()
-
-
-# ------------------------------------------------------------------ L-infinity attacks
-def _ce_step(model: RateANN, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Sign of the input gradient of the cross-entropy (the ascent direction)."""
-    x = x.clone().requires_grad_(True)
-    (grad,) = torch.autograd.grad(torch.nn.functional.cross_entropy(model(x), y, reduction="sum"), x)
-    return grad.sign()
-
-
-def fgsm(model: RateANN, x: torch.Tensor, y: torch.Tensor, eps: float) -> torch.Tensor:
-    """One step of size eps along the gradient sign, clipped to [0, 1]."""
-    return (x + eps * _ce_step(model, x, y)).clamp(0, 1)
-
-
-def bim(model: RateANN, x: torch.Tensor, y: torch.Tensor, eps: float, start: torch.Tensor | None = None) -> torch.Tensor:
-    """STEPS sign steps of alpha = STEP_FACTOR * eps / STEPS, projected on the eps ball and [0, 1]."""
-    alpha = STEP_FACTOR * eps / STEPS
-    adv = x.clone() if start is None else start
-    for _ in range(STEPS):
-        adv = adv + alpha * _ce_step(model, adv, y)
-        adv = torch.min(torch.max(adv, x - eps), x + eps).clamp(0, 1)
-    return adv
-
-
-def pgd(model: RateANN, x: torch.Tensor, y: torch.Tensor, eps: float, generator: torch.Generator) -> torch.Tensor:
-    """BIM from a uniform random start in the eps ball (seeded by ``generator``)."""
-    start = (x + (torch.rand(x.shape, generator=generator) * 2 - 1) * eps).clamp(0, 1)
-    return bim(model, x, y, eps, start)
-
-
 ATTACKS: dict[str, Callable] = {"fgsm": fgsm, "bim": bim, "pgd": pgd}
 
 
@@ -203,23 +112,6 @@ def _snn_to_ann(model: RateANN, record: AttackRecord) -> dict[str, Any]:
             "median_l0": float(np.median(record.l0[record.success])) if record.success.any() else float("nan")}
 
 
-def _model_file(run: RunDir, spec: ModelSpec, train_set, seed: int, epochs: int | None, progress: bool) -> RateANN:
-    """The ANN twin from ``RUN_DIR/ann/model.pt`` when trained with these settings, else trained now."""
-    path = run.root / "ann" / "model.pt"
-    settings = {"spec": spec.to_dict(), "seed": seed, "epochs": epochs, "n_train": len(train_set)}
-    if path.exists():
-        saved = torch.load(path, map_location="cpu")
-        if saved.get("settings") == settings:
-            model = RateANN(spec)
-            model.load_state_dict(saved["state_dict"])
-            return model.eval()
-    model = train_ann(spec, train_set, seed, epochs, progress)
-    buffer = io.BytesIO()
-    torch.save({"settings": settings, "state_dict": model.state_dict()}, buffer)
-    write_bytes(path, buffer.getvalue())
-    return model
-
-
 def ann_comparison(run_dir: str | Path, snn_attack: str | None = None, eps=DEFAULT_EPS, eps_scale: str = "absolute",
                    seed: int = 0, code_seed: int = 0, epochs: int | None = None, n: int | None = None,
                    force: bool = False, progress: bool = True, data_path=None) -> tuple[Path, dict[str, Any]]:
@@ -237,37 +129,38 @@ def ann_comparison(run_dir: str | Path, snn_attack: str | None = None, eps=DEFAU
     Returns:
         (path of ``RUN_DIR/ann/comparison_<id>.json``, its content).
     """
-    run = RunDir(run_dir)
-    net, card = load_run_model(run_dir)
-    test = load_test_split(net, card, n, data_path)
+    run = open_run(run_dir)
+    net, test = run.net, run.test(n, data_path)
     rates = spike_rates(test.spikes)
     eps_pairs = _eps_values(eps, eps_scale, rates)
     settings = {"snn_attack": snn_attack, "eps": [e for e, _ in eps_pairs], "eps_scale": eps_scale, "seed": seed,
                 "code_seed": code_seed, "epochs": epochs, "n": len(test), "steps": STEPS, "step_factor": STEP_FACTOR}
     path = run.root / "ann" / f"comparison_{eps_scale}_s{seed}_c{code_seed}{'_' + snn_attack if snn_attack else ''}.json"
-    if not force and path.exists() and read_json(path).get("settings") == settings:
-        return path, read_json(path)
-    record = AttackRecord.load(run.require(run.attack(snn_attack), f"harness attack --run {run_dir}")) \
-        if snn_attack else None
-    started = time.perf_counter()
-    train_set = load_split(net.spec, "train", data_path or card.get("dataset", {}).get("path"),
-                           seed=int(card.get("seed", 0)))
-    model = _model_file(run, net.spec, train_set, seed, epochs, progress)
-    snn_clean = predict(output_counts(net, test.spikes)) == test.labels
-    result = {
-        "settings": settings, "model": net.spec.name, "dataset": test.metadata(),
-        "mean_rate": float(rates.mean()), "max_rate": float(rates.max()),
-        "clean": {"snn_accuracy": _rate(snn_clean),
-                  "snn_accuracy_rate_coded": _rate(_snn_on_coded(net, rates, code_seed) == test.labels),
-                  "ann_accuracy": _rate(ann_predict(model, rates) == test.labels)},
-        "ann_white_box": _white_box(model, net, rates, test.labels, eps_pairs, seed, code_seed, record, progress),
-        "snn_to_ann": _snn_to_ann(model, record) if record is not None else None,
-        "notes": ("ANN -> SNN examples are Bernoulli rate coded; compare their success with the SNN's accuracy "
-                  "on clean inputs coded the same way (clean.snn_accuracy_rate_coded). On event data the "
-                  "coding discards timing and the rates are small: read eps against mean_rate."),
-        "seconds": round(time.perf_counter() - started, 2),
-    }
-    write_json(path, result)
+    record = run.attack(snn_attack) if snn_attack else None
+    ident = identity(stage="ann-comparison", settings=settings, model_sha256=run.model_digest,
+                     data_sha256=data_digest(test), versions=numeric_versions(),
+                     snn_attack=None if record is None else record.attrs.get("identity"))
+
+    def compute() -> None:
+        started = time.perf_counter()
+        train_set = load_split(net.spec, "train", run.data_path(data_path), seed=run.seed)
+        model = load_or_train(run.root / "ann" / "model.pt", net.spec, train_set, seed, epochs, progress)
+        snn_clean = predict(output_counts(net, test.spikes)) == test.labels
+        write_json(path, {
+            "settings": settings, "model": net.spec.name, "dataset": test.metadata(),
+            "mean_rate": float(rates.mean()), "max_rate": float(rates.max()),
+            "clean": {"snn_accuracy": _rate(snn_clean),
+                      "snn_accuracy_rate_coded": _rate(_snn_on_coded(net, rates, code_seed) == test.labels),
+                      "ann_accuracy": _rate(ann_predict(model, rates) == test.labels)},
+            "ann_white_box": _white_box(model, net, rates, test.labels, eps_pairs, seed, code_seed, record, progress),
+            "snn_to_ann": _snn_to_ann(model, record) if record is not None else None,
+            "notes": ("ANN -> SNN examples are Bernoulli rate coded; compare their success with the SNN's accuracy "
+                      "on clean inputs coded the same way (clean.snn_accuracy_rate_coded). On event data the "
+                      "coding discards timing and the rates are small: read eps against mean_rate."),
+            "seconds": round(time.perf_counter() - started, 2), "identity": ident,
+        })
+
+    cached(path, ident, compute, force=force)
     return path, read_json(path)
 
 

@@ -1,5 +1,6 @@
-"""Whole studies from ``experiments/*.toml``: train -> attack -> replay -> summarise -> report.
+"""The experiment file (``experiments/*.toml``): its schema, validation and resolved form.
 
+Execution lives in :mod:`.plan` (the stage tasks) and :mod:`.executor` (running them).
 An experiment file describes one study (docs/experiments.md has every key)::
 
     name = "demo"                    # run directory: runs/<name>/ unless --run is given
@@ -25,26 +26,20 @@ Each run directory follows docs/artifacts.md; the experiment directory holds the
 from __future__ import annotations
 
 import copy
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
-import tomli_w
-
-from .attacks import TARGET_MODES, AttackConfig, AttackRecord, run_attack, run_random_baseline, run_transfer
-from .attacks.ann import DEFAULT_EPS, EPS_SCALES, ann_comparison
-from .config import PROJECT_ROOT, check_unknown, load_toml, require_keys, resolve_spec
-from .device import load_profile, replay_run
-from .errors import ConfigError, DataError
-from .models import load_spec, spec_from_dict
-from .report import write_experiment_report
-from .report.sections import Labels, num, pct
-from .report.studies import STUDIES
-from .results import DEFAULT_BUDGETS, check_budgets, load_run, write_results
-from .store import RunDir, read_json, write_if_changed
-from .train import train_run
-from .versions import package_versions
+from ..attacks.ann import DEFAULT_EPS, EPS_SCALES
+from ..attacks.loop import AttackConfig
+from ..attacks.targets import TARGET_MODES
+from ..config import PROJECT_ROOT, check_unknown, load_toml, require_keys, resolve_spec
+from ..device.profiles import Profile, load_profile
+from ..errors import ConfigError, DataError
+from ..models import load_spec, spec_from_dict
+from ..report.studies import STUDIES
+from ..results import DEFAULT_BUDGETS, check_budgets
+from ..settings import build, toml_key
 
 #: Where N-MNIST experiments read their data unless the file or --data says otherwise.
 DEFAULT_DATA = "../shared/data/nmnist_small"
@@ -149,7 +144,7 @@ class Experiment:
     description: str
     seed: int
     budgets: list[int]
-    profiles: list[str]
+    profiles: list[Profile]
     data: Path
     study: str | None
     runs: list[RunPlan]
@@ -161,7 +156,9 @@ class Experiment:
         uses_data = any(r.needs_data for r in self.runs)
         return _drop_none({
             "name": self.name, "description": self.description, "source": str(self.path.resolve()),
-            "seed": self.seed, "budgets": self.budgets, "profiles": self.profiles,
+            "seed": self.seed, "budgets": self.budgets,
+            "profiles": [p.name if p.path is None or p.path.parent.name == "hw_profiles" else str(p.path)
+                         for p in self.profiles],
             "data": str(self.data) if uses_data else None, "study": self.study,
             "runs": [{"id": r.id, "model": r.model, "seed": r.seed, "epochs": r.epochs, "spec": r.spec}
                      for r in self.runs],
@@ -216,14 +213,10 @@ def _run_plan(raw: dict[str, Any], seed: int, where: str) -> RunPlan:
 
 
 def _attack_config(raw: dict[str, Any], seed: int, where: str) -> AttackConfig:
+    """The table's attack settings; an error names the file, the table and the key."""
     settings = {k: v for k, v in raw.items() if k in _ATTACK_SETTINGS}
     settings.setdefault("seed", seed)
-    try:
-        return AttackConfig(**settings)
-    except ConfigError as exc:
-        raise ConfigError(f"{where}: {exc}") from None
-    except TypeError as exc:  # a value of the wrong type reaching a comparison
-        raise ConfigError(f"{where}: invalid attack setting ({exc})") from None
+    return build(AttackConfig, settings, toml_key, where)
 
 
 def _attack_plan(raw: dict[str, Any], exp_seed: int, run_ids: list[str], earlier: list[AttackPlan],
@@ -278,6 +271,22 @@ def _ann_plan(raw: dict[str, Any], exp_seed: int, run_ids: list[str], attacks: l
                    epochs=_int(raw, "epochs", None, where, minimum=1), n=_int(raw, "n", None, where, minimum=1))
 
 
+def _profiles(names: list[str], where: str) -> list[Profile]:
+    """Every listed profile loaded once (a name in hw_profiles/ or a path); after loading a profile
+    is known by its ``name``, which must be unique in the experiment."""
+    profiles = []
+    for name in names:
+        try:
+            profiles.append(load_profile(name))
+        except ConfigError as exc:
+            raise ConfigError(f"{where} 'profiles': {exc}") from None
+    seen = [p.name for p in profiles]
+    if len(set(seen)) != len(seen):
+        raise ConfigError(f"{where} 'profiles': two profiles share a name ({', '.join(seen)}); "
+                          "replays are stored under device/<name>/")
+    return profiles
+
+
 def _check_data(exp: Experiment) -> None:
     if any(r.needs_data for r in exp.runs) and not exp.data.is_dir():
         raise DataError(f"{exp.path}: N-MNIST data folder {exp.data} not found; set 'data' in the file or "
@@ -300,12 +309,7 @@ def load_experiment(path: str | Path, data: str | Path | None = None) -> Experim
     require_keys(raw, ["name", "runs"], where)
     seed = _int(raw, "seed", 0, where)
     budgets = check_budgets(raw.get("budgets", DEFAULT_BUDGETS), f"{where} 'budgets'")
-    profiles = _str_list(raw, "profiles", [], where)
-    for profile in profiles:
-        try:
-            load_profile(profile)
-        except ConfigError as exc:
-            raise ConfigError(f"{where} 'profiles': {exc}") from None
+    profiles = _profiles(_str_list(raw, "profiles", [], where), where)
     study = raw.get("study")
     if study is not None and study not in STUDIES:
         raise ConfigError(f"{where}: study '{study}' unknown; available: {', '.join(STUDIES)}")
@@ -325,158 +329,3 @@ def load_experiment(path: str | Path, data: str | Path | None = None) -> Experim
                      profiles=profiles, data=data_path.resolve(), study=study, runs=runs, attacks=attacks, ann=ann)
     _check_data(exp)
     return exp
-
-
-# ---------------------------------------------------------------- running an experiment
-STAGES = ("train", "attack", "replay", "summarise", "report")
-
-
-class _Progress:
-    """Stage lines ("[2/5] attack g2s-rsf untargeted on digits-mlp ...") on stdout."""
-
-    def __init__(self, echo: Callable[[str], None]):
-        self.echo = echo
-
-    def stage(self, name: str, what: str) -> float:
-        """Announce a step of stage ``name``; its start time (seconds since the epoch)."""
-        self.echo(f"[{STAGES.index(name) + 1}/{len(STAGES)}] {name} {what} ...")
-        return time.time()
-
-    def done(self, started: float, output: Path, note: str = "") -> None:
-        """Close the step: "kept" when ``output`` was not (re)written since ``started``."""
-        kept = output.stat().st_mtime < started
-        status = "kept: up to date" if kept else f"done in {time.time() - started:.0f} s"
-        self.echo(f"      {status}{'; ' + note if note else ''}")
-
-
-def _trained(run: RunDir, plan: RunPlan, data: Path | None) -> bool:
-    """The run holds a model trained with exactly this spec, seed, epochs and data."""
-    if not all(p.exists() for p in (run.card, run.checkpoint, run.network)):
-        return False
-    card = read_json(run.card)
-    return (card.get("spec") == plan.spec and card.get("seed") == plan.seed and card.get("epochs") == plan.epochs
-            and card.get("dataset", {}).get("path") == (None if data is None else str(data)))
-
-
-def _data_path(plan: RunPlan, data: Path) -> Path | None:
-    """The data folder a run reads (None for the embedded digits)."""
-    return data if plan.needs_data else None
-
-
-def train_stage(plan: RunPlan, run: RunDir, data: Path, progress: bool) -> None:
-    """Train ``plan`` into ``run`` unless it is already trained with the same settings.
-
-    The resolved spec is kept as ``RUN_DIR/spec.toml`` (what was trained, overrides included).
-    """
-    data_path = _data_path(plan, data)
-    spec_file = run.root / "spec.toml"
-    write_if_changed(spec_file, tomli_w.dumps(plan.spec).encode("utf-8"))
-    if not _trained(run, plan, data_path):
-        train_run(str(spec_file), run.root, data_path=data_path, seed=plan.seed, epochs=plan.epochs,
-                  progress=progress)
-
-
-def attack_stage(plan: AttackPlan, root: Path, run_id: str, ids: dict[str, dict[str, str]], progress: bool) -> Path:
-    """Run one attack table on one run; the attack file (existing files are reused).
-
-    Args:
-        ids: run id -> {attack label -> attack id} of the tables already run (random
-            baselines look their reference up here).
-    """
-    run_dir = root / run_id
-    if plan.method == "random":
-        return run_random_baseline(run_dir, ids[run_id][plan.reference], seed=plan.seed, progress=progress)
-    if plan.crafted_on is not None:
-        source = run_attack(root / plan.crafted_on, plan.config, plan.targeted, plan.n, progress=progress)
-        return run_transfer(run_dir, source)
-    return run_attack(run_dir, plan.config, plan.targeted, plan.n, progress=progress)
-
-
-def replay_stage(run_dir: Path, profile: str, input_id: str, data: Path, progress: bool) -> Path:
-    """Replay the clean test split (``input_id`` "clean") or an attack set; kept when up to date."""
-    return replay_run(run_dir, profile, None if input_id == "clean" else input_id, data_path=data,
-                      progress=progress)
-
-
-def write_config(exp: Experiment, root: Path) -> None:
-    """``ROOT/config.toml``: the resolved experiment, seeds and package versions (if changed)."""
-    config = {**exp.to_dict(), "versions": package_versions()}
-    write_if_changed(root / "config.toml", tomli_w.dumps(config).encode("utf-8"))
-
-
-def _train_all(exp: Experiment, root: Path, say: _Progress, progress: bool) -> None:
-    for plan in exp.runs:
-        run = RunDir(root / plan.id)
-        started = say.stage("train", f"{plan.id} ({plan.model}, seed {plan.seed}, {plan.epochs} epochs)")
-        train_stage(plan, run, exp.data, progress)
-        say.done(started, run.card, f"test accuracy {read_json(run.card)['test_accuracy']:.1%}")
-
-
-def _attack_all(exp: Experiment, root: Path, say: _Progress, progress: bool) -> dict[str, dict[str, str]]:
-    """Every attack table on its runs; run id -> {label -> attack id}, in the file's order."""
-    ids: dict[str, dict[str, str]] = {plan.id: {} for plan in exp.runs}
-    for plan in exp.attacks:
-        for run_id in plan.runs:
-            started = say.stage("attack", f"{plan.label} on {run_id}")
-            path = attack_stage(plan, root, run_id, ids, progress)
-            ids[run_id][plan.label] = path.stem
-            stats = AttackRecord.load(path).stats(exp.budgets)
-            say.done(started, path, f"success {pct(stats['success_rate'])} of {stats['n_correct_before']} "
-                                    f"correct rows, median L0 {num(stats['median_l0'])}")
-    return ids
-
-
-def _ann_all(exp: Experiment, root: Path, ids: dict[str, dict[str, str]], say: _Progress,
-             progress: bool) -> dict[str, list[Path]]:
-    """Every [[ann]] table on its runs; run id -> its comparison files."""
-    files: dict[str, list[Path]] = {plan.id: [] for plan in exp.runs}
-    for plan in exp.ann:
-        for run_id in plan.runs:
-            started = say.stage("attack", f"ANN twin of {run_id}: FGSM/BIM/PGD and black-box transfer both ways")
-            snn_attack = None if plan.snn_attack is None else ids[run_id][plan.snn_attack]
-            path, result = ann_comparison(root / run_id, snn_attack, plan.eps, plan.eps_scale, plan.seed,
-                                          plan.code_seed, plan.epochs, plan.n, progress=progress)
-            files[run_id].append(path)
-            clean = result["clean"]
-            say.done(started, path, f"clean accuracy SNN {pct(clean['snn_accuracy'])}, ANN {pct(clean['ann_accuracy'])}")
-    return files
-
-
-def _replay_all(exp: Experiment, root: Path, ids: dict[str, dict[str, str]], say: _Progress,
-                progress: bool) -> None:
-    for profile in exp.profiles:
-        for plan in exp.runs:
-            for input_id in ["clean", *ids[plan.id].values()]:
-                started = say.stage("replay", f"{input_id} of {plan.id} on {profile}")
-                path = replay_stage(root / plan.id, profile, input_id, _data_path(plan, exp.data), progress)
-                say.done(started, path)
-
-
-def run_experiment(exp: Experiment, run_dir: str | Path | None = None, progress: bool = True,
-                   echo: Callable[[str], None] = print) -> Path:
-    """Run every stage of ``exp`` in ``run_dir`` (default runs/<name>); the report's path.
-
-    Stages skip what exists for the same settings: a model with the same spec, seed, epochs and
-    data; an attack file with the same settings on the same model (harness.attacks); a replay of
-    unchanged inputs on the same network and profile (harness.device); results and report files
-    whose content would not change. ``echo`` receives the stage lines.
-    """
-    root = Path(run_dir) if run_dir is not None else Path("runs") / exp.name
-    say = _Progress(echo)
-    write_config(exp, root)
-    _train_all(exp, root, say, progress)
-    ids = _attack_all(exp, root, say, progress)
-    ann = _ann_all(exp, root, ids, say, progress)
-    _replay_all(exp, root, ids, say, progress)
-    runs = {}
-    for plan in exp.runs:
-        started = say.stage("summarise", f"{plan.id} -> results.json")
-        art = load_run(root / plan.id, list(ids[plan.id].values()), exp.profiles, ann[plan.id])
-        runs[plan.id] = (art, write_results(art, exp.budgets))
-        say.done(started, art.run.results)
-    started = say.stage("report", str(root))
-    labels = Labels({attack_id: label for by_label in ids.values() for label, attack_id in by_label.items()})
-    report = write_experiment_report(root, f"{exp.name}: robustness report", exp.description, runs, labels,
-                                     exp.study, exp.to_dict(), progress=progress)
-    say.done(started, report)
-    return report

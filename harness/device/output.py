@@ -1,0 +1,66 @@
+"""``DeviceOutput``: what a replay of N samples produced and cost, per sample.
+
+Its own module so that the backends (:mod:`.lava_sim`) and the dispatcher (:mod:`.backend`)
+both import it without importing each other.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:  # type-only: profiles -> registry -> backends -> output must not loop back
+    from .profiles import Profile
+
+
+@dataclass
+class DeviceOutput:
+    """What a replay of N samples produced, per sample.
+
+    Attributes:
+        rasters: (N, K, T) uint8 output spikes, in SLAYER's channel order and time alignment.
+        counts: (N, K) int64 spikes per output neuron over the window.
+        predictions: (N,) int64 class with the most spikes, -1 on a tie or silence
+            (:func:`harness.metrics.predict`).
+        layer_counts: (N, L) int64 spikes emitted by each layer with neurons.
+        input_spikes: (N,) int64 spikes of the input stream as replayed (after the profile's
+            non-idealities).
+        synops: (N,) int64 synaptic operations (spikes x fan-out, input stream included).
+        neuron_updates: (N,) int64 neuron updates (T x neurons).
+        energy_j: (N,) float64 energy estimate in joules (the profile's per-op figures).
+        layer_names: the L layers, e.g. "layer 0 (dense 128)".
+        wall_seconds: wall time of the replay (build, compile, run, read-back).
+        lanes: samples replayed side by side in one run.
+        profile: the hardware profile used.
+    """
+
+    rasters: np.ndarray
+    counts: np.ndarray
+    predictions: np.ndarray
+    layer_counts: np.ndarray
+    input_spikes: np.ndarray
+    synops: np.ndarray
+    neuron_updates: np.ndarray
+    energy_j: np.ndarray
+    layer_names: list[str]
+    wall_seconds: float
+    lanes: int
+    profile: "Profile"
+
+    def __len__(self) -> int:
+        return len(self.predictions)
+
+    def subset(self, index) -> "DeviceOutput":
+        """The same output restricted to the samples ``index`` selects (a slice or an index array)."""
+        return replace(self, **{name: getattr(self, name)[index] for name in _PER_SAMPLE})
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        """The per-sample arrays by name (the datasets of a device artifact)."""
+        return {"output_rasters": self.rasters, "output_counts": self.counts, "predictions": self.predictions,
+                "layer_counts": self.layer_counts, "input_spikes": self.input_spikes, "synops": self.synops,
+                "neuron_updates": self.neuron_updates, "energy_j": self.energy_j}
+
+
+_PER_SAMPLE = ("rasters", "counts", "predictions", "layer_counts", "input_spikes", "synops", "neuron_updates",
+               "energy_j")

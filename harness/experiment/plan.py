@@ -1,0 +1,98 @@
+"""An experiment as a plan of stage tasks: train -> attack -> replay -> summarise -> report.
+
+:func:`build_plan` turns a validated :class:`~harness.experiment.spec.Experiment` into
+:class:`Task` objects in a dependency order (every task after the tasks it depends on, stages in
+data-flow order). A task has a stable id (the same experiment file gives the same ids), the ids
+it depends on, a module-level function of :mod:`.tasks` and picklable keyword arguments, so any
+executor (:mod:`.executor`) can run it, here or in another process.
+
+Task ids: ``train/<run>``, ``attack/<run>/<label>``, ``ann/<run>/<n>``,
+``replay/<profile>/<run>/<clean | label>``, ``summarise/<run>``, ``report``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from . import tasks
+from .spec import Experiment
+
+#: The stages in data-flow order (stage lines say "[i/5] <stage> ...").
+STAGES = ("train", "attack", "replay", "summarise", "report")
+
+
+@dataclass(frozen=True)
+class Task:
+    """One unit of work of a plan.
+
+    Attributes:
+        id: stable id (see the module docstring).
+        stage: one of :data:`STAGES`.
+        describe: what the stage line says, e.g. "G2S+RSF on digits".
+        deps: ids of the tasks whose results it reads.
+        fn: a function of :mod:`harness.experiment.tasks`.
+        kwargs: its picklable keyword arguments (``inputs`` is added when it runs).
+    """
+
+    id: str
+    stage: str
+    describe: str
+    fn: Callable[..., tasks.TaskResult]
+    deps: tuple[str, ...] = ()
+    kwargs: dict[str, Any] = field(default_factory=dict)
+
+
+def build_plan(exp: Experiment, root: Path, progress: bool = True) -> list[Task]:
+    """Every task of ``exp`` run in ``root``, each after its dependencies."""
+    plan: list[Task] = []
+    for run in exp.runs:
+        plan.append(Task(f"train/{run.id}", "train", f"{run.id} ({run.model}, seed {run.seed}, {run.epochs} epochs)",
+                         tasks.train, kwargs={"root": root, "plan": run, "data": exp.data if run.needs_data else None,
+                                              "progress": progress}))
+    attack_tasks: dict[str, list[tuple[str, str]]] = {run.id: [] for run in exp.runs}  # run -> (task, label)
+    for table in exp.attacks:
+        for run_id in table.runs:
+            task_id = f"attack/{run_id}/{table.label}"
+            deps = [f"train/{run_id}"] + ([f"train/{table.crafted_on}"] if table.crafted_on else [])
+            extra = {}
+            if table.method == "random":
+                extra["reference"] = f"attack/{run_id}/{table.reference}"
+                deps.append(extra["reference"])
+            plan.append(Task(task_id, "attack", f"{table.label} on {run_id}", tasks.attack, tuple(deps),
+                             {"root": root, "plan": table, "run_id": run_id, "budgets": exp.budgets,
+                              "progress": progress, **extra}))
+            attack_tasks[run_id].append((task_id, table.label))
+    ann_tasks: dict[str, list[str]] = {run.id: [] for run in exp.runs}
+    for number, table in enumerate(exp.ann, 1):
+        for run_id in table.runs:
+            task_id = f"ann/{run_id}/{number}"
+            snn = None if table.snn_attack is None else f"attack/{run_id}/{table.snn_attack}"
+            plan.append(Task(task_id, "attack", f"ANN twin of {run_id}: FGSM/BIM/PGD and black-box transfer both ways",
+                             tasks.ann, tuple([f"train/{run_id}"] + ([snn] if snn else [])),
+                             {"root": root, "plan": table, "run_id": run_id, "progress": progress, "snn_attack": snn}))
+            ann_tasks[run_id].append(task_id)
+    replay_tasks: dict[str, list[str]] = {run.id: [] for run in exp.runs}
+    for profile in exp.profiles:
+        for run in exp.runs:
+            data = exp.data if run.needs_data else None
+            for attack_task, label in [(None, "clean"), *attack_tasks[run.id]]:
+                task_id = f"replay/{profile.name}/{run.id}/{label}"
+                plan.append(Task(task_id, "replay", f"{label} of {run.id} on {profile.name}", tasks.replay,
+                                 tuple([f"train/{run.id}"] + ([attack_task] if attack_task else [])),
+                                 {"root": root, "run_id": run.id, "profile": profile, "data": data,
+                                  "progress": progress, "attack": attack_task}))
+                replay_tasks[run.id].append(task_id)
+    for run in exp.runs:
+        attacks = tuple(t for t, _ in attack_tasks[run.id])
+        plan.append(Task(f"summarise/{run.id}", "summarise", f"{run.id} -> results.json", tasks.summarise,
+                         tuple([f"train/{run.id}", *attacks, *ann_tasks[run.id], *replay_tasks[run.id]]),
+                         {"root": root, "run_id": run.id, "profiles": [p.name for p in exp.profiles],
+                          "budgets": exp.budgets, "attacks": attacks, "anns": tuple(ann_tasks[run.id])}))
+    labelled = {t: label for pairs in attack_tasks.values() for t, label in pairs}
+    summaries = {run.id: f"summarise/{run.id}" for run in exp.runs}
+    plan.append(Task("report", "report", str(root), tasks.report, tuple([*summaries.values(), *labelled]),
+                     {"root": root, "title": f"{exp.name}: robustness report", "description": exp.description,
+                      "study": exp.study, "config": exp.to_dict(), "progress": progress, "runs": summaries,
+                      "attacks": labelled}))
+    return plan

@@ -1,0 +1,124 @@
+"""The stage tasks of an experiment: module-level functions with picklable arguments.
+
+Each takes its settings plus ``inputs`` (the :class:`TaskResult` of every task it depends on,
+by task id) and returns a :class:`TaskResult`. Each is idempotent: the stage functions it calls
+keep every artifact whose identity matches (:func:`harness.store.cached`), so rerunning a
+finished task rewrites nothing. Being plain functions of picklable values, they run the same
+in-process (:class:`~harness.experiment.executor.LocalExecutor`) or in another worker process.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+import tomli_w
+
+from ..attacks import run_attack, run_random_baseline, run_transfer
+from ..attacks.ann import ann_comparison
+from ..device.profiles import Profile
+from ..report import write_experiment_report
+from ..report.sections import Labels, num, pct
+from ..results import load_run, write_results
+from ..runs import open_run
+from ..stages.replay import replay_run
+from ..store import write_if_changed
+from ..train import train_run
+from .spec import AnnPlan, AttackPlan, RunPlan
+
+
+@dataclass(frozen=True)
+class TaskResult:
+    """What a finished task hands to its dependants.
+
+    Attributes:
+        output: the artifact the task wrote or kept.
+        note: a one-line summary for the stage line ("" for none).
+        value: what dependants need (an attack's id, a summary), picklable.
+    """
+
+    output: Path
+    note: str = ""
+    value: Any = None
+
+
+Inputs = Mapping[str, TaskResult]
+
+
+def train(root: Path, plan: RunPlan, data: Path | None, progress: bool, inputs: Inputs) -> TaskResult:
+    """Train ``plan`` into ``ROOT/<id>/`` (kept when trained from the same spec, seed, epochs and data).
+
+    The resolved spec is kept as ``RUN_DIR/spec.toml`` (what was trained, overrides included).
+    """
+    run_dir = root / plan.id
+    spec_file = run_dir / "spec.toml"
+    write_if_changed(spec_file, tomli_w.dumps(plan.spec).encode("utf-8"))
+    card = train_run(str(spec_file), run_dir, data_path=data, seed=plan.seed, epochs=plan.epochs, progress=progress)
+    return TaskResult(open_run(run_dir).card_file, f"test accuracy {card['test_accuracy']:.1%}")
+
+
+def attack(root: Path, plan: AttackPlan, run_id: str, budgets: list[int], progress: bool,
+           inputs: Inputs, reference: str | None = None) -> TaskResult:
+    """One ``[[attacks]]`` table on one run; ``value`` is the attack id.
+
+    Args:
+        reference: the task id of the attack a random baseline copies its L0 from.
+    """
+    run_dir = root / run_id
+    if plan.method == "random":
+        path = run_random_baseline(run_dir, inputs[reference].value, seed=plan.seed, progress=progress)
+    elif plan.crafted_on is not None:
+        source = run_attack(root / plan.crafted_on, plan.config, plan.targeted, plan.n, progress=progress)
+        path = run_transfer(run_dir, source)
+    else:
+        path = run_attack(run_dir, plan.config, plan.targeted, plan.n, progress=progress)
+    stats = open_run(run_dir).attack(path.stem).stats(budgets)
+    return TaskResult(path, f"success {pct(stats['success_rate'])} of {stats['n_correct_before']} correct rows, "
+                            f"median L0 {num(stats['median_l0'])}", path.stem)
+
+
+def ann(root: Path, plan: AnnPlan, run_id: str, progress: bool, inputs: Inputs,
+        snn_attack: str | None = None) -> TaskResult:
+    """One ``[[ann]]`` table on one run (``snn_attack``: the task id of its SNN attack)."""
+    path, result = ann_comparison(root / run_id, None if snn_attack is None else inputs[snn_attack].value,
+                                  plan.eps, plan.eps_scale, plan.seed, plan.code_seed, plan.epochs, plan.n,
+                                  progress=progress)
+    clean = result["clean"]
+    return TaskResult(path, f"clean accuracy SNN {pct(clean['snn_accuracy'])}, ANN {pct(clean['ann_accuracy'])}")
+
+
+def replay(root: Path, run_id: str, profile: Profile, data: Path | None, progress: bool, inputs: Inputs,
+           attack: str | None = None) -> TaskResult:
+    """Replay the clean test split (``attack`` None) or an attack set (the task id of its attack)."""
+    attack_id = None if attack is None else inputs[attack].value
+    return TaskResult(replay_run(root / run_id, profile, attack_id, data_path=data, progress=progress))
+
+
+def summarise(root: Path, run_id: str, profiles: list[str], budgets: list[int], inputs: Inputs,
+              attacks: tuple[str, ...] = (), anns: tuple[str, ...] = ()) -> TaskResult:
+    """``ROOT/<run>/results.json`` from the run's attacks and ANN comparisons (task ids) and replays.
+
+    ``value``: what the report reads again (attack ids, profiles, ANN files) and the results.
+    """
+    selection = {"attack_ids": [inputs[t].value for t in attacks], "profiles": list(profiles),
+                 "ann": [inputs[t].output for t in anns]}
+    art = load_run(root / run_id, **selection)
+    return TaskResult(art.run.results, value={**selection, "results": write_results(art, budgets)})
+
+
+def report(root: Path, title: str, description: str, study: str | None, config: dict, progress: bool,
+           inputs: Inputs, runs: Mapping[str, str] = {}, attacks: Mapping[str, str] = {}) -> TaskResult:
+    """The experiment's report in ``root``.
+
+    Args:
+        runs: run id -> the task id of its summary, in the experiment's order.
+        attacks: attack task id -> its table's label.
+    """
+    summaries = {}
+    for run_id, task in runs.items():
+        value = inputs[task].value
+        art = load_run(root / run_id, value["attack_ids"], value["profiles"], value["ann"])
+        summaries[run_id] = (art, value["results"])
+    labels = Labels({inputs[task].value: label for task, label in attacks.items()})
+    path = write_experiment_report(root, title, description, summaries, labels, study, config, progress=progress)
+    return TaskResult(path)

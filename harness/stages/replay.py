@@ -1,0 +1,181 @@
+"""The replay stage: ``harness replay`` on a run directory or on stand-alone files.
+
+- :func:`replay_run`: the run's clean test split, or one attack set, on a hardware profile,
+  written to ``RUN_DIR/device/<profile>/<id>.h5`` (docs/artifacts.md). An attack's file also
+  holds the replay of the attack's own clean rows (group ``clean/``), so on-device success
+  and transfer need nothing else. An output is kept, not recomputed, when its identity (the
+  network file's bytes, the profile's settings, the input spikes, the package versions) matches
+  (:func:`harness.store.cached`).
+- :func:`replay_file`: any netx network on spikes from a .npy or .h5 file (the form for
+  hardware-in-the-loop scripts), written to an .h5 file that documents its own layout.
+"""
+from __future__ import annotations
+
+import json
+import zlib
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..data.inputs import Binning, load_input, load_labels
+from ..device.backend import replay
+from ..device.output import DeviceOutput
+from ..device.profiles import Profile, as_profile
+from ..errors import DataError
+from ..runs import Run, open_run
+from ..store import cached, digest_arrays, digest_file, identity, read_h5, write_h5
+from ..versions import numeric_versions
+
+KIND = "device"
+LAYOUT = ("output_rasters (R, K, T) uint8: output spikes, channels in SLAYER's order, step t = SLAYER's "
+          "output step t; output_counts (R, K) int64; predictions (R,) int64, -1 = tie or silence; "
+          "layer_counts (R, L) int64 spikes per layer (names in attr layer_names); input_spikes, synops, "
+          "neuron_updates (R,) int64; energy_j (R,) float64 joules; input_crc32 (R,) uint32 CRC-32 of each "
+          "input sample as given (before the profile's non-idealities)")
+
+
+def input_crc32(spikes: np.ndarray) -> np.ndarray:
+    """(N,) uint32 CRC-32 of each sample's bytes (uint8 spikes), to match inputs across files."""
+    spikes = np.ascontiguousarray(spikes, dtype=np.uint8)
+    return np.array([zlib.crc32(sample.tobytes()) for sample in spikes], dtype=np.uint32)
+
+
+def _identity(network: Path, profile: Profile, inputs_digest: str) -> dict[str, str]:
+    """What an output depends on: network file, profile settings, inputs and package versions.
+
+    Returns the root attributes that record it: ``network_sha256``, ``profile_config``,
+    ``input_sha256`` and ``identity`` (the digest of all of them and the versions).
+    """
+    parts = {"network_sha256": digest_file(network), "profile_config": json.dumps(profile.to_dict(), sort_keys=True),
+             "input_sha256": inputs_digest}
+    return {**parts, "identity": identity(stage="replay", versions=numeric_versions(), **parts)}
+
+
+def _attrs(output: DeviceOutput, network: Path, input_name: str, ident: dict[str, str]) -> dict[str, Any]:
+    return {"profile": output.profile.name, "network": str(network), "input": input_name,
+            "wall_seconds": round(output.wall_seconds, 3), "n_samples": len(output), "lanes": output.lanes,
+            "steps": int(output.rasters.shape[-1]), "layer_names": output.layer_names, "layout": LAYOUT, **ident}
+
+
+def replay_run(run_dir: str | Path, profile: Profile | str, attack_id: str | None = None, *, data_path=None,
+               lanes: int | None = None, timeout: float | None = None, force: bool = False,
+               progress: bool = True) -> Path:
+    """Replay the run's clean test split (``attack_id`` None) or an attack set on ``profile``.
+
+    Writes ``RUN_DIR/device/<profile name>/<clean | attack_id>.h5`` and returns its path.
+
+    Args:
+        profile: the hardware profile (a Profile, or a name or path loaded once here).
+        data_path: the N-MNIST folder, if it moved since training.
+        lanes, timeout, progress: as for :func:`harness.device.backend.replay`.
+        force: replay even when an output with the same identity exists (otherwise it is kept).
+    Raises:
+        StageMissing: the run has no model yet, or no such attack (the message names the
+            command that makes it).
+    """
+    run, profile = open_run(run_dir), as_profile(profile)
+    options = {"lanes": lanes, "timeout": timeout, "progress": progress}
+    if attack_id is None:
+        return _replay_clean(run, profile, data_path, force, options)
+    return _replay_attack(run, profile, attack_id, force, options)
+
+
+def _replay_clean(run: Run, profile: Profile, data_path, force: bool, options: dict) -> Path:
+    network, test = run.network_file, run.test(data_path=data_path)
+    spikes, labels = test.spikes, test.labels
+    path = run.device(profile.name, "clean")
+    ident = _identity(network, profile, digest_arrays(spikes))
+
+    def compute() -> None:
+        keys = np.arange(len(spikes))
+        output = replay(network, spikes, profile, sample_keys=keys, **options)
+        extra = {"labels": labels, "sample_index": keys, "input_crc32": input_crc32(spikes)}
+        write_h5(path, {**output.arrays(), **extra}, _attrs(output, network, "clean", ident), kind=KIND)
+
+    cached(path, ident["identity"], compute, force=force)
+    return path
+
+
+def _replay_attack(run: Run, profile: Profile, attack_id: str, force: bool, options: dict) -> Path:
+    """The attack's adversarial rows and, in the same Lava run, its distinct clean rows."""
+    network, attack = run.network_file, run.attack(attack_id)
+    path = run.device(profile.name, attack_id)
+    clean, adversarial, keys = attack.clean, attack.adversarial, attack.sample_index
+    ident = _identity(network, profile, digest_arrays(clean, adversarial, keys))
+
+    def compute() -> None:
+        crc = input_crc32(clean)
+        _, first, rows = np.unique(np.stack([keys, crc.astype(np.int64)], axis=1), axis=0,
+                                   return_index=True, return_inverse=True)
+        both = replay(network, np.concatenate([clean[first], adversarial]), profile,
+                      sample_keys=np.concatenate([keys[first], keys]), **options)
+        distinct_clean, adv = both.subset(slice(0, len(first))), both.subset(slice(len(first), None))
+        clean_arrays = {f"clean/{name}": array[rows.ravel()] for name, array in distinct_clean.arrays().items()}
+        arrays = {**adv.arrays(), **clean_arrays, "labels": attack.labels, "targets": attack.targets,
+                  "sample_index": keys, "input_crc32": input_crc32(adversarial), "clean/input_crc32": crc}
+        write_h5(path, arrays, _attrs(adv, network, attack_id, ident), kind=KIND)
+
+    cached(path, ident["identity"], compute, force=force)
+    return path
+
+
+def replay_file(network: str | Path, input_path: str | Path, profile: Profile | str, out: str | Path, *,
+                dataset: str = "spikes", binning: Binning | None = None, labels: str | Path | None = None,
+                lanes: int | None = None, timeout: float | None = None, force: bool = False,
+                progress: bool = True) -> tuple[Path, DeviceOutput | None]:
+    """Replay spikes (or events) from a file through any netx network; write ``out`` (.h5, kind ``device``).
+
+    Args:
+        input_path, dataset, binning: the input (:func:`harness.data.inputs.load_input`).
+        labels: a .npy file of the samples' classes; stored as ``labels`` and counted in ``accuracy``.
+    Returns:
+        The output path, and the replay's output (None when an up-to-date ``out`` was kept).
+    """
+    network, out, profile = Path(network), Path(out), as_profile(profile)
+    spikes = load_input(input_path, dataset, binning)
+    truth = {} if labels is None else {"labels": load_labels(labels, len(spikes))}
+    if not network.exists():
+        raise DataError(f"--network {network}: file not found")
+    ident = _identity(network, profile, digest_arrays(spikes, *truth.values()))
+    result: list[DeviceOutput] = []
+
+    def compute() -> None:
+        output = replay(network, spikes, profile, lanes=lanes, timeout=timeout, progress=progress)
+        write_h5(out, {**output.arrays(), "input_crc32": input_crc32(spikes), **truth},
+                 _attrs(output, network, str(input_path), ident), kind=KIND)
+        result.append(output)
+
+    cached(out, ident["identity"], compute, force=force)
+    return out, (result[0] if result else None)
+
+
+def replay_summary(run_dir: str | Path, profile: Profile | str, attack_id: str | None = None, *,
+                   data_path=None) -> dict[str, Any]:
+    """Measurements of a finished replay (:mod:`harness.stages.measure`).
+
+    Clean: device accuracy, agreement and identical rasters vs the run's SLAYER model on the
+    same test split. Attack: device accuracy, on-device success, transfer, activity and energy.
+    """
+    from .measure import attack_measurements, clean_measurements, offline_outputs
+
+    run = open_run(run_dir)
+    device = run.replay(as_profile(profile).name, attack_id or "clean").arrays
+    if attack_id is not None:
+        attack = run.attack(attack_id)
+        return attack_measurements({name: getattr(attack, name) for name in attack.array_names()}, device)
+    test = run.test(data_path=data_path)
+    return clean_measurements(device, offline_outputs(run.net, test.spikes), test.labels)
+
+
+def format_summary(summary: dict[str, Any], profile: str, attack_id: str | None = None) -> str:
+    """One line of :func:`replay_summary`'s measurements, for the command line."""
+    if attack_id is None:
+        return (f"clean test split on {profile}: accuracy {summary['accuracy']:.2%} (SLAYER "
+                f"{summary['offline_accuracy']:.2%}), agreement {summary['agreement']:.2%}, identical rasters "
+                f"{summary['raster_exact']:.2%} of {summary['n_samples']}")
+    return (f"{attack_id} on {profile}: device accuracy clean {summary['clean_accuracy']:.2%} / adversarial "
+            f"{summary['adversarial_accuracy']:.2%}; success {summary['success_rate']:.2%} of "
+            f"{summary['n_correct_clean']} correct; transfer {summary['transfer_rate']:.2%} of "
+            f"{summary['n_offline_success']} offline successes; activity x{summary['activity_change']:.2f}, "
+            f"energy x{summary['energy_change']:.2f}")
