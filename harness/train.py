@@ -22,7 +22,8 @@ from .data import SpikeSet, load_dataset
 from .data.digits import rate_code
 from .metrics import accuracy, predict
 from .models import ModelSpec, SpikingNetwork, build_network, load_spec, make_loss
-from .store import RunDir, write_bytes, write_json
+from .errors import ConfigError
+from .store import RunDir, check_writable, write_bytes, write_json
 from .versions import package_versions
 
 
@@ -143,6 +144,12 @@ def load_split(spec: ModelSpec, split: str, data_path=None, seed: int = 0, limit
     return load_dataset(spec.dataset, split, spec.steps, spec.dt_ms, path=data_path, seed=seed, limit=limit)
 
 
+def _check_epochs(epochs, what: str) -> None:
+    """ConfigError worded like the experiment file's refusal unless ``epochs`` is None or an int >= 1."""
+    if epochs is not None and (isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1):
+        raise ConfigError(f"{what} must be an integer >= 1, got {epochs!r}")
+
+
 def train_run(model: str, run_dir: str | Path, data_path=None, seed: int = 0, epochs: int | None = None,
               progress: bool = True) -> dict:
     """Train ``model`` (a models/ name or spec path) and write ``RUN_DIR/model/``.
@@ -152,14 +159,21 @@ def train_run(model: str, run_dir: str | Path, data_path=None, seed: int = 0, ep
 
     Returns:
         The model card (dict).
+    Raises:
+        ConfigError: ``epochs`` below 1, or a bad spec; HarnessError: the run directory cannot
+            be written; DataError: missing, malformed or empty data. All before any training.
     """
+    _check_epochs(epochs, "--epochs")
     spec = load_spec(model)
+    if epochs is None:
+        epochs = spec.training["epochs"]
+        _check_epochs(epochs, f"{spec.name} [training] epochs")
     run = RunDir(run_dir)
+    check_writable(run.model_dir)
     if spec.dataset == "digits":
         data_path = None
     train_set = load_split(spec, "train", data_path, seed)
     test_set = load_split(spec, "test", data_path, seed)
-    epochs = int(epochs if epochs is not None else spec.training["epochs"])
     started = time.perf_counter()
     state_path = run.model_dir / "train_state.pt"
     net = train_network(spec, train_set, seed, epochs, state_path=state_path, progress=progress)
