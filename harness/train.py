@@ -18,11 +18,12 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from .config import resolve_spec
 from .data import SpikeSet, load_dataset
 from .data.digits import rate_code
+from .errors import ConfigError
 from .metrics import accuracy, predict
 from .models import ModelSpec, SpikingNetwork, build_network, load_spec, make_loss
-from .errors import ConfigError
 from .store import RunDir, check_writable, write_bytes, write_json
 from .versions import package_versions
 
@@ -164,10 +165,11 @@ def train_run(model: str, run_dir: str | Path, data_path=None, seed: int = 0, ep
             be written; DataError: missing, malformed or empty data. All before any training.
     """
     _check_epochs(epochs, "--epochs")
-    spec = load_spec(model)
+    spec_path = resolve_spec("models", model)
+    spec = load_spec(spec_path)
     if epochs is None:
         epochs = spec.training["epochs"]
-        _check_epochs(epochs, f"{spec.name} [training] epochs")
+        _check_epochs(epochs, f"{spec_path} [training]: 'epochs'")
     run = RunDir(run_dir)
     check_writable(run.model_dir)
     if spec.dataset == "digits":
