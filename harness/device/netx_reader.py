@@ -168,7 +168,8 @@ def read_network(path: str | Path, input_shape: tuple[int, ...] | None = None) -
             has no Input layer and starts with a conv layer. When the file has an Input layer
             its shape must agree.
     Raises:
-        DeviceError: unreadable file, unsupported layer or neuron (the message names the
+        DeviceError: unreadable file, a missing or ill-typed dataset (see
+            :func:`check_network_file`), unsupported layer or neuron (the message names the
             layer), or shapes that do not chain.
     """
     path = Path(path)
@@ -187,11 +188,13 @@ def read_network(path: str | Path, input_shape: tuple[int, ...] | None = None) -
 
 
 # ------------------------------------------------------------------ checking the file (h5py only)
-#: lava-dl's ``Block.export_hdf5`` writes a layer's 'type', then its 'shape'; before the first
-#: forward pass SLAYER's neuron shape is still None, h5py cannot store it, and the export dies,
-#: leaving a file whose last layer holds nothing but its 'type'.
 MAX_DELAY = 62      # Loihi's axonal delay range, in steps
 DECAY_UNIT = 4096   # Loihi's decays are fractions of 4096 (4096: full decay)
+
+#: lava-dl's ``Block.export_hdf5`` writes a layer's 'type', then its 'shape'; before the first
+#: forward pass SLAYER's neuron shape is still None, h5py cannot store it (TypeError: Object
+#: dtype has no native HDF5 equivalent), and the export dies, leaving a file whose last layer
+#: holds nothing but its 'type' (checked with lava-dl 0.6.0, dense and conv blocks).
 HALF_WRITTEN_HINT = ("; lava-dl leaves such a half-written file when export_hdf5 is called before any "
                      "forward pass (SLAYER sets the neuron shapes on the first one): run the network once, "
                      "then export again")
@@ -221,9 +224,10 @@ def check_network_file(handle: h5py.File, path: Path) -> None:
                           + (f"; missing layer {', '.join(gaps)}" if gaps else "")
                           + (f"; unexpected entries {', '.join(odd)}" if odd else ""))
     for i in range(len(names)):
-        group = layers[str(i)]
+        group = layers.get(str(i))  # None for a link to nothing
         if not isinstance(group, h5py.Group):
-            raise DeviceError(f"{path} layer {i}: 'layer/{i}' is a dataset, not a layer group")
+            what = "a dataset" if isinstance(group, h5py.Dataset) else "a link to nothing"
+            raise DeviceError(f"{path} layer {i}: 'layer/{i}' is {what}, not a layer group")
         _check_layer(group, f"{path} layer {i}")
 
 
