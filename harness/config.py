@@ -1,6 +1,7 @@
 """TOML specs (models/, hw_profiles/, experiments/): lookup by name and clear parse errors."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -35,17 +36,23 @@ def available(kind: str) -> list[str]:
 def resolve_spec(kind: str, name_or_path: str | Path) -> Path:
     """A spec file from a name in ``PROJECT_ROOT/<kind>/`` or an explicit path to a .toml file.
 
+    A value ending in ``.toml`` or holding a path separator is a path; anything else a name.
+
     Raises:
-        ConfigError: unknown name; the message lists the available ones.
+        ConfigError: a path that does not exist ("file not found"), or an unknown name (the
+            message lists the available ones).
     """
     candidate = Path(name_or_path)
-    if candidate.suffix == ".toml" and candidate.exists():
+    what = kind[:-1] if kind.endswith("s") else kind
+    if candidate.suffix == ".toml" or os.sep in str(name_or_path) or "/" in str(name_or_path):
+        if not candidate.is_file():
+            raise ConfigError(f"{what} {candidate}: {'is a directory' if candidate.is_dir() else 'file not found'}")
         return candidate
     shipped = PROJECT_ROOT / kind / f"{name_or_path}.toml"
     if shipped.exists():
         return shipped
     names = ", ".join(available(kind)) or "(none)"
-    raise ConfigError(f"unknown {kind[:-1] if kind.endswith('s') else kind} '{name_or_path}'; available: {names}")
+    raise ConfigError(f"unknown {what} '{name_or_path}'; available: {names}")
 
 
 def require_keys(table: dict, keys: list[str], where: str) -> None:

@@ -260,18 +260,42 @@ def make_loss(spec: ModelSpec, name: str | None = None) -> torch.nn.Module:
 
 
 def load_checkpoint(path: str | Path) -> SpikingNetwork:
-    """Rebuild a trained network from ``checkpoint.pt`` (spec + state dict), in eval mode."""
-    from .errors import StageMissing
+    """Rebuild a trained network from ``checkpoint.pt`` (spec + state dict), in eval mode.
+
+    Raises:
+        StageMissing: no checkpoint (the message names the command that makes one).
+        DataError: the file is not a torch checkpoint (corrupt, truncated, another format),
+            lacks its ``spec`` or ``state_dict``, or holds weights that do not fit its spec;
+            ConfigError: its spec is invalid. Each message names the file.
+    """
+    from .errors import DataError, StageMissing
 
     path = Path(path)
     if not path.exists():
         raise StageMissing(f"{path} does not exist; train first with: harness train --run {path.parent.parent}")
-    state = torch.load(path, map_location="cpu")
+    redo = f"retrain with: harness train --run {path.parent.parent} --model MODEL"
+    try:
+        state = torch.load(path, map_location="cpu")
+    except Exception as exc:  # torch raises whatever its unpickler meets: ValueError, EOFError, RuntimeError, ...
+        raise DataError(f"{path}: not a harness checkpoint (torch cannot load it: "
+                        f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}); {redo}") from None
+    if not isinstance(state, dict):
+        raise DataError(f"{path}: not a harness checkpoint (holds a {type(state).__name__}, not a dict); {redo}")
+    missing = [key for key in ("spec", "state_dict") if key not in state]
+    if missing:
+        raise DataError(f"{path}: checkpoint lacks {', '.join(repr(k) for k in missing)}; {redo}")
+    if not isinstance(state["spec"], dict):
+        raise DataError(f"{path}: checkpoint 'spec' is a {type(state['spec']).__name__}, not a table; {redo}")
     spec = spec_from_dict(state["spec"], str(path))
     net = SpikingNetwork(spec)
     with torch.no_grad():  # SLAYER sizes axonal-delay parameters on the first forward pass
         net(torch.zeros((1, *spec.input_shape, spec.steps)))
-    net.load_state_dict(state["state_dict"])
+    try:
+        net.load_state_dict(state["state_dict"])
+    except (RuntimeError, TypeError, AttributeError) as exc:  # missing/unexpected keys, wrong shapes, not a mapping
+        first = str(exc).strip().splitlines()
+        raise DataError(f"{path}: weights do not fit the checkpoint's own spec "
+                        f"({' '.join(line.strip() for line in first[:2])[:300]}); {redo}") from None
     return net.eval()
 
 

@@ -44,7 +44,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     except OSError as exc:
-        raise HarnessError(f"cannot write {path}: {exc.strerror or exc}") from None
+        raise HarnessError(f"cannot write {path}: {_why_not_writable(path.parent, exc)}") from None
     os.close(fd)
     tmp = Path(tmp)
     try:
@@ -54,6 +54,44 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def _file_in_the_way(directory: Path) -> Path | None:
+    """The nearest of ``directory`` and its ancestors that exists but is not a directory, if any."""
+    for candidate in (directory, *directory.parents):
+        if candidate.exists() or candidate.is_symlink():
+            return None if candidate.is_dir() else candidate
+    return None
+
+
+def _why_not_writable(directory: Path, exc: OSError) -> str:
+    """What stops a file being created in ``directory``: a file standing where a directory
+    is needed (mkdir only says "File exists" or "Not a directory"), else the OS's reason."""
+    blocker = _file_in_the_way(directory)
+    return _blocker_reason(blocker) if blocker is not None else exc.strerror or str(exc)
+
+
+def _blocker_reason(blocker: Path) -> str:
+    if not blocker.exists():
+        return f"{blocker} is a broken symbolic link, not a directory"
+    return f"{blocker} is a file, not a directory"
+
+
+def check_writable(directory: str | os.PathLike) -> None:
+    """Raise HarnessError ``cannot write <directory>: <why>`` unless files can be created in
+    ``directory`` (existing or not). Creates nothing: it probes the nearest existing ancestor
+    with a temporary file that is removed at once (root ignores permission bits, so only a
+    real attempt tells)."""
+    directory = Path(directory)
+    blocker = _file_in_the_way(directory)
+    if blocker is not None:
+        raise HarnessError(f"cannot write {directory}: {_blocker_reason(blocker)}")
+    existing = next(p for p in (directory, *directory.parents) if p.exists())
+    try:
+        with tempfile.TemporaryFile(dir=existing, prefix=".harness-write-check."):
+            pass
+    except OSError as exc:
+        raise HarnessError(f"cannot write {directory}: {exc.strerror or exc}") from None
 
 
 def _umask() -> int:

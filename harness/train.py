@@ -18,12 +18,14 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from .config import resolve_spec
 from .data import SpikeSet, load_dataset
 from .data.digits import rate_code
+from .errors import ConfigError
 from .metrics import accuracy, predict
 from .models import ModelSpec, SpikingNetwork, build_network, load_spec, make_loss
 from .runs import data_digest, open_run
-from .store import RunDir, atomic_path, cached, identity, write_bytes, write_json
+from .store import RunDir, atomic_path, cached, check_writable, identity, write_bytes, write_json
 from .versions import numeric_versions, package_versions
 
 
@@ -143,6 +145,12 @@ def load_split(spec: ModelSpec, split: str, data_path=None, seed: int = 0, limit
     return load_dataset(spec.dataset, split, spec.steps, spec.dt_ms, path=data_path, seed=seed, limit=limit)
 
 
+def _check_epochs(epochs, what: str) -> None:
+    """ConfigError worded like the experiment file's refusal unless ``epochs`` is None or an int >= 1."""
+    if epochs is not None and (isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1):
+        raise ConfigError(f"{what} must be an integer >= 1, got {epochs!r}")
+
+
 def train_run(model: str, run_dir: str | Path, data_path=None, seed: int = 0, epochs: int | None = None,
               progress: bool = True, force: bool = False) -> dict:
     """Train ``model`` (a models/ name or spec path) and write ``RUN_DIR/model/``.
@@ -155,14 +163,22 @@ def train_run(model: str, run_dir: str | Path, data_path=None, seed: int = 0, ep
 
     Returns:
         The model card (dict).
+    Raises:
+        ConfigError: ``epochs`` below 1, or a bad spec; HarnessError: the run directory cannot
+            be written; DataError: missing, malformed or empty data. All before any training.
     """
-    spec = load_spec(model)
+    _check_epochs(epochs, "--epochs")
+    spec_path = resolve_spec("models", model)
+    spec = load_spec(spec_path)
+    if epochs is None:
+        epochs = spec.training["epochs"]
+        _check_epochs(epochs, f"{spec_path} [training]: 'epochs'")
     run = RunDir(run_dir)
+    check_writable(run.model_dir)
     if spec.dataset == "digits":
         data_path = None
     train_set = load_split(spec, "train", data_path, seed)
     test_set = load_split(spec, "test", data_path, seed)
-    epochs = int(epochs if epochs is not None else spec.training["epochs"])
     ident = identity(stage="train", spec=spec.to_dict(), seed=seed, epochs=epochs,
                      train_sha256=data_digest(train_set), test_sha256=data_digest(test_set),
                      versions=numeric_versions())

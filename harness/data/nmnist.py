@@ -15,7 +15,7 @@ import numpy as np
 
 from ..errors import DataError
 from .events import events_to_dense, make_events
-from .spikeset import SpikeSet
+from .spikeset import SpikeSet, check_limit
 
 SENSOR_SIZE = (34, 34, 2)  # (W, H, P)
 BYTES_PER_EVENT = 5
@@ -49,8 +49,19 @@ def read_events(path: str | Path) -> np.ndarray:
 
 
 def _read_list(list_file: Path, root: Path) -> list[tuple[Path, int]]:
+    """(recording, label) pairs named by ``list_file``.
+
+    Raises:
+        DataError: unreadable list, a malformed line, a class outside 0-9, no entry at all
+            (an empty split: a 0-byte list or one with only its header), or recordings missing
+            from ``root``; the message names the list file.
+    """
+    try:
+        text = list_file.read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DataError(f"{list_file}: cannot read the list file ({exc})") from None
     entries = []
-    for lineno, line in enumerate(list_file.read_text().splitlines(), 1):
+    for lineno, line in enumerate(text.splitlines(), 1):
         line = line.strip()
         if not line or line.startswith("#"):
             continue
@@ -62,6 +73,9 @@ def _read_list(list_file: Path, root: Path) -> list[tuple[Path, int]]:
         if not 0 <= label <= 9:
             raise DataError(f"{list_file}:{lineno}: class {label} is not a digit 0-9")
         entries.append((root / f"{sample_id}.bs2", label))
+    if not entries:
+        raise DataError(f"{list_file}: lists no recording (only a header, comments or nothing); "
+                        f"a split needs at least one '<sample id> <class>' line")
     missing = [str(p.name) for p, _ in entries if not p.exists()]
     if missing:
         raise DataError(f"{list_file}: names {len(missing)} recording(s) missing from {root}: "
@@ -99,11 +113,14 @@ def load_nmnist(root: str | Path, split: str, steps: int = 30, dt_ms: float = 10
         split: "train" or "test".
         steps: number of time bins T.
         dt_ms: bin width in milliseconds.
-        limit: keep only the first ``limit`` recordings (in listing order).
+        limit: keep only the first ``limit`` recordings (in listing order), at least 1.
+    Raises:
+        DataError: an empty split (the message names the list file or folder), or a bad recording.
     """
+    check_limit(limit)
     entries = list_recordings(root, split)[:limit]
     spikes = np.stack([events_to_dense(read_events(f), SENSOR_SIZE, steps, dt_ms, source=str(f))
-                       for f, _ in entries]) if entries else np.zeros((0, 2, 34, 34, steps), np.uint8)
+                       for f, _ in entries])
     return SpikeSet(spikes=spikes, labels=np.array([lab for _, lab in entries], dtype=np.int64),
                     dataset="nmnist", encoding="events", dt_ms=dt_ms, sensor_size=SENSOR_SIZE,
                     seed=None, sample_ids=np.array([f.stem for f, _ in entries]))

@@ -5,7 +5,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from ..errors import DataError
+from ..errors import ConfigError, DataError
 
 
 @dataclass
@@ -91,3 +91,16 @@ def check_binary(spikes: np.ndarray, what: str) -> np.ndarray:
         bad = np.unique(spikes[~np.isin(spikes, (0, 1))])[:5]
         raise DataError(f"{what}: spikes must be binary (0/1), found values {bad.tolist()}")
     return spikes.astype(np.uint8)
+
+
+def check_limit(limit: int | None) -> None:
+    """ConfigError unless ``limit`` (the number of samples to keep) is None or at least 1."""
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, (int, np.integer)) or limit < 1):
+        raise ConfigError(f"limit must be >= 1, got {limit!r}")
+
+
+def check_not_empty(data: SpikeSet, source: str, split: str) -> SpikeSet:
+    """Return ``data``; DataError naming ``source`` when the ``split`` holds no sample."""
+    if len(data) == 0:
+        raise DataError(f"{source}: the {split} split holds no recording")
+    return data

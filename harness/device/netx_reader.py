@@ -6,8 +6,11 @@ delays on dense layers. Everything else gets a :class:`~harness.errors.DeviceErr
 names the layer: pooling, average, concat, transposed convolution, recurrent and complex
 dense layers, and non-CUBA neurons (sigma-delta, resonate-and-fire).
 
-Shapes are SLAYER's: (C,) or (C, H, W) per layer. The file is read with netx's own
-:class:`lava.lib.dl.netx.utils.NetDict`, so values are decoded exactly as netx decodes them.
+Shapes are SLAYER's: (C,) or (C, H, W) per layer. The file is first checked with h5py alone
+(:func:`check_network_file`, no Lava import): every dataset a replayable layer needs must be
+there with a usable type and shape, else a DeviceError names the file, the layer and the
+dataset. It is then read with netx's own :class:`lava.lib.dl.netx.utils.NetDict`, so values
+are decoded exactly as netx decodes them.
 """
 from __future__ import annotations
 
@@ -125,15 +128,8 @@ def _read_dense(cfg, index: int, in_shape, after_layer: bool, flattened: bool, w
                           f"flatten layer between them")
     neuron = _neuron(cfg["neuron"], where) if "neuron" in cfg.keys() else dict(NETX_DEFAULT_NEURON)
     delay = None
-    if "delay" in cfg.keys():
-        raw = np.asarray(cfg["delay"], dtype=np.int64).ravel()
-        if raw.size not in (1, out):
-            raise DeviceError(f"{where}: delay of shape {np.shape(cfg['delay'])} does not match the "
-                              f"{out} neurons (only axonal delays, one per neuron, are supported)")
-        delay = np.broadcast_to(raw, (out,)).copy()
-        if delay.min() < 0 or delay.max() > 62:
-            raise DeviceError(f"{where}: delays must lie in 0..62 steps (Loihi), found "
-                              f"{delay.min()}..{delay.max()}")
+    if "delay" in cfg.keys():  # size and range checked by _check_dense
+        delay = np.broadcast_to(np.asarray(cfg["delay"], dtype=np.int64).ravel(), (out,)).copy()
     bias = np.asarray(cfg["bias"], dtype=np.int64).ravel() if "bias" in cfg.keys() else None
     return Layer(index, "dense", (out,), neuron, weight=weight, bias=bias, delay=delay,
                  flattened_input=flattened)
@@ -172,11 +168,10 @@ def read_network(path: str | Path, input_shape: tuple[int, ...] | None = None) -
             has no Input layer and starts with a conv layer. When the file has an Input layer
             its shape must agree.
     Raises:
-        DeviceError: unreadable file, unsupported layer or neuron (the message names the
+        DeviceError: unreadable file, a missing or ill-typed dataset (see
+            :func:`check_network_file`), unsupported layer or neuron (the message names the
             layer), or shapes that do not chain.
     """
-    from lava.lib.dl.netx.utils import NetDict
-
     path = Path(path)
     if not path.exists():
         raise DeviceError(f"{path}: network file not found")
@@ -185,12 +180,194 @@ def read_network(path: str | Path, input_shape: tuple[int, ...] | None = None) -
     except OSError as exc:
         raise DeviceError(f"{path}: not a readable netx HDF5 file ({exc})") from None
     with handle:
-        if "layer" not in handle:
-            raise DeviceError(f"{path}: no 'layer' group; not a netx network file")
+        check_network_file(handle, path)
+        from lava.lib.dl.netx.utils import NetDict  # after the check: a broken file needs no Lava import
+
         config = NetDict(f=handle)["layer"]
         return _read_layers(path, config, len(handle["layer"]), input_shape)
 
 
+# ------------------------------------------------------------------ checking the file (h5py only)
+MAX_DELAY = 62      # Loihi's axonal delay range, in steps
+DECAY_UNIT = 4096   # Loihi's decays are fractions of 4096 (4096: full decay)
+
+#: lava-dl's ``Block.export_hdf5`` writes a layer's 'type', then its 'shape'; before the first
+#: forward pass SLAYER's neuron shape is still None, h5py cannot store it (TypeError: Object
+#: dtype has no native HDF5 equivalent), and the export dies, leaving a file whose last layer
+#: holds nothing but its 'type' (checked with lava-dl 0.6.0, dense and conv blocks).
+HALF_WRITTEN_HINT = ("; lava-dl leaves such a half-written file when export_hdf5 is called before any "
+                     "forward pass (SLAYER sets the neuron shapes on the first one): run the network once, "
+                     "then export again")
+
+
+def check_network_file(handle: h5py.File, path: Path) -> None:
+    """Check, with h5py alone, that every layer of an open netx file has what the reader needs.
+
+    Layers of unsupported types and neurons of unsupported kinds are left for the reader to
+    refuse by name. A file that passes can be decoded by NetDict and :func:`_read_layers`
+    without any error other than a DeviceError.
+
+    Raises:
+        DeviceError: naming ``path``, the layer and the missing or ill-typed dataset.
+    """
+    if "layer" not in handle:
+        raise DeviceError(f"{path}: no 'layer' group; not a netx network file")
+    layers = handle["layer"]
+    if not isinstance(layers, h5py.Group):
+        raise DeviceError(f"{path}: 'layer' is a dataset, not the group of layers; not a netx network file")
+    names = set(layers)
+    expected = {str(i) for i in range(len(names))}
+    if names != expected:
+        odd = sorted(names - expected, key=lambda n: (len(n), n))
+        gaps = sorted(expected - names, key=int)
+        raise DeviceError(f"{path}: layers must be numbered 0..{len(names) - 1}"
+                          + (f"; missing layer {', '.join(gaps)}" if gaps else "")
+                          + (f"; unexpected entries {', '.join(odd)}" if odd else ""))
+    for i in range(len(names)):
+        group = layers.get(str(i))  # None for a link to nothing
+        if not isinstance(group, h5py.Group):
+            what = "a dataset" if isinstance(group, h5py.Dataset) else "a link to nothing"
+            raise DeviceError(f"{path} layer {i}: 'layer/{i}' is {what}, not a layer group")
+        _check_layer(group, f"{path} layer {i}")
+
+
+def _check_layer(group: h5py.Group, where: str) -> None:
+    """Check one layer group (``where``: file and layer number, for messages)."""
+    kind = _string(group, "type", where)
+    where = f"{where} ('{kind}')"
+    if kind not in SUPPORTED_LAYERS or kind == "flatten":
+        return  # unsupported types are refused by name in _read_layers; netx ignores a flatten's datasets
+    hint = HALF_WRITTEN_HINT if set(group) == {"type"} else ""
+    shape = _positive_ints(group, "shape", where, lengths=(3,) if kind == "conv" else (1, 3), hint=hint)
+    if kind == "input":
+        if "neuron" in group:
+            _check_neuron(group, where)
+        return
+    if kind == "dense" and isinstance(group.get("weight"), h5py.Group) and "imag" in group["weight"]:
+        return  # complex dense: refused by name in _read_dense
+    weight = _numbers(group, "weight", where)
+    if kind == "dense":
+        _check_dense(group, weight, int(np.prod(shape)), where)
+    else:
+        _check_conv(group, weight, shape, where)
+
+
+def _check_dense(group: h5py.Group, weight: np.ndarray, out: int, where: str) -> None:
+    if weight.size == 0 or weight.size % out:
+        raise DeviceError(f"{where}: 'weight' of shape {weight.shape} does not fit the layer's {out} neurons "
+                          f"(expected ({out}, inputs))")
+    if "neuron" in group:  # without one netx uses its default neuron (NETX_DEFAULT_NEURON)
+        _check_neuron(group, where)
+    if "delay" in group:
+        delay = _numbers(group, "delay", where)
+        if delay.size not in (1, out):
+            raise DeviceError(f"{where}: delay of shape {delay.shape} does not match the {out} neurons "
+                              f"(only axonal delays, one per neuron, are supported)")
+        if (delay != np.round(delay)).any() or delay.min() < 0 or delay.max() > MAX_DELAY:
+            raise DeviceError(f"{where}: delays must be whole numbers of steps in 0..{MAX_DELAY} (Loihi), "
+                              f"found {delay.min()}..{delay.max()}")
+    if "bias" in group:
+        _sized(group, "bias", where, (1, out), "1 or one per neuron")
+
+
+def _check_conv(group: h5py.Group, weight: np.ndarray, shape: tuple[int, ...], where: str) -> None:
+    if weight.ndim < 4 or weight.size == 0 or int(np.prod(weight.shape[4:])) != 1:
+        raise DeviceError(f"{where}: 'weight' of shape {weight.shape} is not a conv kernel "
+                          f"(out channels, in channels / groups, height, width)")
+    for name, least in (("stride", 1), ("padding", 0), ("dilation", 1)):
+        _ints(group, name, where, least, sizes=(1, 2))
+    _ints(group, "groups", where, 1, sizes=(1,))
+    _check_neuron(group, where)
+    if "bias" in group:
+        _sized(group, "bias", where, (1, shape[0], int(np.prod(shape))), "1, one per channel or one per neuron")
+
+
+def _check_neuron(group: h5py.Group, where: str) -> None:
+    """The 'neuron' group: its type, and for a CUBA neuron its integer parameters."""
+    neuron = group.get("neuron")
+    if not isinstance(neuron, h5py.Group):
+        raise DeviceError(f"{where}: " + ("group 'neuron' is missing" if neuron is None
+                                          else "'neuron' is a dataset, not a group"))
+    kind = _string(neuron, "type", where, prefix="neuron/")
+    if kind not in SUPPORTED_NEURONS:
+        return  # refused by name in _neuron
+    for name, most in (("vThMant", None), ("iDecay", DECAY_UNIT), ("vDecay", DECAY_UNIT)):
+        _ints(neuron, name, where, 0, sizes=(1,), most=most, prefix="neuron/")
+    for name in ("gradedSpike", "messageBits"):
+        if name in neuron:
+            _sized(neuron, name, where, (1,), "one number", prefix="neuron/")
+
+
+def _dataset(group: h5py.Group, name: str, where: str, prefix: str = "", hint: str = "") -> h5py.Dataset:
+    """``group[name]``, a dataset; the messages call it ``prefix + name`` (e.g. 'neuron/vDecay')."""
+    item = group.get(name)
+    if item is None:
+        raise DeviceError(f"{where}: dataset '{prefix}{name}' is missing{hint}")
+    if not isinstance(item, h5py.Dataset):
+        raise DeviceError(f"{where}: '{prefix}{name}' is a group, not a dataset")
+    return item
+
+
+def _read(dataset: h5py.Dataset, label: str, where: str) -> np.ndarray:
+    try:
+        return np.asarray(dataset[()])
+    except (OSError, ValueError, TypeError) as exc:  # damaged chunks, unknown filters
+        raise DeviceError(f"{where}: cannot read '{label}' ({exc})") from None
+
+
+def _string(group: h5py.Group, name: str, where: str, prefix: str = "") -> str:
+    """An ASCII string dataset, scalar or 1-D (netx reads the first element), decoded."""
+    dataset = _dataset(group, name, where, prefix)
+    value = _read(dataset, prefix + name, where)
+    if h5py.check_string_dtype(dataset.dtype) is None or value.ndim > 1 or value.size == 0:
+        raise DeviceError(f"{where}: '{prefix}{name}' must be a string, found {dataset.dtype} of shape {dataset.shape}")
+    first = value.ravel()[0]
+    try:
+        return first.decode("ascii") if isinstance(first, bytes) else str(first).encode("ascii").decode()
+    except UnicodeError:
+        raise DeviceError(f"{where}: '{prefix}{name}' is not an ASCII string") from None
+
+
+def _numbers(group: h5py.Group, name: str, where: str, prefix: str = "", hint: str = "") -> np.ndarray:
+    """A numeric dataset (bool, int or float) with finite values."""
+    dataset = _dataset(group, name, where, prefix, hint)
+    if dataset.dtype.kind not in "biuf":
+        raise DeviceError(f"{where}: '{prefix}{name}' must hold numbers, found {dataset.dtype}")
+    value = _read(dataset, prefix + name, where)
+    if value.dtype.kind == "f" and not np.isfinite(value).all():
+        raise DeviceError(f"{where}: '{prefix}{name}' holds values that are not finite (NaN or inf)")
+    return value
+
+
+def _sized(group, name: str, where: str, sizes: tuple[int, ...], what: str, prefix: str = "") -> np.ndarray:
+    value = _numbers(group, name, where, prefix)
+    if value.size not in sizes:
+        raise DeviceError(f"{where}: '{prefix}{name}' must hold {what}, found shape {value.shape}")
+    return value
+
+
+def _ints(group, name: str, where: str, least: int, sizes: tuple[int, ...], most: int | None = None,
+          prefix: str = "") -> np.ndarray:
+    """A dataset of ``sizes`` integers in ``least..most`` (floats holding whole numbers pass, as netx casts)."""
+    what = "one number" if sizes == (1,) else f"{' or '.join(map(str, sizes))} integers"
+    value = _sized(group, name, where, sizes, what, prefix)
+    if (value != np.round(value)).any() or (value < least).any() or (most is not None and (value > most).any()):
+        span = f">= {least}" if most is None else f"in {least}..{most}"
+        raise DeviceError(f"{where}: '{prefix}{name}' must be integers {span}, found {value.ravel().tolist()}")
+    return value
+
+
+def _positive_ints(group, name: str, where: str, lengths: tuple[int, ...], hint: str = "") -> tuple[int, ...]:
+    """A 1-D dataset of ``lengths`` positive integers (a layer shape)."""
+    value = _numbers(group, name, where, hint=hint)
+    if value.ndim != 1 or len(value) not in lengths or (value != np.round(value)).any() or (value < 1).any():
+        found = value.tolist() if value.ndim == 1 and len(value) <= 8 else f"shape {value.shape}"
+        raise DeviceError(f"{where}: '{name}' must be {' or '.join(map(str, lengths))} positive integers, "
+                          f"found {found}")
+    return tuple(int(v) for v in value)
+
+
+# ------------------------------------------------------------------ reading the checked file
 def _read_layers(path: Path, config, n_layers: int, input_shape) -> NetworkDescription:
     """The layers with neurons, in order, each checked against the shape of the layer before.
 
