@@ -19,7 +19,7 @@ import numpy as np
 from ..errors import ConfigError, DataError
 from ..runs import Run, data_digest, open_run
 from ..signals import sigterm_as_interrupt
-from ..store import cached, digest_file, identity, stored_identity
+from ..store import cached, check_writable, digest_file, identity, stored_identity
 from ..train import output_counts
 from ..versions import numeric_versions
 from .baselines import random_flips
@@ -98,8 +98,7 @@ def run_attack(run_dir: str | Path, config: AttackConfig = AttackConfig(), targe
                        sample_index=index[rows], batch_size=batch_size, progress=progress)
         _attrs(record, path.stem, params, run, data.metadata(), ident).save(path)
 
-    with sigterm_as_interrupt():
-        cached(path, ident, compute, force=force)
+    _cached_attack(path, ident, compute, force)
     return path
 
 
@@ -126,8 +125,7 @@ def run_random_baseline(run_dir: str | Path, reference: str, seed: int | None = 
         _attrs(record, path.stem, params, run, ref.attrs.get("dataset", {}), ident,
                targeted=ref.attrs.get("targeted", "")).save(path)
 
-    with sigterm_as_interrupt():
-        cached(path, ident, compute, force=force)
+    _cached_attack(path, ident, compute, force)
     return path
 
 
@@ -154,9 +152,19 @@ def run_transfer(run_dir: str | Path, source: str | Path, batch_size: int = 256,
         _attrs(record, path.stem, params, run, src.attrs.get("dataset", {}), ident,
                crafted_on=src.attrs.get("crafted_on", str(src_run))).save(path)
 
-    with sigterm_as_interrupt():
-        cached(path, ident, compute, force=force)
+    _cached_attack(path, ident, compute, force)
     return path
+
+
+def _cached_attack(path: Path, ident: str, compute, force: bool) -> None:
+    """Keep ``path`` when it has identity ``ident``, else compute it: the folder checked writable before
+    any work (a kept file needs no write), SIGTERM unwinding like Ctrl-C (no temporary file stays)."""
+    def checked() -> None:
+        check_writable(path.parent)
+        compute()
+
+    with sigterm_as_interrupt():
+        cached(path, ident, checked, force=force)
 
 
 def _attrs(record: AttackRecord, name: str, params: dict, run: Run, dataset: dict, ident: str,
