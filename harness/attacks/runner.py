@@ -20,6 +20,7 @@ import h5py
 import numpy as np
 
 from ..errors import ConfigError, DataError
+from ..fmt import num as fmt_count, pct as fmt_pct
 from ..models import SpikingNetwork, load_checkpoint
 from ..store import RunDir, check_schema, read_json
 from ..train import load_split, output_counts
@@ -221,18 +222,6 @@ def _attrs(record: AttackRecord, name: str, params: dict, run_dir, net: SpikingN
 
 
 # ------------------------------------------------------------------ summary
-def fmt_pct(x: float | None, small: bool = False) -> str:
-    """A rate as a percentage ("n/a" for None/NaN); ``small``: three significant digits."""
-    if x is None or x != x:
-        return "n/a"
-    return f"{100 * x:.3g}%" if small else f"{x:.1%}"
-
-
-def fmt_count(x: float | None) -> str:
-    """A count with thousands separators ("n/a" for None/NaN)."""
-    return "n/a" if x is None or x != x else f"{x:,.0f}"
-
-
 def format_summary(record: AttackRecord, path: str | Path | None = None, budgets=DEFAULT_BUDGETS) -> str:
     """A one-screen text summary of an attack record (aggregates over correctly classified rows)."""
     s = record.stats(budgets)
