@@ -280,6 +280,11 @@ class DeviceStats(Record):
     energy_change: Annotated[Ratio, _text("energy estimate, adversarial / clean")]
     success_by_budget: Optional[ByBudget] = absent()
 
+    @classmethod
+    def not_replayed(cls) -> "DeviceStats":
+        """Every figure None: what :meth:`Attack.on` gives for a profile without a replay."""
+        return cls(accuracy=None, success_rate=None, transfer_rate=None, activity_change=None, energy_change=None)
+
 
 @dataclass(kw_only=True)
 class Attack(Record):
@@ -297,6 +302,10 @@ class Attack(Record):
     n_correct_before: Annotated[Count, _text("rows classified correctly before the attack")]
     offline: OfflineStats
     device: Annotated[dict[str, DeviceStats], _text("profile name -> replay of the adversarial inputs")]
+
+    def on(self, profile: str) -> DeviceStats:
+        """The figures on ``profile`` (:meth:`DeviceStats.not_replayed` where there is no replay)."""
+        return self.device.get(profile) or DeviceStats.not_replayed()
 
 
 @dataclass(kw_only=True)
