@@ -14,7 +14,8 @@ How a field maps to the schema:
 - a field without a default is required; with a default it may be missing;
 - ``Optional[X] = None``: the value may be null (and is always written);
 - ``Optional[X] = absent()``: the key may be missing (None in Python, left out when written);
-  the value itself may not be null unless ``absent(nullable=True)``;
+  the value itself may not be null unless ``absent(nullable=True)`` (then a null read from a
+  file is written back as null, and :meth:`Record.has` tells it from a missing key);
 - ``Annotated[X, Kw(...)]`` adds JSON Schema keywords (ranges, descriptions, ...); a
   :class:`Def` in the metadata moves the schema built so far into ``$defs`` under its name
   and leaves a ``$ref`` (keywords after the ``Def`` annotate the reference, e.g. a description);
@@ -96,7 +97,9 @@ class Record:
 
     CLOSED: ClassVar[bool] = False
     #: keys this definition does not know (only where the schema lets them through).
-    extra: dict[str, Any] = field(default_factory=dict, repr=False, metadata={"extra": True})
+    extra: dict[str, Any] = field(default_factory=dict, repr=False, metadata={"internal": True})
+    #: ``absent(nullable=True)`` fields that were read as an explicit null (written back as null).
+    nulls: frozenset[str] = field(default=frozenset(), repr=False, metadata={"internal": True})
 
     @classmethod
     def build(cls, data: Mapping[str, Any], where: str = "results") -> "Record":
@@ -119,22 +122,29 @@ class Record:
         extra = {k: v for k, v in data.items() if k not in known}
         if extra and cls.CLOSED:
             raise DataError(f"{where}: unexpected keys {sorted(extra)}")
-        return cls(**values, extra=extra)
+        nulls = frozenset(f.name for f in _fields(cls) if f.metadata.get("nullable") and f.name in data
+                          and data[f.name] is None)
+        return cls(**values, extra=extra, nulls=nulls)
+
+    def has(self, name: str) -> bool:
+        """Whether field ``name`` is written: a value, or null where null is its value (not absence)."""
+        value = getattr(self, name)
+        return value is not None or not _field(type(self), name).metadata.get("omit_none") or name in self.nulls
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-like dict: fields in their order (absent ones left out), then ``extra``."""
-        out = {}
-        for f in _fields(type(self)):
-            value = getattr(self, f.name)
-            if value is None and f.metadata.get("omit_none"):
-                continue
-            out[f.name] = _plain(value)
+        out = {f.name: _plain(getattr(self, f.name)) for f in _fields(type(self)) if self.has(f.name)}
         out.update(self.extra)
         return out
 
 
 def _fields(cls) -> list[dataclasses.Field]:
-    return [f for f in dataclasses.fields(cls) if not f.metadata.get("extra")]
+    """The fields that are keys of results.json (not ``extra`` and ``nulls``)."""
+    return [f for f in dataclasses.fields(cls) if not f.metadata.get("internal")]
+
+
+def _field(cls, name: str) -> dataclasses.Field:
+    return next(f for f in _fields(cls) if f.name == name)
 
 
 def _required(f: dataclasses.Field) -> bool:
@@ -353,6 +363,11 @@ class AnnWhiteBox(Record):
     to_snn: ToSnn
     snn_success_at_equal_l0: Fraction = absent(nullable=True)
 
+    @property
+    def compared_at_equal_l0(self) -> bool:
+        """Whether the SNN attack was measured at this row's L0 (its success may still be undefined)."""
+        return self.has("snn_success_at_equal_l0")
+
 
 @dataclass(kw_only=True)
 class SnnToAnn(Record):
@@ -463,9 +478,12 @@ def _type_schema(tp, defs: dict[str, Any]) -> dict[str, Any]:
     origin = get_origin(tp)
     if origin is list:
         return {"type": "array", "items": _type_schema(get_args(tp)[0], defs)}
+    if tp is dict or (origin is dict and get_args(tp)[1] is Any):
+        return {"type": "object"}  # a free-form object
     if origin is dict:
-        item = get_args(tp)[1]
-        return {"type": "object"} if item is Any else {"type": "object", "additionalProperties": _type_schema(item, defs)}
+        return {"type": "object", "additionalProperties": _type_schema(get_args(tp)[1], defs)}
+    if tp not in _JSON_TYPES:
+        raise TypeError(f"no JSON Schema for the Python type {tp!r}")
     return {"type": _JSON_TYPES[tp]}
 
 

@@ -186,7 +186,7 @@ def _ann_figure(name: str, comparison: AnnComparison, index: int) -> Figure:
         series[black] = [by_eps[e].to_snn.success_rate for e in eps]
         styles[white], styles[black] = (colour, "-"), (colour, "--")
     pgd = {r.eps: r for r in rows if r.method == "pgd"}
-    if any(r.snn_success_at_equal_l0 is not None for r in pgd.values()):
+    if any(r.compared_at_equal_l0 for r in pgd.values()):
         series["SNN attack at PGD's L0 (white box)"] = [pgd[e].snn_success_at_equal_l0 for e in eps]
         styles["SNN attack at PGD's L0 (white box)"] = (len(styles) // 2, ":")
     png = figures.lines(eps, series, f"{name}: SNN vs ANN", _eps_axis(comparison), "attack success (%)", styles=styles)
