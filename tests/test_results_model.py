@@ -59,6 +59,13 @@ def _results() -> dict:
             "ann": [_ann()]}
 
 
+def _parent(data: dict, path: tuple):
+    """The object holding ``path[-1]`` in ``data``."""
+    for key in path[:-1]:
+        data = data[key]
+    return data
+
+
 def test_committed_schema_is_the_generated_one():
     """Regenerate with: python -m harness.results_model > harness/schemas/results.schema.json"""
     committed = resources.files("harness").joinpath("schemas/results.schema.json").read_text()
@@ -120,10 +127,7 @@ def test_missing_optional_keys_stay_missing():
 ])
 def test_schema_keeps_its_constraints(path, value, message):
     data = _results()
-    node = data
-    for key in path[:-1]:
-        node = node[key]
-    node[path[-1]] = value
+    _parent(data, path)[path[-1]] = value
     with pytest.raises(DataError, match=message) as info:
         Results.from_dict(data, "some/results.json")
     assert str(info.value).startswith("some/results.json: does not match the results schema at ")
@@ -134,10 +138,7 @@ def test_schema_keeps_its_constraints(path, value, message):
                                   ("ann", 0, "mean_rate"), ("ann", 0, "ann_white_box", 0, "to_snn")])
 def test_required_keys(path):
     data = _results()
-    node = data
-    for key in path[:-1]:
-        node = node[key]
-    del node[path[-1]]
+    del _parent(data, path)[path[-1]]
     with pytest.raises(DataError, match=f"'{path[-1]}' is a required property"):
         validate_results(data, "x")
 
