@@ -29,6 +29,7 @@ value is None (JSON null).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import sys
 import types
@@ -151,6 +152,7 @@ def _required(f: dataclasses.Field) -> bool:
     return f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
 
 
+@functools.lru_cache(maxsize=None)
 def _hints(cls) -> dict[str, Any]:
     return get_type_hints(cls, include_extras=True)
 

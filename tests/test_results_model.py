@@ -37,7 +37,8 @@ def _ann() -> dict:
             "settings": {"snn_attack": "a", "eps": [0.05], "eps_scale": "absolute", "seed": 0, "epochs": None},
             "model": "tiny", "dataset": {"dataset": "digits"}, "mean_rate": 0.3, "max_rate": 1.0,
             "clean": {"snn_accuracy": 0.9, "snn_accuracy_rate_coded": 0.85, "ann_accuracy": 0.95},
-            "ann_white_box": [row, {k: v for k, v in row.items() if k != "snn_success_at_equal_l0"} | {"method": "fgsm"}],
+            "ann_white_box": [row, {**{k: v for k, v in row.items() if k != "snn_success_at_equal_l0"},
+                                    "method": "fgsm"}],  # fgsm: not compared at equal L0
             "snn_to_ann": {"attack_id": "a", "rows": 6, "ann_accuracy_clean": None, "snn_success_rate": 0.75,
                            "ann_success_rate": 0.2, "transfer_rate": 0.25, "median_l0": 2.0},
             "notes": "text", "a_newer_key": [1, 2]}
