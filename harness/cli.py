@@ -263,7 +263,7 @@ def add_replay(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
-    from .attacks.runner import fmt_pct
+    from .fmt import pct as fmt_pct
     from .data.inputs import Binning
     from .device.profiles import load_profile
     from .errors import ConfigError

@@ -17,6 +17,8 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ConfigError, DataError
+from ..fmt import num as fmt_count, pct as fmt_pct
+from ..records import DEFAULT_BUDGETS, AttackRecord
 from ..runs import Run, data_digest, open_run
 from ..signals import sigterm_as_interrupt
 from ..store import cached, check_writable, digest_file, identity, stored_identity
@@ -24,7 +26,6 @@ from ..train import output_counts
 from ..versions import numeric_versions
 from .baselines import random_flips
 from .loop import AttackConfig, craft
-from ..records import DEFAULT_BUDGETS, AttackRecord
 from .targets import TARGET_MODES, expand_targets
 from .transfer import transfer
 
@@ -180,18 +181,6 @@ def _attrs(record: AttackRecord, name: str, params: dict, run: Run, dataset: dic
 
 
 # ------------------------------------------------------------------ summary
-def fmt_pct(x: float | None, small: bool = False) -> str:
-    """A rate as a percentage ("n/a" for None/NaN); ``small``: three significant digits."""
-    if x is None or x != x:
-        return "n/a"
-    return f"{100 * x:.3g}%" if small else f"{x:.1%}"
-
-
-def fmt_count(x: float | None) -> str:
-    """A count with thousands separators ("n/a" for None/NaN)."""
-    return "n/a" if x is None or x != x else f"{x:,.0f}"
-
-
 def format_summary(record: AttackRecord, path: str | Path | None = None, budgets=DEFAULT_BUDGETS) -> str:
     """A one-screen text summary of an attack record (aggregates over correctly classified rows)."""
     s = record.stats(budgets)

@@ -18,7 +18,8 @@ from ..attacks import run_attack, run_random_baseline, run_transfer
 from ..attacks.ann import ann_comparison
 from ..device.profiles import Profile
 from ..report import write_experiment_report
-from ..report.sections import Labels, num, pct
+from ..fmt import num, pct
+from ..report.sections import Labels
 from ..results import load_run, write_results
 from ..runs import open_run
 from ..stages.replay import replay_run

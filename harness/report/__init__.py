@@ -17,11 +17,12 @@ from tqdm.auto import tqdm
 
 from ..errors import ConfigError
 from ..results import DEFAULT_BUDGETS, RunArtifacts, load_run, write_results
+from ..results_model import Results, as_results
 from ..store import RunDir
 from ..versions import package_versions
 from .render import Section, Table, write_report
 from .sections import Labels, clean_section, run_sections
-from .studies import study_section
+from .studies import study_section, typed_runs
 
 
 def config_section(config: Mapping, versions: Mapping[str, str]) -> Section:
@@ -44,10 +45,10 @@ def write_run_report(run_dir: str | Path, budgets=DEFAULT_BUDGETS) -> Path:
     """
     _refuse_experiment_dir(Path(run_dir))
     art = load_run(run_dir)
-    results = write_results(art, budgets)
+    results = as_results(write_results(art, budgets), art.run.results)
     sections = [clean_section({art.name: results}), *run_sections(art, results, Labels()),
                 config_section({"run": str(art.run.root), "budgets": list(budgets), "model": art.card["spec"],
-                                "seed": art.card["seed"], "epochs": art.card["epochs"]}, results["versions"])]
+                                "seed": art.card["seed"], "epochs": art.card["epochs"]}, results.versions)]
     return write_report(art.run.root, f"Robustness report: {art.name}", sections)
 
 
@@ -59,16 +60,19 @@ def _refuse_experiment_dir(root: Path) -> None:
                           f"`harness report` takes one of its runs: {', '.join(str(root / r) for r in runs) or 'none yet'}")
 
 
-def write_experiment_report(root: str | Path, title: str, description: str, runs: Mapping[str, tuple[RunArtifacts, dict]],
-                            labels: Labels, study: str | None, config: Mapping, progress: bool = True) -> Path:
+def write_experiment_report(root: str | Path, title: str, description: str,
+                            runs: Mapping[str, tuple[RunArtifacts, Results | Mapping]], labels: Labels,
+                            study: str | None, config: Mapping, progress: bool = True) -> Path:
     """The report of a whole experiment in ``root``; the path of report.html.
 
     Args:
-        runs: run id -> (its artifacts, its results.json dict), in the experiment's order.
+        runs: run id -> (its artifacts, its results: typed, or the results.json dict, which is
+            parsed and checked here), in the experiment's order.
         labels: attack id -> display label.
         study: a study kind of :mod:`harness.report.studies` (None: no study section).
         config: the resolved experiment (config.toml content without the versions).
     """
+    runs = typed_runs(runs)
     summaries = {name: results for name, (_, results) in runs.items()}
     sections: list[Section] = [Section("About this experiment", [description])] if description else []
     if study is not None:

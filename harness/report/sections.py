@@ -1,7 +1,8 @@
 """The report's content: which tables and figures describe a run, with their captions.
 
 Inputs are a run's artifacts (:class:`harness.results.RunArtifacts`) and its summary
-(results.json as a dict); outputs are :class:`~harness.report.render.Section` lists. Rates are
+(results.json as typed :class:`harness.results_model.Results`); outputs are
+:class:`~harness.report.render.Section` lists. Rates are
 over rows classified correctly before the attack (offline) or by the device on the clean input
 (device), exactly as in results.json (docs/results.md).
 """
@@ -13,8 +14,10 @@ from typing import Mapping
 
 import numpy as np
 
+from ..fmt import num, pct, times
 from ..records import AttackRecord
 from ..results import RunArtifacts
+from ..results_model import Attack, CleanDevice, Results
 from . import figures
 from .render import Figure, Section, Table
 
@@ -29,25 +32,6 @@ def slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-")
 
 
-def _undefined(value: float | None) -> bool:
-    return value is None or value != value  # None (JSON null) or NaN
-
-
-def pct(value: float | None) -> str:
-    """A fraction as a percentage with one decimal; "n/a" for an undefined rate (None or NaN)."""
-    return "n/a" if _undefined(value) else f"{100 * value:.1f}%"
-
-
-def num(value: float | None, digits: int = 0) -> str:
-    """A number with thousands separators and ``digits`` decimals; "n/a" when undefined."""
-    return "n/a" if _undefined(value) else f"{value:,.{digits}f}"
-
-
-def times(value: float | None) -> str:
-    """An adversarial / clean ratio as "1.23x"; "n/a" when undefined."""
-    return "n/a" if _undefined(value) else f"{value:.2f}x"
-
-
 class Labels(dict):
     """Attack id -> display label (from the experiment file); unknown ids show as themselves."""
 
@@ -56,14 +40,14 @@ class Labels(dict):
 
 
 # ---------------------------------------------------------------- clean accuracy
-def clean_section(summaries: Mapping[str, dict]) -> Section:
+def clean_section(summaries: Mapping[str, Results]) -> Section:
     """Clean accuracy offline vs on each device, for one or several runs (run name -> results)."""
-    profiles = sorted({p for r in summaries.values() for p in r["clean"]["device"]})
-    series = {"offline (SLAYER)": [r["clean"]["offline"]["accuracy"] for r in summaries.values()]}
+    profiles = sorted({p for r in summaries.values() for p in r.profiles})
+    series = {"offline (SLAYER)": [r.clean.offline.accuracy for r in summaries.values()]}
     for profile in profiles:
-        series[profile] = [r["clean"]["device"].get(profile, {}).get("accuracy") for r in summaries.values()]
-    rows = [[name, r["model"]["name"], pct(r["model"]["train_accuracy"]), pct(r["clean"]["offline"]["accuracy"])]
-            + [_device_clean_cell(r["clean"]["device"].get(p)) for p in profiles] for name, r in summaries.items()]
+        series[profile] = [_clean_device_accuracy(r, profile) for r in summaries.values()]
+    rows = [[name, r.model.name, pct(r.model.train_accuracy), pct(r.clean.offline.accuracy)]
+            + [_device_clean_cell(r.clean.device.get(p)) for p in profiles] for name, r in summaries.items()]
     table = Table(["run", "model", "train acc.", "test acc. offline"]
                   + [f"{p}: acc. / agreement / exact rasters" for p in profiles], rows,
                   "Clean test-set accuracy. Agreement: device prediction = offline prediction; exact rasters: "
@@ -78,19 +62,25 @@ def clean_section(summaries: Mapping[str, dict]) -> Section:
                 "profile. Higher is better; n/a = not replayed.")])
 
 
-def _device_clean_cell(d: dict | None) -> str:
-    return "not replayed" if d is None else f"{pct(d['accuracy'])} / {pct(d['agreement'])} / {pct(d['raster_exact'])}"
+def _clean_device_accuracy(results: Results, profile: str) -> float | None:
+    """Clean accuracy on ``profile`` (None: the run was not replayed there)."""
+    replay = results.clean.device.get(profile)
+    return None if replay is None else replay.accuracy
+
+
+def _device_clean_cell(d: CleanDevice | None) -> str:
+    return "not replayed" if d is None else f"{pct(d.accuracy)} / {pct(d.agreement)} / {pct(d.raster_exact)}"
 
 
 # ---------------------------------------------------------------- one run
-def run_sections(art: RunArtifacts, results: dict, labels: Labels) -> list[Section]:
+def run_sections(art: RunArtifacts, results: Results, labels: Labels) -> list[Section]:
     """Every section about one run: attacks, L0, device, activity, examples, RSF usage."""
-    model = results["model"]
+    model = results.model
     intro = Section(f"Run {art.name}", [
-        f"Model `{model['name']}` (T = {model['T']} steps, seed {results['seed']}), trained with the "
-        f"{model['loss']} loss and the {model['surrogate']} surrogate gradient: "
-        f"{pct(model['train_accuracy'])} train / {pct(model['test_accuracy'])} test accuracy."]
-        + [headline(a, labels) for a in results["attacks"]])
+        f"Model `{model.name}` (T = {model.T} steps, seed {results.seed}), trained with the "
+        f"{model.loss} loss and the {model.surrogate} surrogate gradient: "
+        f"{pct(model.train_accuracy)} train / {pct(model.test_accuracy)} test accuracy."]
+        + [headline(a, labels) for a in results.attacks])
     if not art.attacks:
         intro.paragraphs.append("No attack was run on this model.")
         return [intro]
@@ -98,17 +88,17 @@ def run_sections(art: RunArtifacts, results: dict, labels: Labels) -> list[Secti
     if art.profiles:
         out.append(device_section(art, results, labels))
         out += [activity_section(art, profile, labels) for profile in art.profiles]
-    examples = examples_section(art, labels)
+    examples = examples_section(art, results, labels)
     return out + ([examples] if examples else [])
 
 
-def headline(attack: dict, labels: Labels) -> str:
+def headline(attack: Attack, labels: Labels) -> str:
     """One sentence with an attack's main numbers (offline, then each device)."""
-    off = attack["offline"]
-    text = (f"{labels[attack['id']]}: fooled {pct(off['success_rate'])} of {attack['n_correct_before']} correctly "
-            f"classified rows, median L0 {num(off['median_l0'])} flipped spikes "
-            f"({pct(off['median_flip_rate'])} of the input elements)")
-    devices = [f"{pct(d['transfer_rate'])} of those successes transfer to {p}" for p, d in attack["device"].items()]
+    off = attack.offline
+    text = (f"{labels[attack.id]}: fooled {pct(off.success_rate)} of {attack.n_correct_before} correctly "
+            f"classified rows, median L0 {num(off.median_l0)} flipped spikes "
+            f"({pct(off.median_flip_rate)} of the input elements)")
+    devices = [f"{pct(d.transfer_rate)} of those successes transfer to {p}" for p, d in attack.device.items()]
     return text + ("; " + ", ".join(devices) if devices else "") + "."
 
 
@@ -118,19 +108,19 @@ def _shown_budgets(budgets: list[int]) -> list[int]:
     return [budgets[i] for i in np.linspace(0, len(budgets) - 1, MAX_BUDGET_COLUMNS).round().astype(int)]
 
 
-def attacks_section(art: RunArtifacts, results: dict, labels: Labels) -> Section:
+def attacks_section(art: RunArtifacts, results: Results, labels: Labels) -> Section:
     """Offline success table and success-vs-budget curves (offline solid, device dashed)."""
-    shown = _shown_budgets([int(b) for b in results["budgets"]])
-    reduced = any(a["parameters"].get("reduce") for a in results["attacks"])
+    shown = _shown_budgets([int(b) for b in results.budgets])
+    reduced = any(a.parameters.get("reduce") for a in results.attacks)  # parameters: the method's own settings
     rows, curves = [], {}
-    for a in results["attacks"]:
-        off, name = a["offline"], labels[a["id"]]
-        rows.append([name, a["target_mode"] or "untargeted", str(a["n_attacked"]), str(a["n_correct_before"]),
-                     pct(off["success_rate"]), num(off["mean_l0"]), num(off["median_l0"])]
-                    + ([num(off["median_l0_before_reduction"])] if reduced else [])
-                    + [num(off["mean_iterations"], 1)] + [pct(off["success_by_budget"][str(b)]) for b in shown])
-        curves[name] = {"offline": off["success_by_budget"],
-                        **{profile: d["success_by_budget"] for profile, d in a["device"].items()}}
+    for a in results.attacks:
+        off, name = a.offline, labels[a.id]
+        rows.append([name, a.target_mode or "untargeted", str(a.n_attacked), str(a.n_correct_before),
+                     pct(off.success_rate), num(off.mean_l0), num(off.median_l0)]
+                    + ([num(off.median_l0_before_reduction)] if reduced else [])
+                    + [num(off.mean_iterations, 1)] + [pct(off.success_at(b)) for b in shown])
+        curves[name] = {"offline": off.success_by_budget,
+                        **{profile: d.success_by_budget for profile, d in a.device.items()}}
     table = Table(["attack", "targets", "rows", "correct before", "success", "mean L0", "median L0"]
                   + (["median L0 before reduction"] if reduced else []) + ["mean iterations"]
                   + [f"success at <= {b} flips" for b in shown], rows,
@@ -214,14 +204,14 @@ def rsf_section(art: RunArtifacts, labels: Labels) -> Section:
         level=3)
 
 
-def device_section(art: RunArtifacts, results: dict, labels: Labels) -> Section:
+def device_section(art: RunArtifacts, results: Results, labels: Labels) -> Section:
     """On-device success, transfer rate, activity and energy change per attack and profile."""
-    attacks = results["attacks"]
-    rows = [[labels[a["id"]], profile, pct(d["accuracy"]), pct(a["offline"]["success_rate"]), pct(d["success_rate"]),
-             pct(d["transfer_rate"]), times(d["activity_change"]), times(d["energy_change"])]
-            for a in attacks for profile, d in a["device"].items()]
-    series = {p: [a["device"].get(p, {}).get("transfer_rate") for a in attacks] for p in art.profiles}
-    png = figures.grouped_bars([labels[a["id"]] for a in attacks], series,
+    attacks = results.attacks
+    rows = [[labels[a.id], profile, pct(d.accuracy), pct(a.offline.success_rate), pct(d.success_rate),
+             pct(d.transfer_rate), times(d.activity_change), times(d.energy_change)]
+            for a in attacks for profile, d in a.device.items()]
+    series = {p: [a.on(p).transfer_rate for a in attacks] for p in art.profiles}
+    png = figures.grouped_bars([labels[a.id] for a in attacks], series,
                                f"{art.name}: do offline adversarial examples fool the device?",
                                "transfer rate (%)", xlabel="attack")
     table = Table(["attack", "profile", "device acc. (adv.)", "success offline", "success on device", "transfer rate",
@@ -262,7 +252,7 @@ def _typical_row(success: np.ndarray, l0: np.ndarray) -> int | None:
     return int(rows[np.argsort(l0[rows], kind="stable")[len(rows) // 2]])
 
 
-def examples_section(art: RunArtifacts, labels: Labels) -> Section | None:
+def examples_section(art: RunArtifacts, results: Results, labels: Labels) -> Section | None:
     """One typical successful example per attack: input flips and output spikes."""
     profile = art.profiles[0] if art.profiles else None
     examples = []
@@ -279,8 +269,7 @@ def examples_section(art: RunArtifacts, labels: Labels) -> Section | None:
         examples.append(example)
     if not examples:
         return None
-    dt_ms = float(art.card["dataset"]["dt_ms"])
-    png = figures.spike_examples(examples, dt_ms, f"{art.name}: clean vs adversarial inputs")
+    png = figures.spike_examples(examples, float(results.dataset.dt_ms), f"{art.name}: clean vs adversarial inputs")
     outputs = f" Right: output spikes per class on {profile}, clean vs adversarial." if profile else ""
     return Section("Examples", [], [], [Figure(
         slug(f"{art.name}-examples"), png,

@@ -1,6 +1,7 @@
 """The canned studies' own table and figure (experiments/*.toml ``study = ...``).
 
-Each study compares along one axis, from the runs' results.json dicts:
+Each study compares along one axis, from the runs' results (typed
+:class:`harness.results_model.Results`; a results.json dict is parsed on the way in):
 
 - ``methods``: attack methods on the same model (G2S+RSF, G2S, RSF, random flips);
 - ``loss``: models trained with different losses, attacked alike;
@@ -16,38 +17,36 @@ from __future__ import annotations
 
 from typing import Callable, Mapping
 
+from ..fmt import num, pct
 from ..results import RunArtifacts
+from ..results_model import AnnComparison, Attack, Results, as_results
 from . import figures
 from .render import Figure, Section, Table
-from .sections import GradientUse, Labels, num, pct
+from .sections import GradientUse, Labels
 
-Runs = Mapping[str, "tuple[RunArtifacts, dict]"]
+Runs = Mapping[str, "tuple[RunArtifacts, Results]"]
 
 
 def _rows(runs: Runs):
     """(run name, run artifacts, results, attack entry) for every attack of every run."""
     for name, (art, results) in runs.items():
-        for attack in results["attacks"]:
+        for attack in results.attacks:
             yield name, art, results, attack
 
 
-def zero_grad_share(art: RunArtifacts, attack: dict) -> float | None:
+def zero_grad_share(art: RunArtifacts, attack: Attack) -> float | None:
     """Share of an attack's iterations with an all-zero input gradient (None: no gradient used)."""
-    return GradientUse.of(art.attacks[attack["id"]]).zero_grad_share
-
-
-def _at_budget(attack: dict, budget: int) -> float | None:
-    return attack["offline"]["success_by_budget"][str(budget)]
+    return GradientUse.of(art.attacks[attack.id]).zero_grad_share
 
 
 def methods_study(runs: Runs, labels: Labels) -> Section:
     """Success vs budget of every attack method on each run, overlaid."""
     several = len(runs) > 1
-    curves = {(f"{name}: " if several else "") + labels[a["id"]]: {"offline": a["offline"]["success_by_budget"]}
+    curves = {(f"{name}: " if several else "") + labels[a.id]: {"offline": a.offline.success_by_budget}
               for name, _, _, a in _rows(runs)}
-    budgets = next(iter(runs.values()))[1]["budgets"]
-    rows = [[name, labels[a["id"]], a["method"], pct(a["offline"]["success_rate"]), num(a["offline"]["median_l0"]),
-             *[pct(_at_budget(a, b)) for b in budgets]] for name, _, _, a in _rows(runs)]
+    budgets = next(iter(runs.values()))[1].budgets
+    rows = [[name, labels[a.id], a.method, pct(a.offline.success_rate), num(a.offline.median_l0),
+             *[pct(a.offline.success_at(b)) for b in budgets]] for name, _, _, a in _rows(runs)]
     table = Table(["run", "attack", "method", "success", "median L0", *[f"<= {b}" for b in budgets]], rows,
                   "Offline success (over correctly classified rows) at each flip budget.")
     png = figures.budget_curves(curves, "Attack methods: success vs perturbation budget")
@@ -61,13 +60,13 @@ def methods_study(runs: Runs, labels: Labels) -> Section:
 
 def loss_study(runs: Runs, labels: Labels) -> Section:
     """The same attacks on models trained with different losses."""
-    attack_labels = list(dict.fromkeys(labels[a["id"]] for _, _, _, a in _rows(runs)))
-    series = {f"{name} ({results['model']['loss']})": [
-        next((a["offline"]["success_rate"] for a in results["attacks"] if labels[a["id"]] == lab), None)
+    attack_labels = list(dict.fromkeys(labels[a.id] for _, _, _, a in _rows(runs)))
+    series = {f"{name} ({results.model.loss})": [
+        next((a.offline.success_rate for a in results.attacks if labels[a.id] == lab), None)
         for lab in attack_labels] for name, (_, results) in runs.items()}
-    rows = [[name, results["model"]["loss"], pct(results["clean"]["offline"]["accuracy"]), labels[a["id"]],
-             pct(a["offline"]["success_rate"]), num(a["offline"]["median_l0"]), pct(zero_grad_share(art, a)),
-             str(a["offline"]["rsf_iterations"])] for name, art, results, a in _rows(runs)]
+    rows = [[name, results.model.loss, pct(results.clean.offline.accuracy), labels[a.id],
+             pct(a.offline.success_rate), num(a.offline.median_l0), pct(zero_grad_share(art, a)),
+             str(a.offline.rsf_iterations)] for name, art, results, a in _rows(runs)]
     table = Table(["run", "training loss", "clean acc.", "attack", "success", "median L0", "all-zero gradients",
                    "RSF iterations"], rows, "Attacks on models trained with each loss (offline).")
     png = figures.grouped_bars(attack_labels, series, "Training loss vs attack success", "attack success (%)",
@@ -94,12 +93,12 @@ def threshold_study(runs: Runs, labels: Labels) -> Section:
     rows = []
     for name, art, results, a in _rows(runs):
         trained = trained_threshold(art.card)
-        th = a["parameters"].get("attack_threshold")
+        th = a.parameters.get("attack_threshold")  # parameters: the method's own settings, as recorded
         th = trained if th is None else float(th)
-        points.setdefault(f"{name}, {a['method']}", {})[th] = (a["offline"]["success_rate"], zero_grad_share(art, a))
-        rows.append([name, _variant(art.card), a["method"], f"{th:g}" + (" (trained)" if th == trained else ""),
-                     pct(a["offline"]["success_rate"]), num(a["offline"]["median_l0"]), pct(zero_grad_share(art, a)),
-                     str(a["offline"]["rsf_iterations"])])
+        points.setdefault(f"{name}, {a.method}", {})[th] = (a.offline.success_rate, zero_grad_share(art, a))
+        rows.append([name, _variant(art.card), a.method, f"{th:g}" + (" (trained)" if th == trained else ""),
+                     pct(a.offline.success_rate), num(a.offline.median_l0), pct(zero_grad_share(art, a)),
+                     str(a.offline.rsf_iterations)])
     xs = sorted({th for p in points.values() for th in p})
     success = {k: [p.get(x, (None, None))[0] for x in xs] for k, p in points.items()}
     vanish = {k: [p.get(x, (None, None))[1] for x in xs] for k, p in points.items()}
@@ -138,17 +137,15 @@ def _variant(card: dict) -> str:
 def device_study(runs: Runs, labels: Labels) -> Section:
     """Offline vs on-device success and transfer, per attack set and profile."""
     groups, offline, device, transfer, rows = [], [], {}, {}, []
-    profiles = sorted({p for _, _, _, a in _rows(runs) for p in a["device"]})
+    profiles = sorted({p for _, _, _, a in _rows(runs) for p in a.device})
     for name, _, _, a in _rows(runs):
-        groups.append(f"{labels[a['id']]} ({name})" if len(runs) > 1 else labels[a["id"]])
-        offline.append(a["offline"]["success_rate"])
+        groups.append(f"{labels[a.id]} ({name})" if len(runs) > 1 else labels[a.id])
+        offline.append(a.offline.success_rate)
         for p in profiles:
-            d = a["device"].get(p, {})
-            device.setdefault(p, []).append(d.get("success_rate"))
-            transfer.setdefault(p, []).append(d.get("transfer_rate"))
-        rows.append([name, labels[a["id"]], a["crafted_on"] or "this model", pct(a["offline"]["success_rate"])]
-                    + [f"{pct(a['device'].get(p, {}).get('success_rate'))} / "
-                       f"{pct(a['device'].get(p, {}).get('transfer_rate'))}" for p in profiles])
+            device.setdefault(p, []).append(a.on(p).success_rate)
+            transfer.setdefault(p, []).append(a.on(p).transfer_rate)
+        rows.append([name, labels[a.id], a.crafted_on or "this model", pct(a.offline.success_rate)]
+                    + [f"{pct(a.on(p).success_rate)} / {pct(a.on(p).transfer_rate)}" for p in profiles])
     table = Table(["run", "attack", "crafted on", "offline success", *[f"{p}: success / transfer" for p in profiles]],
                   rows, "Success over rows classified correctly (offline: by SLAYER; device: by the device when "
                         "clean); transfer: share of offline successes that also fool the device.")
@@ -168,29 +165,29 @@ def device_study(runs: Runs, labels: Labels) -> Section:
 def _comparisons(runs: Runs):
     """(run name, comparison) for every SNN vs ANN comparison in results.json's ``ann``."""
     for name, (_, results) in runs.items():
-        for comparison in results.get("ann", []):
+        for comparison in results.ann:
             yield name, comparison
 
 
-def _eps_axis(comparison: dict) -> str:
-    return ("eps (L-infinity, multiples of the mean input rate)" if comparison["settings"]["eps_scale"] == "mean-rate"
+def _eps_axis(comparison: AnnComparison) -> str:
+    return ("eps (L-infinity, multiples of the mean input rate)" if comparison.settings.eps_scale == "mean-rate"
             else "eps (L-infinity, spike-rate units)")
 
 
-def _ann_figure(name: str, comparison: dict, index: int) -> Figure:
-    rows = comparison["ann_white_box"]
-    eps = sorted({r["eps"] for r in rows})
+def _ann_figure(name: str, comparison: AnnComparison, index: int) -> Figure:
+    rows = comparison.ann_white_box
+    eps = sorted({r.eps for r in rows})
     series: dict[str, list] = {}
     styles: dict[str, tuple[int, str]] = {}
-    for colour, method in enumerate(dict.fromkeys(r["method"] for r in rows)):
-        by_eps = {r["eps"]: r for r in rows if r["method"] == method}
+    for colour, method in enumerate(dict.fromkeys(r.method for r in rows)):
+        by_eps = {r.eps: r for r in rows if r.method == method}
         white, black = f"{method.upper()} on the ANN (white box)", f"{method.upper()} examples on the SNN (black box)"
-        series[white] = [by_eps[e]["ann_success_rate"] for e in eps]
-        series[black] = [by_eps[e]["to_snn"]["success_rate"] for e in eps]
+        series[white] = [by_eps[e].ann_success_rate for e in eps]
+        series[black] = [by_eps[e].to_snn.success_rate for e in eps]
         styles[white], styles[black] = (colour, "-"), (colour, "--")
-    pgd = {r["eps"]: r for r in rows if r["method"] == "pgd"}
-    if any("snn_success_at_equal_l0" in r for r in pgd.values()):
-        series["SNN attack at PGD's L0 (white box)"] = [pgd[e].get("snn_success_at_equal_l0") for e in eps]
+    pgd = {r.eps: r for r in rows if r.method == "pgd"}
+    if any(r.compared_at_equal_l0 for r in pgd.values()):
+        series["SNN attack at PGD's L0 (white box)"] = [pgd[e].snn_success_at_equal_l0 for e in eps]
         styles["SNN attack at PGD's L0 (white box)"] = (len(styles) // 2, ":")
     png = figures.lines(eps, series, f"{name}: SNN vs ANN", _eps_axis(comparison), "attack success (%)", styles=styles)
     return Figure(f"study-ann-{index}", png, f"{name}: success of FGSM/BIM/PGD on the ANN twin (white box) and of the "
@@ -203,21 +200,21 @@ def ann_study(runs: Runs, labels: Labels) -> Section:
     """SNN vs ANN: clean accuracy, white box on each, black-box transfer both ways, equal L0."""
     comparisons = list(_comparisons(runs))
     clean = Table(["run", "SNN", "SNN on rate-coded inputs", "ANN twin", "mean input rate"],
-                  [[name, pct(c["clean"]["snn_accuracy"]), pct(c["clean"]["snn_accuracy_rate_coded"]),
-                    pct(c["clean"]["ann_accuracy"]), f"{c['mean_rate']:.3f}"] for name, c in comparisons],
+                  [[name, pct(c.clean.snn_accuracy), pct(c.clean.snn_accuracy_rate_coded),
+                    pct(c.clean.ann_accuracy), f"{c.mean_rate:.3f}"] for name, c in comparisons],
                   "Clean test accuracy. ANN examples reach the SNN Bernoulli rate coded: compare their effect with the "
                   "SNN's accuracy on clean inputs coded the same way.")
     white = Table(["run", "method", "eps", "ANN success", "events changed (median)", "SNN success at equal L0",
                    "-> SNN accuracy", "-> SNN success"],
-                  [[name, r["method"].upper(), f"{r['eps']:g}", pct(r["ann_success_rate"]),
-                    num(r["median_equivalent_events"]), pct(r.get("snn_success_at_equal_l0")),
-                    pct(r["to_snn"]["accuracy"]), pct(r["to_snn"]["success_rate"])]
-                   for name, c in comparisons for r in c["ann_white_box"]],
+                  [[name, r.method.upper(), f"{r.eps:g}", pct(r.ann_success_rate),
+                    num(r.median_equivalent_events), pct(r.snn_success_at_equal_l0),
+                    pct(r.to_snn.accuracy), pct(r.to_snn.success_rate)]
+                   for name, c in comparisons for r in c.ann_white_box],
                   "ANN attacks (white box) and their transfer to the SNN (black box, ANN -> SNN).")
     to_ann = Table(["run", "SNN attack", "SNN success", "median L0", "success on the ANN", "transfer rate"],
-                   [[name, labels[s["attack_id"]], pct(s["snn_success_rate"]), num(s["median_l0"]),
-                     pct(s["ann_success_rate"]), pct(s["transfer_rate"])]
-                    for name, c in comparisons if (s := c["snn_to_ann"])],
+                   [[name, labels[s.attack_id], pct(s.snn_success_rate), num(s.median_l0),
+                     pct(s.ann_success_rate), pct(s.transfer_rate)]
+                    for name, c in comparisons if (s := c.snn_to_ann)],
                    "SNN adversarial spikes shown to the ANN as spike rates (black box, SNN -> ANN).")
     return Section("Study: SNN vs ANN", [
         "The ANN twin has the SNN's layers with ReLU and sees the spike rate over time. White-box success on each "
@@ -233,6 +230,11 @@ STUDIES: dict[str, Callable[[Runs, Labels], Section]] = {
     "ann": ann_study}
 
 
-def study_section(kind: str, runs: Runs, labels: Labels) -> Section:
-    """The section of study ``kind`` (one of :data:`STUDIES`)."""
-    return STUDIES[kind](runs, labels)
+def study_section(kind: str, runs: Mapping[str, "tuple[RunArtifacts, Results | Mapping]"], labels: Labels) -> Section:
+    """The section of study ``kind`` (one of :data:`STUDIES`); results dicts are parsed first."""
+    return STUDIES[kind](typed_runs(runs), labels)
+
+
+def typed_runs(runs: Mapping[str, "tuple[RunArtifacts, Results | Mapping]"]) -> Runs:
+    """``runs`` with every results.json dict parsed (and checked) as :class:`Results`."""
+    return {name: (art, as_results(results, art.run.results)) for name, (art, results) in runs.items()}

@@ -31,6 +31,7 @@ from tqdm.auto import tqdm
 
 from ...data.digits import rate_code
 from ...errors import ConfigError
+from ...fmt import num as fmt_count, pct as fmt_pct
 from ...metrics import predict
 from ...models import SpikingNetwork
 from ...runs import data_digest, open_run
@@ -38,7 +39,6 @@ from ...store import cached, identity, read_json, write_json
 from ...train import load_split, output_counts
 from ...versions import numeric_versions
 from ...records import AttackRecord, is_success
-from ..runner import fmt_count, fmt_pct
 from .bim import STEP_FACTOR, STEPS, bim
 from .fgsm import fgsm
 from .model import RateANN, ann_predict, load_or_train, spike_rates
