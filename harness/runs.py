@@ -42,21 +42,18 @@ class Replay:
 
 
 class Run(RunDir):
-    """A run directory with a model (``model/card.json`` exists); see the module docstring.
+    """A run directory; see the module docstring.
 
     Every property is loaded on first use and kept: the card, the network, the test split per
-    (n, data path). Writing stays with the stages (train, attack, replay, report).
+    (n, data path). A missing artifact raises StageMissing naming the command that makes it,
+    when it is first needed. Writing stays with the stages (train, attack, replay, report).
     """
-
-    def __init__(self, root: str | Path):
-        super().__init__(root)
-        self.require(self.card_file, TRAIN_HINT.format(root=self.root))
 
     # ---------------------------------------------------------------- the model
     @functools.cached_property
     def card(self) -> dict[str, Any]:
         """model/card.json (spec, seed, data set, accuracy, provenance)."""
-        return read_json(self.card_file)
+        return read_json(self.require(self.card_file, TRAIN_HINT.format(root=self.root)))
 
     @functools.cached_property
     def net(self):
@@ -182,11 +179,7 @@ class RunArtifacts:
 
 
 def open_run(path: str | Path) -> Run:
-    """The run directory at ``path``.
-
-    Raises:
-        StageMissing: it has no model card yet (the message names ``harness train``).
-    """
+    """The run directory at ``path`` (nothing is read until asked for)."""
     return Run(path)
 
 

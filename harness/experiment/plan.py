@@ -73,7 +73,7 @@ def build_plan(exp: Experiment, root: Path, progress: bool = True) -> list[Task]
                              {"root": root, "plan": table, "run_id": run_id, "progress": progress, "snn_attack": snn}))
             ann_tasks[run_id].append(task_id)
     replay_tasks: dict[str, list[str]] = {run.id: [] for run in exp.runs}
-    for profile in exp.profiles:
+    for profile in exp.hardware.values():
         for run in exp.runs:
             data = exp.data if run.needs_data else None
             for attack_task, label in [(None, "clean"), *attack_tasks[run.id]]:
@@ -87,7 +87,7 @@ def build_plan(exp: Experiment, root: Path, progress: bool = True) -> list[Task]
         attacks = tuple(t for t, _ in attack_tasks[run.id])
         plan.append(Task(f"summarise/{run.id}", "summarise", f"{run.id} -> results.json", tasks.summarise,
                          tuple([f"train/{run.id}", *attacks, *ann_tasks[run.id], *replay_tasks[run.id]]),
-                         {"root": root, "run_id": run.id, "profiles": [p.name for p in exp.profiles],
+                         {"root": root, "run_id": run.id, "profiles": exp.profiles,
                           "budgets": exp.budgets, "attacks": attacks, "anns": tuple(ann_tasks[run.id])}))
     labelled = {t: label for pairs in attack_tasks.values() for t, label in pairs}
     summaries = {run.id: f"summarise/{run.id}" for run in exp.runs}

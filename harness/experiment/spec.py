@@ -144,12 +144,13 @@ class Experiment:
     description: str
     seed: int
     budgets: list[int]
-    profiles: list[Profile]
+    profiles: list[str]
     data: Path
     study: str | None
     runs: list[RunPlan]
     attacks: list[AttackPlan] = field(default_factory=list)
     ann: list[AnnPlan] = field(default_factory=list)
+    hardware: dict[str, Profile] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """The resolved experiment, as written to config.toml (without versions)."""
@@ -158,7 +159,7 @@ class Experiment:
             "name": self.name, "description": self.description, "source": str(self.path.resolve()),
             "seed": self.seed, "budgets": self.budgets,
             "profiles": [p.name if p.path is None or p.path.parent.name == "hw_profiles" else str(p.path)
-                         for p in self.profiles],
+                         for p in self.hardware.values()],
             "data": str(self.data) if uses_data else None, "study": self.study,
             "runs": [{"id": r.id, "model": r.model, "seed": r.seed, "epochs": r.epochs, "spec": r.spec}
                      for r in self.runs],
@@ -271,9 +272,9 @@ def _ann_plan(raw: dict[str, Any], exp_seed: int, run_ids: list[str], attacks: l
                    epochs=_int(raw, "epochs", None, where, minimum=1), n=_int(raw, "n", None, where, minimum=1))
 
 
-def _profiles(names: list[str], where: str) -> list[Profile]:
-    """Every listed profile loaded once (a name in hw_profiles/ or a path); after loading a profile
-    is known by its ``name``, which must be unique in the experiment."""
+def _profiles(names: list[str], where: str) -> dict[str, Profile]:
+    """Every listed profile loaded once (a name in hw_profiles/ or a path), by its ``name``: after
+    loading a profile is known by that name alone, which must be unique in the experiment."""
     profiles = []
     for name in names:
         try:
@@ -284,7 +285,7 @@ def _profiles(names: list[str], where: str) -> list[Profile]:
     if len(set(seen)) != len(seen):
         raise ConfigError(f"{where} 'profiles': two profiles share a name ({', '.join(seen)}); "
                           "replays are stored under device/<name>/")
-    return profiles
+    return {p.name: p for p in profiles}
 
 
 def _check_data(exp: Experiment) -> None:
@@ -309,7 +310,7 @@ def load_experiment(path: str | Path, data: str | Path | None = None) -> Experim
     require_keys(raw, ["name", "runs"], where)
     seed = _int(raw, "seed", 0, where)
     budgets = check_budgets(raw.get("budgets", DEFAULT_BUDGETS), f"{where} 'budgets'")
-    profiles = _profiles(_str_list(raw, "profiles", [], where), where)
+    hardware = _profiles(_str_list(raw, "profiles", [], where), where)
     study = raw.get("study")
     if study is not None and study not in STUDIES:
         raise ConfigError(f"{where}: study '{study}' unknown; available: {', '.join(STUDIES)}")
@@ -326,6 +327,7 @@ def load_experiment(path: str | Path, data: str | Path | None = None) -> Experim
            for i, table in enumerate(raw.get("ann", []))]
     data_path = Path(data) if data is not None else PROJECT_ROOT / raw.get("data", DEFAULT_DATA)
     exp = Experiment(name=raw["name"], path=path, description=raw.get("description", ""), seed=seed, budgets=budgets,
-                     profiles=profiles, data=data_path.resolve(), study=study, runs=runs, attacks=attacks, ann=ann)
+                     profiles=list(hardware), data=data_path.resolve(), study=study, runs=runs, attacks=attacks, ann=ann,
+                     hardware=hardware)
     _check_data(exp)
     return exp
