@@ -100,9 +100,9 @@ def test_success_rule_with_ties_and_targets():
 
 
 def test_config_validation_names_the_option():
-    for bad, option in [({"iterations": 0}, "--iterations"), ({"gamma": 0}, "--gamma"), ({"eta": 1.5}, "--eta"),
+    for bad, option in [({"iterations": 0}, "^iterations"), ({"gamma": 0}, "^gamma"), ({"eta": 1.5}, "^eta"),
                         ({"max_flips": 3, "max_flip_rate": 0.1}, "at most one"), ({"method": "fgsm"}, "available"),
-                        ({"loss": "mse"}, "available"), ({"seed": -2}, "--seed")]:
+                        ({"loss": "mse"}, "available"), ({"seed": -2}, "^seed")]:
         with pytest.raises(ConfigError, match=option):
             AttackConfig(**bad)
     assert AttackConfig(max_flip_rate=0.01).budget(1000) == 10
