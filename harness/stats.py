@@ -98,6 +98,7 @@ def mean_interval(values: Sequence[float], confidence: float = 0.95) -> tuple[fl
 
 
 def _table(k1: int, n1: int, k2: int, n2: int) -> np.ndarray:
+    """The 2x2 table [[k1, n1 - k1], [k2, n2 - k2]]: one row per group (successes, failures)."""
     k1, n1 = _check_count(k1, n1, "first rate")
     k2, n2 = _check_count(k2, n2, "second rate")
     if not n1 or not n2:
@@ -113,4 +114,6 @@ def fisher(k1: int, n1: int, k2: int, n2: int) -> float:
 def barnard(k1: int, n1: int, k2: int, n2: int) -> float:
     """Two-sided Barnard exact test p-value for the rates k1/n1 and k2/n2 (unconditional, Wald statistic
     with pooled variance, scipy's default grid of 32 nuisance values)."""
-    return float(_st.barnard_exact(_table(k1, n1, k2, n2), alternative="two-sided").pvalue)
+    # scipy's barnard_exact takes the two samples as the table's columns (its n1, n2 are column
+    # sums); the Fisher test is the same either way, Barnard's is not.
+    return float(_st.barnard_exact(_table(k1, n1, k2, n2).T, alternative="two-sided").pvalue)
