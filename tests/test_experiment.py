@@ -78,7 +78,7 @@ def test_top_level_errors_name_the_file_and_key(tmp_path, extra, message):
 
 @pytest.mark.parametrize("tables, message", [
     ('[[attacks]]\nmethod = "g2s"\ngamma = 2.0\n', r"\[\[attacks\]\] #1: gamma must be in \(0, 1\]"),
-    ('[[attacks]]\nmethod = "fgsm"\n', r"#1: unknown attack method 'fgsm'"),
+    ('[[attacks]]\nmethod = "fgsm"\n', r"#1: method: unknown attack method 'fgsm'"),
     ('[[attacks]]\nmethod = "g2s"\ntargeted = "some"\n', r"targeted 'some' unknown; available: every-other"),
     ('[[attacks]]\nmethod = "g2s"\nruns = ["b"]\n', r"run 'b' is not one of this experiment's runs \(a\)"),
     ('[[attacks]]\nmethod = "random"\nreference = "x"\n', r"reference 'x' must be the label of an earlier"),
