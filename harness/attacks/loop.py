@@ -300,31 +300,35 @@ class _IterativeAttack:
         current = x[sel]
         u = uniform([self.generators[r] for r in rows.tolist()], current.shape)
         if not self.use_grad:  # RSF alone
-            update = rsf_from_uniform(current, u, self.config.gamma)
+            update, priority = rsf_from_uniform(current, u, self.config.gamma), rsf_priority(u)
             self.rsf_iterations[rows] += 1
-            priority = rsf_priority(u)
         else:
-            g = grad[sel]
-            peak = per_sample_max(g)
-            self.zero_grad_iterations[rows] += (peak == 0).view(-1).numpy()
-            update, priority = g2s_from_uniform(g, u, self.config.eta), g.abs()
-            trigger = self._rsf_trigger(rows, peak)
-            if trigger.any():
-                update = torch.where(trigger, rsf_from_uniform(current, u, self.config.gamma), update)
-                priority = torch.where(trigger, rsf_priority(u), priority)
-                self.rsf_iterations[rows] += trigger.view(-1).numpy()
+            update, priority = self._gradient_update(rows, current, grad[sel], u)
+        clean = torch.as_tensor(self.clean[rows], dtype=current.dtype)
         if self.config.budget_mode == "truncate":
-            clean = torch.as_tensor(self.clean[rows], dtype=current.dtype)
             update = restrict_to_budget(current, clean, update, self.budget, priority)
         x[sel] = current = apply_update(current, update)
         self.iterations[rows] += 1
-        self.l0_last[rows] = (current != torch.as_tensor(self.clean[rows], dtype=current.dtype)
-                              ).flatten(1).sum(1).numpy()
+        self.l0_last[rows] = (current != clean).flatten(1).sum(1).numpy()
         over = np.zeros_like(go_on)
         if self.budget is not None:
             over[index] = self.l0_last[rows] > self.budget
+        if self.config.budget_mode == "truncate":
             self.spent[rows] = self.l0_last[rows] >= self.budget
         return over
+
+    def _gradient_update(self, rows, current, g, u) -> tuple[torch.Tensor, torch.Tensor]:
+        """G2S update of ``rows`` from their gradient ``g``, RSF where it triggers, and the
+        priority of each drawn flip under a budget (|g| for G2S, :func:`rsf_priority` for RSF)."""
+        peak = per_sample_max(g)
+        self.zero_grad_iterations[rows] += (peak == 0).view(-1).numpy()
+        update, priority = g2s_from_uniform(g, u, self.config.eta), g.abs()
+        trigger = self._rsf_trigger(rows, peak)
+        if trigger.any():
+            update = torch.where(trigger, rsf_from_uniform(current, u, self.config.gamma), update)
+            priority = torch.where(trigger, rsf_priority(u), priority)
+            self.rsf_iterations[rows] += trigger.view(-1).numpy()
+        return update, priority
 
     def _rsf_trigger(self, rows: np.ndarray, peak: torch.Tensor) -> torch.Tensor:
         """Rows (shaped like ``peak``, (P, 1, ..., 1) bool) whose update is RSF instead of G2S.
