@@ -16,14 +16,7 @@ from harness.cli import main
 from harness.errors import ConfigError
 from harness.models import CountMargin, attack_threshold, build_network, count_margin, load_checkpoint, load_spec, make_loss
 from harness.store import RunDir
-from harness.train import train_run
-
-
-@pytest.fixture(scope="module")
-def digits_run(tmp_path_factory):
-    run = tmp_path_factory.mktemp("science") / "digits"
-    train_run("digits-mlp", run, seed=0, epochs=4, progress=False)
-    return run
+from test_attacks import digits_run  # noqa: F401  (the digits model of the attack tests, trained per module)
 
 
 @pytest.fixture(scope="module")
