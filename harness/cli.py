@@ -148,9 +148,18 @@ def add_attack(sub: argparse._SubParsersAction) -> None:
     budget = p.add_mutually_exclusive_group()
     budget.add_argument("--max-flips", type=int, metavar="N", help="L0 budget in flipped elements")
     budget.add_argument("--max-flip-rate", type=float, metavar="R", help="L0 budget as a fraction of the elements")
+    p.add_argument("--budget-mode", default="stop", choices=("stop", "truncate"),
+                   help="stop: a row whose L0 exceeds the budget stops, failed (the spec; default); truncate: "
+                        "flips beyond the budget are never made (budget-aware G2S and RSF), a spent row stops")
+    p.add_argument("--threshold-mode", default="scale-surrogate", choices=("scale-surrogate", "fixed-surrogate"),
+                   help="with --attack-threshold: scale SLAYER's surrogate width with it (default) or keep it "
+                        "as trained (the threshold alone, the paper's intervention)")
+    p.add_argument("--rsf-trigger-ratio", type=float, default=0.0, metavar="R",
+                   help="g2s-rsf: RSF also where max|g| < R x the sample's first max|g| (default 0: only where "
+                        "the gradient is exactly zero, the paper)")
     p.add_argument("--attack-threshold", type=float, metavar="TH",
                    help="penultimate-layer threshold during the gradient pass only (judging uses the model as trained)")
-    p.add_argument("--loss", choices=("spike-rate", "cross-entropy"),
+    p.add_argument("--loss", choices=("spike-rate", "cross-entropy", "margin"),
                    help="loss whose gradient drives the attack (default: the model's training loss)")
     p.add_argument("--n", type=int, metavar="N", help="attack the first N test samples (default all)")
     p.add_argument("--seed", type=int, default=0, help="seed of the per-sample generators (default 0)")

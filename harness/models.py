@@ -27,6 +27,10 @@ from .errors import ConfigError
 
 LAYER_TYPES = ("dense", "conv", "flatten")
 LOSSES = ("spike-rate", "cross-entropy")
+#: Losses an attack may ascend/descend: the training losses plus the C&W-style count margin.
+ATTACK_LOSSES = LOSSES + ("margin",)
+#: How the attack-time threshold override treats SLAYER's surrogate width tau_rho.
+THRESHOLD_MODES = ("scale-surrogate", "fixed-surrogate")
 SURROGATES = ("slayer", "rectangular")
 
 
@@ -242,12 +246,45 @@ def build_network(spec: ModelSpec, seed: int | None = None) -> SpikingNetwork:
     return SpikingNetwork(spec)
 
 
+def count_margin(counts: torch.Tensor, cls: torch.Tensor) -> torch.Tensor:
+    """Per row, the best count among the classes other than ``cls`` minus the count of ``cls``.
+
+    Args:
+        counts: (N, K) output spike counts (spikes per class over the sample window).
+        cls: (N,) class per row (int64).
+    Returns:
+        (N,) margins in spikes: > 0 when some other class has more spikes than ``cls``.
+    """
+    own = counts.gather(1, cls.view(-1, 1)).squeeze(1)
+    others = counts.masked_fill(torch.nn.functional.one_hot(cls, counts.shape[1]).bool(), float("-inf"))
+    return others.amax(1) - own
+
+
+class CountMargin(torch.nn.Module):
+    """C&W-style margin on output spike counts, summed over the batch (an attack loss).
+
+    For output spikes ``out`` (N, K, T) and classes ``cls`` (N,): counts c = out.sum(-1) (spikes
+    per class over the window) and loss = sum_n (max_{j != cls_n} c_nj - c_n,cls_n), in spikes.
+    The gradient reaches the input through the spike function's surrogate. Ascending it with
+    cls = the label is the untargeted attack (best other class minus true class); descending it
+    with cls = the target is the targeted one (best non-target minus target), the same signs
+    the loop uses for the paper's losses (../shared/notes/attack-spec.md, "G2S"). Unlike the
+    spike-rate loss it has no target rate to saturate at: it rewards only the gap that decides
+    the prediction. Ties for the best other class share its gradient equally (``amax``).
+    """
+
+    def forward(self, out: torch.Tensor, cls: torch.Tensor) -> torch.Tensor:
+        """Summed margin (scalar, spikes) of output spikes ``out`` (N, K, T) for classes ``cls`` (N,)."""
+        return count_margin(out.sum(-1), cls).sum()
+
+
 def make_loss(spec: ModelSpec, name: str | None = None) -> torch.nn.Module:
     """The loss ``name`` (default: the spec's training loss), summed over the batch.
 
     ``spike-rate``: SLAYER's SpikeRate (true/false target rates); ``cross-entropy``: SLAYER's
     SpikeMax in logsoftmax mode (cross-entropy on the output spike rate; its 'probability'
-    mode gives NaN input gradients, ../shared/notes/lava-replay.md).
+    mode gives NaN input gradients, ../shared/notes/lava-replay.md); ``margin``: the count
+    margin :class:`CountMargin` (attacks only: it is not a training loss).
     """
     slayer = import_slayer()
     name = name or spec.training["loss"]
@@ -256,7 +293,9 @@ def make_loss(spec: ModelSpec, name: str | None = None) -> torch.nn.Module:
                                      false_rate=spec.training["false_rate"], reduction="sum")
     if name == "cross-entropy":
         return slayer.loss.SpikeMax(mode="logsoftmax", reduction="sum")
-    raise ConfigError(f"unknown loss '{name}'; available: {', '.join(LOSSES)}")
+    if name == "margin":
+        return CountMargin()
+    raise ConfigError(f"unknown loss '{name}'; available: {', '.join(ATTACK_LOSSES)}")
 
 
 def load_checkpoint(path: str | Path) -> SpikingNetwork:
@@ -300,14 +339,20 @@ def load_checkpoint(path: str | Path) -> SpikingNetwork:
 
 
 @contextlib.contextmanager
-def attack_threshold(net: SpikingNetwork, threshold: float | None) -> Iterator[None]:
+def attack_threshold(net: SpikingNetwork, threshold: float | None,
+                     mode: str = "scale-surrogate") -> Iterator[None]:
     """Temporarily set the penultimate spiking layer's threshold (the attack paper's "trap"
     escape; ../shared/notes/attack-spec.md, "Influence factors").
 
     Sets what SLAYER's forward and backward passes read: ``neuron._threshold`` (on the
-    fixed-point grid) and the surrogate width ``tau_rho`` (kept at tau_grad x threshold).
-    Restored on exit, also on error. ``None`` leaves the network unchanged.
+    fixed-point grid) and, in ``mode`` "scale-surrogate", the surrogate width ``tau_rho`` (kept
+    at tau_grad x threshold, as SLAYER sets it at construction: lava-dl neuron/base.py). Mode
+    "fixed-surrogate" keeps tau_rho as trained: the threshold alone changes, the paper's
+    intervention. (The rectangular surrogate's width never scales with the threshold, so there
+    the two modes agree.) Restored on exit, also on error. ``None`` leaves the network unchanged.
     """
+    if mode not in THRESHOLD_MODES:
+        raise ConfigError(f"threshold_mode '{mode}' unknown; available: {', '.join(THRESHOLD_MODES)}")
     if threshold is None:
         yield
         return
@@ -319,7 +364,8 @@ def attack_threshold(net: SpikingNetwork, threshold: float | None) -> Iterator[N
     new = int(threshold * neuron.w_scale) / neuron.w_scale
     try:
         neuron._threshold = new
-        neuron.tau_rho = saved[1] * new / saved[0]
+        if mode == "scale-surrogate":
+            neuron.tau_rho = saved[1] * new / saved[0]
         yield
     finally:
         neuron._threshold, neuron.tau_rho = saved

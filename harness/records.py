@@ -19,6 +19,8 @@ from .store import read_h5, write_h5
 #: Budgets (flips) of the robustness curve in summaries, as in the experiments' default.
 DEFAULT_BUDGETS = (10, 20, 50, 100, 200, 500, 1000, 2000)
 KIND = "attack"
+#: Datasets that older files and the baselines' records lack (then None).
+OPTIONAL_ARRAYS = ("stalled",)
 
 
 def is_success(pred: np.ndarray, labels: np.ndarray, targets: np.ndarray) -> np.ndarray:
@@ -52,11 +54,13 @@ class AttackRecord:
     iterations: np.ndarray            # (R,) int64
     rsf_iterations: np.ndarray        # (R,) int64
     zero_grad_iterations: np.ndarray  # (R,) int64, -1 = no gradient computed
+    stalled: np.ndarray | None = None  # (R,) bool, failed with no change of pred/margin over the last
+    #                                    attrs["stall_window"] iterations; None = not tracked (baselines)
     attrs: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def array_names(cls) -> list[str]:
-        """Names of the per-row datasets, in file order."""
+        """Names of the per-row datasets, in file order (optional ones included)."""
         return [f.name for f in fields(cls) if f.name != "attrs"]
 
     def __len__(self) -> int:
@@ -73,19 +77,20 @@ class AttackRecord:
 
     def save(self, path: str | Path) -> Path:
         """Write atomically to ``path`` (HDF5, kind ``attack``, with schema_version)."""
-        write_h5(path, {name: getattr(self, name) for name in self.array_names()}, self.attrs, kind=KIND)
+        arrays = {name: getattr(self, name) for name in self.array_names()}
+        write_h5(path, {k: v for k, v in arrays.items() if v is not None}, self.attrs, kind=KIND)
         return Path(path)
 
     @classmethod
     def load(cls, path: str | Path) -> "AttackRecord":
         """Read a file written by :meth:`save` (clear errors for missing/foreign/newer files)."""
         arrays, attrs = read_h5(path, kind=KIND)
-        missing = [name for name in cls.array_names() if name not in arrays]
+        missing = [name for name in cls.array_names() if name not in arrays and name not in OPTIONAL_ARRAYS]
         if missing:
             from .errors import DataError
             raise DataError(f"{path}: attack file lacks dataset(s) {', '.join(missing)}")
         attrs = {k: v for k, v in attrs.items() if k not in ("schema_version", "kind")}
-        return cls(**{name: arrays[name] for name in cls.array_names()}, attrs=attrs)
+        return cls(**{name: arrays.get(name) for name in cls.array_names()}, attrs=attrs)
 
     def with_attrs(self, **attrs: Any) -> "AttackRecord":
         """A copy whose attrs are updated with ``attrs``."""
@@ -100,6 +105,16 @@ class AttackRecord:
         ``rsf_iterations`` and ``zero_grad_iterations`` (totals), ``success_by_budget``
         ({flips: rate}, a row counts at budget B when it succeeded with ``l0`` <= B) and, for
         targeted records, ``per_target`` ({target: {n, success_rate, median_l0}}).
+
+        Of the failed rows (correct before, not successful): ``n_failed``, ``stalled_rows`` and
+        ``stalled_share`` (no change of prediction and count margin over the last
+        ``stall_window`` iterations; None when the record does not track it) and
+        ``zero_grad_share`` (share with at least one all-zero input gradient; None without
+        gradients). ``mean_iterations`` averages over all correct rows, failures that ran to
+        K included. ``budget_curve`` says what ``success_by_budget`` is: kind "final-l0" (from
+        the final examples of this one run: such an example exists at that budget, which is not
+        the same as a run with that budget enforced), ``enforced_budget`` (flips, the budget
+        the run itself enforced, or None) and its ``budget_mode``.
         """
         ok = self.correct_before.astype(bool)
         won = self.success.astype(bool) & ok
@@ -112,13 +127,28 @@ class AttackRecord:
                "mean_iterations": _mean(self.iterations[ok]),
                "rsf_iterations": int(self.rsf_iterations[ok].sum()),
                "zero_grad_iterations": int(self.zero_grad_iterations[ok].clip(min=0).sum()),
-               "success_by_budget": success_by_budget(self.l0, won, budgets, ok)}
+               "success_by_budget": success_by_budget(self.l0, won, budgets, ok),
+               **self._failure_stats(ok & ~won),
+               "budget_curve": self.attrs.get("budget_curve", {"kind": "final-l0", "enforced_budget": None,
+                                                               "budget_mode": None})}
         if self.targeted:
             out["per_target"] = {int(t): {"n": int((ok & (self.targets == t)).sum()),
                                           "success_rate": _mean(won[ok & (self.targets == t)]),
                                           "median_l0": _median(self.l0[won & (self.targets == t)])}
                                  for t in np.unique(self.targets[self.targets >= 0])}
         return out
+
+
+    def _failure_stats(self, failed: np.ndarray) -> dict[str, Any]:
+        """Stall and zero-gradient counts of the ``failed`` rows (mask (R,))."""
+        tracked = self.stalled is not None
+        stalled = int(self.stalled[failed].sum()) if tracked else None
+        zero = self.zero_grad_iterations[failed]
+        has_grad = bool((self.zero_grad_iterations >= 0).any())
+        return {"n_failed": int(failed.sum()), "stall_window": self.attrs.get("stall_window") if tracked else None,
+                "stalled_rows": stalled,
+                "stalled_share": stalled / int(failed.sum()) if tracked and failed.any() else None,
+                "zero_grad_share": float((zero > 0).mean()) if has_grad and failed.any() else None}
 
 
 def _mean(x: np.ndarray) -> float:

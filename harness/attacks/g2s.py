@@ -5,6 +5,8 @@
 2. m ~ Bernoulli(p), a fresh draw every iteration,
 3. d = sign(g) * m, a ternary tensor,
 4. S' = clip(S + d, 0, 1): flips that would leave {0, 1} are dropped (overflow-aware).
+With a budget enforced inside the update (:func:`restrict_to_budget`, the spec's
+"budget-aware" variant, "RSF"), new flips beyond the L0 budget are dropped as well.
 Tensors are batched: dimension 0 is the sample; the maximum is taken per sample.
 """
 from __future__ import annotations
@@ -51,3 +53,36 @@ def g2s(grad: torch.Tensor, generator: torch.Generator | Sequence[torch.Generato
 def apply_update(spikes: torch.Tensor, update: torch.Tensor) -> torch.Tensor:
     """Overflow-aware update S' = clip(S + d, 0, 1): always binary when ``spikes`` is binary."""
     return (spikes + update).clamp_(0, 1)
+
+
+def restrict_to_budget(spikes: torch.Tensor, clean: torch.Tensor, update: torch.Tensor, budget: int,
+                       priority: torch.Tensor) -> torch.Tensor:
+    """``update`` with the new flips that would take a row's L0 past ``budget`` removed.
+
+    An element's flip is *new* when it moves ``spikes`` away from ``clean`` (L0 + 1) and a
+    *revert* when it moves it back (L0 - 1); flips the overflow-aware update drops anyway are
+    neither. Per row, every revert is kept and at most budget - L0 + reverts new flips, those
+    with the highest ``priority`` (ties: lower flat index first), so L0 after
+    :func:`apply_update` is min(L0 of the full update, budget) when the row starts within budget.
+
+    Args:
+        spikes: (N, ...) current binary examples (float); clean: (N, ...) the clean inputs.
+        update: (N, ...) ternary update d in {-1, 0, +1}.
+        budget: L0 budget in flips.
+        priority: (N, ...) float, larger = kept first (G2S: |g|; RSF: :func:`rsf_priority`).
+    """
+    n = len(spikes)
+    moved = (apply_update(spikes.clone(), update) != spikes).reshape(n, -1)
+    away = moved & (spikes == clean).reshape(n, -1)
+    l0 = (spikes != clean).reshape(n, -1).sum(1)
+    room = (budget - l0 + (moved & ~away).sum(1)).clamp_(min=0)
+    over = torch.nonzero(away.sum(1) > room).view(-1)
+    if not len(over):
+        return update
+    score = torch.where(away[over], priority.reshape(n, -1)[over], torch.tensor(float("-inf"), dtype=priority.dtype))
+    order = torch.sort(score, dim=1, descending=True, stable=True).indices
+    rank = torch.empty_like(order).scatter_(1, order, torch.arange(order.shape[1]).expand_as(order))
+    drop = away[over] & (rank >= room[over].view(-1, 1))
+    out = update.clone().reshape(n, -1)
+    out[over] = out[over].masked_fill(drop, 0)
+    return out.reshape(update.shape)

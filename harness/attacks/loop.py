@@ -5,6 +5,24 @@ pair), up to K iterations of: forward pass with gradient -> G2S, or RSF where th
 gradient is all zero -> overflow-aware update -> judge. A row stops as soon as it succeeds
 (it then stops changing) or its L0 exceeds the budget (failed).
 
+Options beyond the paper (each off by default, each in the attack id):
+- ``loss = "margin"``: the count margin (:class:`harness.models.CountMargin`) instead of the
+  paper's losses, which saturate (issue 14).
+- ``threshold_mode = "fixed-surrogate"``: the attack-time threshold without rescaling SLAYER's
+  surrogate width (:func:`harness.models.attack_threshold`).
+- ``rsf_trigger_ratio = r > 0``: RSF also where the gradient nearly vanishes, max|g| < r times
+  the row's max|g| at its first update (the paper: exactly zero only).
+- ``budget_mode = "truncate"``: the budget is enforced inside every update (the spec's
+  budget-aware RSF, and the same for G2S): new flips beyond the budget are dropped, most useful
+  kept, so L0 never exceeds B; a row whose budget is spent is judged once more and stops.
+  The default ``"stop"`` is the spec's rule: an update that takes L0 past B ends the row
+  (failed) without being judged; successes therefore never exceed B either.
+
+Stalled rows: a failed row is *stalled* when neither its prediction nor its count margin
+(best other class minus true class; targeted: best non-target minus target, in spikes) changed
+over its last :data:`STALL_WINDOW` iterations: the objective stopped moving it, whatever the
+gradient looked like. The record stores it per row (``stalled``).
+
 Batching: a pool of up to ``batch_size`` rows shares every pass; a finished row leaves the
 pool and the next row enters, so the pool stays full. One batched forward+backward per
 iteration does two jobs: its output judges the example made by the previous update (success,
@@ -30,16 +48,21 @@ from tqdm.auto import tqdm
 from ..errors import ConfigError
 from ..settings import SettingError, check_types
 from ..metrics import predict
-from ..models import LOSSES, SpikingNetwork, attack_threshold, make_loss
-from .g2s import apply_update, g2s_from_uniform, per_sample_max
+from ..models import ATTACK_LOSSES, THRESHOLD_MODES, SpikingNetwork, attack_threshold, count_margin, make_loss
+from .g2s import apply_update, g2s_from_uniform, per_sample_max, restrict_to_budget
 from .invariant import batch_invariant
 from .judge import check_spikes
 from .randomness import row_generators, uniform
 from ..records import AttackRecord, is_success
 from .reduce import reduce_flips
-from .rsf import rsf_from_uniform
+from .rsf import rsf_from_uniform, rsf_priority
 
 METHODS = ("g2s-rsf", "g2s", "rsf")
+BUDGET_MODES = ("stop", "truncate")
+#: Iterations without any change of prediction and count margin after which a failed row is
+#: "stalled" (5 of the reference's K = 25: long enough that a row still climbing in small
+#: steps is not counted, short enough to see a stall that began late).
+STALL_WINDOW = 5
 
 
 @dataclass(frozen=True)
@@ -56,8 +79,15 @@ class AttackConfig:
         max_flips / max_flip_rate: L0 budget in flips, or as a fraction of the elements
             (at most one of them; None = no budget).
         attack_threshold: penultimate-layer threshold during the gradient pass only.
-        loss: "spike-rate" or "cross-entropy"; None = the model's training loss.
+        loss: "spike-rate", "cross-entropy" or "margin" (count margin); None = the model's
+            training loss.
         seed: seeds every row's generator.
+        threshold_mode: with ``attack_threshold``: "scale-surrogate" (SLAYER's surrogate width
+            scaled with the threshold) or "fixed-surrogate" (the threshold alone, the paper's).
+        rsf_trigger_ratio: 0 = RSF where max|g| == 0 (the paper); r in (0, 1) = also where
+            max|g| < r * the row's max|g| at its first update ("g2s-rsf" only).
+        budget_mode: "stop" (the spec: a row whose L0 exceeds the budget stops, failed) or
+            "truncate" (flips beyond the budget are never made; the row stops when it is spent).
     """
 
     method: str = "g2s-rsf"
@@ -70,6 +100,9 @@ class AttackConfig:
     attack_threshold: float | None = None
     loss: str | None = None
     seed: int = 0
+    threshold_mode: str = "scale-surrogate"
+    rsf_trigger_ratio: float = 0.0
+    budget_mode: str = "stop"
 
     def __post_init__(self) -> None:
         check_types(self)
@@ -81,14 +114,31 @@ class AttackConfig:
                   ("max_flips", self.max_flips is None or self.max_flips >= 1, ">= 1"),
                   ("max_flip_rate", self.max_flip_rate is None or 0 < self.max_flip_rate <= 1, "in (0, 1]"),
                   ("attack_threshold", self.attack_threshold is None or self.attack_threshold > 0, "> 0"),
-                  ("seed", self.seed >= 0, ">= 0")]
+                  ("seed", self.seed >= 0, ">= 0"), ("rsf_trigger_ratio", 0 <= self.rsf_trigger_ratio < 1, "in [0, 1)")]
         for key, ok, bound in checks:
             if not ok:
                 raise SettingError(key, f"must be {bound}, got {getattr(self, key)}")
         if self.max_flips is not None and self.max_flip_rate is not None:
             raise SettingError("max_flips", "cannot be combined with {}: give at most one budget", "max_flip_rate")
-        if self.loss is not None and self.loss not in LOSSES:
-            raise SettingError("loss", f"unknown loss '{self.loss}' ({{key}}); available: {', '.join(LOSSES)}")
+        if self.loss is not None and self.loss not in ATTACK_LOSSES:
+            raise SettingError("loss", f"unknown loss '{self.loss}' ({{key}}); available: {', '.join(ATTACK_LOSSES)}")
+        self._check_options()
+
+    def _check_options(self) -> None:
+        """The options beyond the paper: threshold_mode, rsf_trigger_ratio, budget_mode."""
+        if self.threshold_mode not in THRESHOLD_MODES:
+            raise SettingError("threshold_mode", f"unknown mode '{self.threshold_mode}' ({{key}}); "
+                               f"available: {', '.join(THRESHOLD_MODES)}")
+        if self.threshold_mode != THRESHOLD_MODES[0] and self.attack_threshold is None:
+            raise SettingError("threshold_mode", f"'{self.threshold_mode}' needs {{}}", "attack_threshold")
+        if self.rsf_trigger_ratio > 0 and self.method != "g2s-rsf":
+            raise SettingError("rsf_trigger_ratio", f"applies to method g2s-rsf only, not '{self.method}'")
+        if self.budget_mode not in BUDGET_MODES:
+            raise SettingError("budget_mode", f"unknown mode '{self.budget_mode}' ({{key}}); "
+                               f"available: {', '.join(BUDGET_MODES)}")
+        if self.budget_mode != BUDGET_MODES[0] and self.max_flips is None and self.max_flip_rate is None:
+            raise SettingError("budget_mode", f"'{self.budget_mode}' needs a budget ({{}} or {{}})",
+                               "max_flips", "max_flip_rate")
 
     def budget(self, numel: int) -> int | None:
         """The L0 budget in flips for inputs of ``numel`` elements (None: unlimited)."""
@@ -158,6 +208,11 @@ class _IterativeAttack:
         self.rsf_iterations = np.zeros(rows, dtype=np.int64)
         self.zero_grad_iterations = np.zeros(rows, dtype=np.int64) if self.use_grad else np.full(rows, -1, np.int64)
         self.flip_order: dict[int, np.ndarray] = {}  # row -> flat indices of its flips, most useful first
+        self.margin = np.zeros(rows, dtype=np.int64)     # count margin at the last judged pass (spikes)
+        self.pred_last = np.full(rows, -1, dtype=np.int64)  # prediction at the last judged pass
+        self.unchanged = np.zeros(rows, dtype=np.int64)  # consecutive updates without a change of pred/margin
+        self.first_peak = np.full(rows, np.nan)          # max|g| at the row's first update (RSF trigger)
+        self.spent = np.zeros(rows, dtype=bool)          # budget_mode "truncate": L0 reached the budget
         self.generators: dict[int, torch.Generator] = {}
 
     # ------------------------------------------------------------ the pooled loop
@@ -190,12 +245,14 @@ class _IterativeAttack:
         x_in = x.clone().requires_grad_() if want_grad else x
         with torch.set_grad_enabled(want_grad):
             out = self.net(x_in)
-        pred = predict(out.detach().sum(-1).numpy())
+        counts = out.detach().sum(-1)
+        pred = predict(counts.numpy())
         fresh = k == 0
         self.pred_clean[pool[fresh]] = pred[fresh]
+        self._track_stall(pool, counts, pred, fresh)
         correct = ~fresh | (pred == labels)
         won = ~fresh & is_success(pred, labels, targets)
-        go_on = correct & ~won & (k < self.config.iterations)
+        go_on = correct & ~won & (k < self.config.iterations) & ~self.spent[pool]
         graded = go_on | (won & self.keep_grad)
         grad = self._gradient(x, x_in, out, pool, graded) if self.use_grad and graded.any() else None
         self._succeeded(pool, x, pred, won, grad)
@@ -206,13 +263,24 @@ class _IterativeAttack:
             go_on &= ~over
         return go_on
 
+    def _attack_class(self, pool: np.ndarray) -> np.ndarray:
+        """(P,) the class each row's loss is taken at: the label (untargeted) or the target."""
+        return np.where(self.targets[pool] < 0, self.labels[pool], self.targets[pool])
+
+    def _track_stall(self, pool, counts: torch.Tensor, pred: np.ndarray, fresh: np.ndarray) -> None:
+        """Count, per row, the updates in a row that changed neither the prediction nor the margin."""
+        margin = count_margin(counts, torch.as_tensor(self._attack_class(pool))).numpy().astype(np.int64)
+        same = ~fresh & (margin == self.margin[pool]) & (pred == self.pred_last[pool])
+        self.unchanged[pool] = np.where(same, self.unchanged[pool] + 1, 0)
+        self.margin[pool], self.pred_last[pool] = margin, pred
+
     def _gradient(self, x, x_in, out, pool, graded) -> torch.Tensor:
         """Input gradient (P, *shape, T) signed in the attack's direction; zero outside ``graded``."""
         index = torch.as_tensor(np.flatnonzero(graded))
-        cls = torch.as_tensor(np.where(self.targets[pool] < 0, self.labels[pool], self.targets[pool]))[index]
+        cls = torch.as_tensor(self._attack_class(pool))[index]
         if self.config.attack_threshold is not None:  # a separate pass on the overridden model
             x_in = x[index].clone().requires_grad_(True)
-            with attack_threshold(self.net, self.config.attack_threshold):
+            with attack_threshold(self.net, self.config.attack_threshold, self.config.threshold_mode):
                 (part,) = torch.autograd.grad(self.loss_fn(self.net(x_in), cls), x_in)
             grad = torch.zeros_like(x)
             grad[index] = part
@@ -229,25 +297,49 @@ class _IterativeAttack:
         current = x[sel]
         u = uniform([self.generators[r] for r in rows.tolist()], current.shape)
         if not self.use_grad:  # RSF alone
-            update = rsf_from_uniform(current, u, self.config.gamma)
+            update, priority = rsf_from_uniform(current, u, self.config.gamma), rsf_priority(u)
             self.rsf_iterations[rows] += 1
         else:
-            g = grad[sel]
-            zero = (per_sample_max(g) == 0)
-            update = g2s_from_uniform(g, u, self.config.eta)
-            zero_rows = zero.view(-1).numpy()
-            self.zero_grad_iterations[rows] += zero_rows
-            if self.config.method == "g2s-rsf" and zero_rows.any():
-                update = torch.where(zero, rsf_from_uniform(current, u, self.config.gamma), update)
-                self.rsf_iterations[rows] += zero_rows
+            update, priority = self._gradient_update(rows, current, grad[sel], u)
+        clean = torch.as_tensor(self.clean[rows], dtype=current.dtype)
+        if self.config.budget_mode == "truncate":
+            update = restrict_to_budget(current, clean, update, self.budget, priority)
         x[sel] = current = apply_update(current, update)
         self.iterations[rows] += 1
-        self.l0_last[rows] = (current != torch.as_tensor(self.clean[rows], dtype=current.dtype)
-                              ).flatten(1).sum(1).numpy()
+        self.l0_last[rows] = (current != clean).flatten(1).sum(1).numpy()
         over = np.zeros_like(go_on)
         if self.budget is not None:
             over[index] = self.l0_last[rows] > self.budget
+        if self.config.budget_mode == "truncate":
+            self.spent[rows] = self.l0_last[rows] >= self.budget
         return over
+
+    def _gradient_update(self, rows, current, g, u) -> tuple[torch.Tensor, torch.Tensor]:
+        """G2S update of ``rows`` from their gradient ``g``, RSF where it triggers, and the
+        priority of each drawn flip under a budget (|g| for G2S, :func:`rsf_priority` for RSF)."""
+        peak = per_sample_max(g)
+        self.zero_grad_iterations[rows] += (peak == 0).view(-1).numpy()
+        update, priority = g2s_from_uniform(g, u, self.config.eta), g.abs()
+        trigger = self._rsf_trigger(rows, peak)
+        if trigger.any():
+            update = torch.where(trigger, rsf_from_uniform(current, u, self.config.gamma), update)
+            priority = torch.where(trigger, rsf_priority(u), priority)
+            self.rsf_iterations[rows] += trigger.view(-1).numpy()
+        return update, priority
+
+    def _rsf_trigger(self, rows: np.ndarray, peak: torch.Tensor) -> torch.Tensor:
+        """Rows (shaped like ``peak``, (P, 1, ..., 1) bool) whose update is RSF instead of G2S.
+
+        "g2s-rsf": where max|g| == 0 (the paper) or, with ``rsf_trigger_ratio`` r > 0, where
+        max|g| < r * the row's max|g| at its first update. "g2s": never.
+        """
+        flat = peak.view(-1).numpy().astype(np.float64)
+        first = np.isnan(self.first_peak[rows])
+        self.first_peak[rows[first]] = flat[first]
+        if self.config.method != "g2s-rsf":
+            return torch.zeros_like(peak, dtype=torch.bool)
+        trigger = (flat == 0) | (flat < self.config.rsf_trigger_ratio * self.first_peak[rows])
+        return torch.as_tensor(trigger).view(peak.shape)
 
     def _succeeded(self, pool, x, pred, won, grad) -> None:
         """Record the rows in ``won``: their current example is adversarial."""
@@ -297,10 +389,14 @@ class _IterativeAttack:
     def record(self) -> AttackRecord:
         correct = self.pred_clean == self.labels
         l0 = (self.adversarial != self.clean).reshape(len(self.clean), -1).sum(1).astype(np.int64)
+        stalled = correct & ~self.success & (self.unchanged >= STALL_WINDOW)
+        curve = {"kind": "final-l0", "enforced_budget": self.budget,
+                 "budget_mode": self.config.budget_mode if self.budget is not None else None}
         return AttackRecord(
             clean=self.clean, adversarial=self.adversarial, labels=self.labels, targets=self.targets,
             sample_index=self.sample_index, pred_clean=self.pred_clean, pred_adv=self.pred_adv,
             correct_before=correct, success=self.success, l0=l0, l0_before_reduction=self.l0_last,
             l0_at_success=self.l0_at_success, iterations=self.iterations, rsf_iterations=self.rsf_iterations,
-            zero_grad_iterations=self.zero_grad_iterations,
-            attrs={"method": self.config.method, "params": self.config.to_dict(), "seed": self.config.seed})
+            zero_grad_iterations=self.zero_grad_iterations, stalled=stalled,
+            attrs={"method": self.config.method, "params": self.config.to_dict(), "seed": self.config.seed,
+                   "stall_window": STALL_WINDOW, "budget_curve": curve})

@@ -30,7 +30,7 @@ from .targets import TARGET_MODES, expand_targets
 from .transfer import transfer
 
 _MODE_TAGS = {None: "u", "every-other": "eo", "random": "rt", "least-likely": "ll"}
-_LOSS_TAGS = {"spike-rate": "sr", "cross-entropy": "ce"}
+_LOSS_TAGS = {"spike-rate": "sr", "cross-entropy": "ce", "margin": "mg"}
 
 
 def _num(value: float) -> str:
@@ -42,7 +42,9 @@ def attack_id(config: AttackConfig, targeted: str | None, n: int, loss: str) -> 
     """The file id of an attack: every setting, short and filesystem-safe.
 
     Example: ``g2s-rsf_u_k25_g0.05_e1_sr_n100_s0``; optional parts: ``red`` (reduction),
-    ``b<flips>`` or ``r<rate>`` (budget), ``th<threshold>`` (attack-time threshold).
+    ``b<flips>`` or ``r<rate>`` (budget), ``bt`` (budget_mode "truncate"), ``th<threshold>``
+    (attack-time threshold), ``fs`` (threshold_mode "fixed-surrogate"), ``rz<ratio>``
+    (rsf_trigger_ratio > 0). Defaults add nothing, so existing ids stay valid.
 
     Args:
         loss: the resolved loss name (the model's training loss when the config has none).
@@ -52,7 +54,10 @@ def attack_id(config: AttackConfig, targeted: str | None, n: int, loss: str) -> 
     parts += ["red"] if config.reduce else []
     parts += [f"b{config.max_flips}"] if config.max_flips is not None else []
     parts += [f"r{_num(config.max_flip_rate)}"] if config.max_flip_rate is not None else []
+    parts += ["bt"] if config.budget_mode == "truncate" else []
     parts += [f"th{_num(config.attack_threshold)}"] if config.attack_threshold is not None else []
+    parts += ["fs"] if config.threshold_mode == "fixed-surrogate" else []
+    parts += [f"rz{_num(config.rsf_trigger_ratio)}"] if config.rsf_trigger_ratio > 0 else []
     return "_".join(parts + [_LOSS_TAGS[loss], f"n{n}", f"s{config.seed}"])
 
 
@@ -200,7 +205,9 @@ def format_summary(record: AttackRecord, path: str | Path | None = None, budgets
     gradients = (record.zero_grad_iterations >= 0).any()
     lines.append(f"  iterations: mean {s['mean_iterations']:.2f}; RSF iterations {s['rsf_iterations']}"
                  + (f"; all-zero gradients {s['zero_grad_iterations']}" if gradients else ""))
+    lines.append(_failure_line(s))
     lines.append("  success by budget: " + "  ".join(f"{b}: {fmt_pct(r)}" for b, r in s["success_by_budget"].items()))
+    lines.append("  " + _curve_note(s["budget_curve"]))
     if "per_target" in s:
         lines.append("  target  pairs  success  median L0")
         lines += [f"  {t:>6}  {v['n']:>5}  {fmt_pct(v['success_rate']):>7}  {fmt_count(v['median_l0']):>9}"
@@ -208,3 +215,23 @@ def format_summary(record: AttackRecord, path: str | Path | None = None, budgets
     if path is not None:
         lines.append(f"  file: {path}")
     return "\n".join(lines)
+
+
+def _failure_line(s: dict) -> str:
+    """Failed rows: how many stalled (no change of prediction/margin) and how many saw a zero gradient."""
+    parts = [f"  failed rows {s['n_failed']}"]
+    if s["stalled_rows"] is not None:
+        parts.append(f"stalled {s['stalled_rows']} ({fmt_pct(s['stalled_share'])}; no change of prediction "
+                     f"or count margin over the last {s['stall_window']} iterations)")
+    if s["zero_grad_share"] is not None:
+        parts.append(f"with an all-zero gradient {fmt_pct(s['zero_grad_share'])}")
+    return "; ".join(parts)
+
+
+def _curve_note(curve: dict) -> str:
+    """What the success-by-budget curve is (final L0 of one run, and the budget the run enforced)."""
+    enforced = curve.get("enforced_budget")
+    note = "(curve: final L0 of this one run, not one run per budget"
+    if enforced is not None:
+        note += f"; the run enforced {enforced:,} flips, budget_mode {curve.get('budget_mode')}"
+    return note + ")"

@@ -49,8 +49,7 @@ _ANN_KEYS = {"runs", "snn_attack", "eps", "eps_scale", "seed", "code_seed", "epo
 _RUN_KEYS = {"id", "model", "seed", "epochs", "spec"}
 _ATTACK_KEYS = {"label", "targeted", "n", "runs", "crafted_on", "reference"}
 #: Keys of an [[attacks]] table passed on to :class:`harness.attacks.AttackConfig`.
-_ATTACK_SETTINGS = {"method", "iterations", "gamma", "eta", "reduce", "max_flips", "max_flip_rate",
-                    "attack_threshold", "loss", "seed"}
+_ATTACK_SETTINGS = set(AttackConfig.__dataclass_fields__)
 
 
 @dataclass
