@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from harness.attacks import AttackConfig, AttackRecord, craft, format_summary, random_flips, runner
+from harness.attacks import AttackConfig, AttackRecord, craft, format_summary, random_flips
 from harness.attacks.g2s import apply_update, restrict_to_budget
 from harness.attacks.loop import STALL_WINDOW
 from harness.attacks.rsf import rsf_priority
@@ -15,6 +15,7 @@ from harness.attacks.runner import attack_id
 from harness.cli import main
 from harness.errors import ConfigError
 from harness.models import CountMargin, attack_threshold, build_network, count_margin, load_checkpoint, load_spec, make_loss
+from harness.runs import open_run
 from harness.store import RunDir
 from test_attacks import digits_run  # noqa: F401  (the digits model of the attack tests, trained per module)
 
@@ -22,7 +23,7 @@ from test_attacks import digits_run  # noqa: F401  (the digits model of the atta
 @pytest.fixture(scope="module")
 def model_and_data(digits_run):
     net = load_checkpoint(RunDir(digits_run).checkpoint)
-    data = runner.load_test_split(net, runner.load_run_model(digits_run)[1], n=30)
+    data = open_run(digits_run).test(n=30)
     return net, data.spikes, data.labels
 
 
