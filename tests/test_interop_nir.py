@@ -192,7 +192,7 @@ def test_refuses_bias_branches_and_unreadable_files(tmp_path):
 # ---------------------------------------------------------------- a real framework: snnTorch
 
 
-def _snntorch_network(train, hidden_channels=8, gain=0.25):
+def _snntorch_network(train, reset_mechanism, hidden_channels=8, gain=0.25):
     """snnTorch: Conv2d(2->8, 3, stride 2, pad 1) -> Synaptic -> Flatten -> Linear -> Synaptic,
     no bias. The conv is random (x2 so that it spikes); the read-out is trained-ish: a ridge
     classifier on the conv layer's spike counts over ``train``, scaled to ``gain`` at most."""
@@ -205,14 +205,15 @@ def _snntorch_network(train, hidden_channels=8, gain=0.25):
     conv = torch.nn.Conv2d(2, hidden_channels, 3, stride=2, padding=1, bias=False)
     with torch.no_grad():
         conv.weight.mul_(2.0)
-    lif1 = snn.Synaptic(alpha=full(shape, 0.5), beta=full(shape, 0.75), threshold=full(shape, 1.0), init_hidden=True)
+    lif1 = snn.Synaptic(alpha=full(shape, 0.5), beta=full(shape, 0.75), threshold=full(shape, 1.0), init_hidden=True,
+                        reset_mechanism=reset_mechanism)
     counts = _snntorch_run(torch.nn.Sequential(conv, lif1), train.spikes).sum(-1).reshape(len(train.spikes), -1)
     ridge = RidgeClassifier(alpha=100.0).fit(counts, train.labels)
     readout = torch.nn.Linear(counts.shape[1], 10, bias=False)
     with torch.no_grad():
         readout.weight.copy_(torch.as_tensor(ridge.coef_ / np.abs(ridge.coef_).max() * gain, dtype=torch.float32))
     lif2 = snn.Synaptic(alpha=full((10,), 0.5), beta=full((10,), 0.9), threshold=full((10,), 1.0), init_hidden=True,
-                        output=True)
+                        reset_mechanism=reset_mechanism, output=True)
     return torch.nn.Sequential(conv, lif1, torch.nn.Flatten(), readout, lif2)
 
 
@@ -229,28 +230,38 @@ def _snntorch_run(net, spikes: np.ndarray) -> np.ndarray:
     return torch.stack(out, -1).numpy()
 
 
-@pytest.mark.slow
-@pytest.mark.filterwarnings("ignore:nirtorch.extract_nir_graph is being deprecated:DeprecationWarning")
-def test_snntorch_graph_imports_and_replays(tmp_path, nmnist_dir):
-    from snntorch.export_nir import export_to_nir  # snnTorch 1.0's exporter calls the deprecated nirtorch API
-
+@pytest.fixture(scope="module")
+def nmnist_30(nmnist_dir):
+    """N-MNIST at T = 30, 10 ms: 1000 training and 100 test recordings."""
     from harness.data import load_dataset
 
-    train = load_dataset("nmnist", "train", steps=30, dt_ms=10.0, path=nmnist_dir, limit=1000)
-    test = load_dataset("nmnist", "test", steps=30, dt_ms=10.0, path=nmnist_dir, limit=100)
-    net = _snntorch_network(train)
+    return (load_dataset("nmnist", "train", steps=30, dt_ms=10.0, path=nmnist_dir, limit=1000),
+            load_dataset("nmnist", "test", steps=30, dt_ms=10.0, path=nmnist_dir, limit=100))
+
+
+@pytest.mark.slow
+@pytest.mark.filterwarnings("ignore:nirtorch.extract_nir_graph is being deprecated:DeprecationWarning")
+@pytest.mark.parametrize("mechanism,source_reset,floor", [("subtract", "subtract", 0.75),
+                                                          ("zero", "snntorch-zero", 0.5)])
+def test_snntorch_graph_imports_and_replays(tmp_path, nmnist_30, mechanism, source_reset, floor):
+    from snntorch.export_nir import export_to_nir  # snnTorch 1.0's exporter calls the deprecated nirtorch API
+
+    train, test = nmnist_30
+    net = _snntorch_network(train, mechanism)
     nir.write(tmp_path / "snntorch.nir", export_to_nir(net, torch.zeros(1, 2, 34, 34), ignore_dims=[0]))
     imported = import_nir(tmp_path / "snntorch.nir", tmp_path / "snntorch.net", steps=30)
     assert imported.dt_s == pytest.approx(1e-4, rel=1e-6)  # snnTorch's export dt, from r = tau_mem / dt
-    # the float graph with subtractive reset is snnTorch itself
-    np.testing.assert_array_equal(reference_forward(imported.layers, test.spikes, "subtract"),
+    # the float graph with snnTorch's reset is snnTorch itself
+    np.testing.assert_array_equal(reference_forward(imported.layers, test.spikes, source_reset),
                                   _snntorch_run(net, test.spikes))
     layers = imported.network.forward_layers(torch.as_tensor(test.spikes).float())
     assert all(out.sum() > 0 for out in layers), "every layer must spike"
-    result = measure_agreement(imported, test.spikes, labels=test.labels)
-    print("snnTorch graph, float vs loihi2-fixed:", result)
+    result = measure_agreement(imported, test.spikes, source_reset=source_reset, labels=test.labels)
+    print(f"snnTorch graph (reset {mechanism}), float vs loihi2-fixed:", result)
     assert result["twin_raster_exact"] == 1.0 and result["twin_prediction_agreement"] == 1.0
-    # Measured (100 N-MNIST test recordings): 0.83 overall; bounded by the reset (snnTorch
-    # subtracts, Loihi zeroes: 0.82 alone), quantization alone 0.94 (docs/models.md)
-    assert result["prediction_agreement"] >= 0.75
+    # Measured (100 N-MNIST test recordings; docs/models.md): subtract 0.83 overall, the
+    # reset alone 0.82, quantization alone 0.94; snnTorch's zero reset 0.60, 0.58 and 0.92:
+    # the reset bounds the agreement (Loihi integrates the step after a spike, snnTorch's
+    # zero reset drops it). The floors guard against regressions, not the 95% target.
+    assert result["prediction_agreement"] >= floor
     assert result["quantization_agreement"] >= 0.9

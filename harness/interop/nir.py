@@ -52,10 +52,12 @@ from ..store import atomic_path
 SUPPORTED_NODES = ("Input", "Linear", "Affine", "Conv2d", "Flatten", "CubaLIF", "LIF", "IF", "Output")
 SYNAPSES = ("Linear", "Affine", "Conv2d")
 NEURONS = ("CubaLIF", "LIF", "IF")
-RESETS = ("zero", "subtract")
+RESETS = ("zero", "subtract", "snntorch-zero")
 #: what the device and the SLAYER twin do after a spike: the voltage is set to 0
 DEVICE_RESET = "zero"
-#: what snnTorch (Leaky, Synaptic; reset_mechanism="subtract", its default) does
+#: what snnTorch (Leaky, Synaptic; reset_mechanism="subtract", its default) does; its
+#: reset_mechanism="zero" is "snntorch-zero": the voltage of the step after a spike is 0,
+#: that step's input lost (Loihi instead integrates it into the zeroed voltage)
 SOURCE_RESET = "subtract"
 
 W_SCALE = 64  # SLAYER's CUBA neuron scale (1 << 6): device integers = float values x 64
@@ -453,7 +455,9 @@ def _synaptic_input(layer: NirLayer, x: torch.Tensor) -> torch.Tensor:
 
 def _neuron_steps(layer: NirLayer, drive: torch.Tensor, reset: str) -> torch.Tensor:
     """Spikes (N, *shape, T) of CUBA neurons driven by ``drive``: I = (1-di) I + x;
-    v = (1-dv) v + I (minus the threshold after a spike, or 0 after a spike); spike if v > threshold."""
+    v = (1-dv) v + I, spike if v > threshold; after a spike ``reset`` (:data:`RESETS`)
+    subtracts the threshold, zeroes v ("zero", Loihi) or zeroes the next step's v
+    ("snntorch-zero")."""
     current = torch.zeros_like(drive[..., 0])
     voltage, spiked = torch.zeros_like(current), torch.zeros_like(current)
     out = torch.zeros_like(drive)
@@ -461,8 +465,10 @@ def _neuron_steps(layer: NirLayer, drive: torch.Tensor, reset: str) -> torch.Ten
         current = (1 - layer.current_decay) * current + drive[..., t]
         if reset == "subtract":  # snnTorch: mem = beta * mem + syn - reset * threshold
             voltage = (1 - layer.voltage_decay) * voltage + current - spiked * layer.threshold
-        else:  # Loihi: v = 0 after a spike, then it decays and integrates as usual
+        elif reset == "zero":  # Loihi: v = 0 after a spike, then it decays and integrates as usual
             voltage = (1 - layer.voltage_decay) * voltage * (1 - spiked) + current
+        else:  # snnTorch reset_mechanism="zero": mem = (beta * mem + syn) - reset * (beta * mem + syn)
+            voltage = ((1 - layer.voltage_decay) * voltage + current) * (1 - spiked)
         spiked = (voltage > layer.threshold).to(drive.dtype)
         out[..., t] = spiked
     return out
@@ -475,7 +481,7 @@ def _delayed(x: torch.Tensor) -> torch.Tensor:
 
 def reference_forward(layers, spikes: np.ndarray, reset: str = SOURCE_RESET, layer_delay: bool = False) -> np.ndarray:
     """Output spikes (N, K, T) uint8 of the graph in float64, unquantized, for binary spikes
-    (N, *input_shape, T), with ``reset`` "subtract" (snnTorch) or "zero" (Loihi).
+    (N, *input_shape, T), with ``reset`` one of :data:`RESETS`.
 
     ``layer_delay``: each layer's spikes arrive one step later, as on Loihi (and in SLAYER,
     whose blocks shift by one step to match it): an output spike caused by the input at
