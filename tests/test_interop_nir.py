@@ -10,6 +10,7 @@ import torch
 
 from harness.device import replay
 from harness.device.netx_reader import read_network
+from harness.errors import ConfigError
 from harness.interop.nir import (NirGraphError, W_STEP, export_nir, import_nir, measure_agreement, pad_for_delays,
                                  reference_forward)
 from harness.models import build_network, spec_from_dict
@@ -174,6 +175,14 @@ def test_refuses_neuron_parameters_naming_the_node(tmp_path, field, value, match
               ("tau_syn", "tau_mem", "r", "v_leak", "v_threshold", "v_reset", "w_in")}
     params[field] = value
     _refused(tmp_path, _replace(graph, "lif1", nir.CubaLIF(**params)), match)
+
+
+def test_refuses_bad_steps_and_dt(tmp_path):
+    path = _write(tmp_path, _hand_graph(np.random.default_rng(0)))
+    for steps, dt in ((0, DT), (10, 0.0), (10, float("nan"))):
+        with pytest.raises(ConfigError, match="steps must be >= 1 and dt > 0"):
+            import_nir(path, tmp_path / "out.net", steps=steps, dt=dt)
+    assert not (tmp_path / "out.net").exists()
 
 
 def test_refuses_bias_branches_and_unreadable_files(tmp_path):

@@ -45,7 +45,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..errors import DataError
+from ..errors import ConfigError, DataError
 from ..models import SpikingNetwork, load_checkpoint, spec_from_dict
 from ..store import atomic_path
 
@@ -203,7 +203,7 @@ def _one_value(node, key: str, name: str, shape: tuple[int, ...], where: str) ->
     return float(unique[0])
 
 
-def _neuron_constants(node, key: str, shape: tuple[int, ...], dt: float | None, where: str) -> dict[str, float]:
+def _neuron_constants(node, key: str, shape: tuple[int, ...], where: str) -> dict[str, float]:
     """tau_syn, tau_mem (seconds, inf where absent), r, w_in, v_threshold of a neuron node,
     after checking v_leak and v_reset are 0 and every value is one per layer."""
     kind = type(node).__name__
@@ -355,7 +355,7 @@ def parse_graph(graph, where: str, dt: float | None = None) -> tuple[tuple[int, 
                 raise NirGraphError(f"{where}: neuron node '{key}' ({kind}) has no Linear, Affine or Conv2d "
                                     f"before it; the harness needs a synapse before each neuron layer")
             syn_key, syn = pending
-            value = _neuron_constants(node, key, syn["out_shape"], dt, where)
+            value = _neuron_constants(node, key, syn["out_shape"], where)
             current, voltage, gain = _decays_and_gain(kind, value, dt, key, where)
             threshold = value["v_threshold"] / gain
             items.append(NirLayer(synapse=syn_key, neuron=key, neuron_type=kind, kind=syn["kind"], in_shape=shape,
@@ -428,9 +428,12 @@ def import_nir(graph_path: str | Path, netx_path: str | Path, *, steps: int, dt:
         dt: time step in seconds; default: from ``r = tau_mem / dt`` of the graph.
     Raises:
         NirGraphError: unreadable file, or a node / parameter the device cannot take (named).
+        ConfigError: steps < 1 or dt <= 0.
     """
     graph_path = Path(graph_path)
     where = str(graph_path)
+    if int(steps) < 1 or (dt is not None and not (math.isfinite(dt) and dt > 0)):
+        raise ConfigError(f"importing {where}: steps must be >= 1 and dt > 0 seconds, got steps={steps}, dt={dt}")
     input_shape, dt, items = parse_graph(read_graph(graph_path), where, dt)
     net = build_twin(items, input_shape, steps, dt, graph_path.stem)
     with atomic_path(netx_path) as tmp:
