@@ -70,6 +70,38 @@ def test_hand_written_graph_maps_decays_gains_and_thresholds(tmp_path):
     assert np.mean(expected == twin_layers[-1]) > 0.995
 
 
+def test_hand_written_conv_if_graph_and_twin_gradient(tmp_path):
+    """Conv2d -> IF -> Flatten -> Linear -> IF: IF maps to current decay 1, voltage decay 0 and
+    threshold v_threshold / r; the twin passes a gradient back to its input (for attacks)."""
+    rng = np.random.default_rng(4)
+    conv_w = _on_grid(rng, (3, 2, 3, 3), 1.0, low=-30)
+    nodes = {"in": nir.Input(input_type={"input": np.array([2, 8, 8])}),
+             "conv": nir.Conv2d(input_shape=(8, 8), weight=conv_w, stride=2, padding=1, dilation=1, groups=1,
+                                bias=np.zeros(3)),
+             "if1": nir.IF(r=np.full((3, 4, 4), 2.0), v_threshold=np.full((3, 4, 4), 3.0)),
+             "flat": nir.Flatten(input_type={"input": np.array([3, 4, 4])}, start_dim=0, end_dim=-1),
+             "fc": nir.Linear(weight=_on_grid(rng, (4, 48), 1.0, low=-10)),
+             "if2": nir.IF(r=np.ones(4), v_threshold=np.full(4, 2.0)),
+             "out": nir.Output(output_type={"output": np.array([4])})}
+    order = list(nodes)
+    nir.write(tmp_path / "g.nir", nir.NIRGraph(nodes=nodes, edges=list(zip(order[:-1], order[1:]))))
+    imported = import_nir(tmp_path / "g.nir", tmp_path / "g.net", steps=16, dt=DT)
+    conv, fc = imported.spiking_layers
+    assert (conv.kind, conv.stride, conv.padding, conv.out_shape) == ("conv", 2, 1, (3, 4, 4))
+    assert (conv.current_decay, conv.voltage_decay, conv.threshold) == (1.0, 0.0, 1.5)
+    network = read_network(tmp_path / "g.net", (2, 8, 8))
+    assert [layer.neuron for layer in network.layers] == [{"vThMant": 96, "iDecay": 4096, "vDecay": 0},
+                                                           {"vThMant": 128, "iDecay": 4096, "vDecay": 0}]
+    spikes = _spikes(rng, (16, 2, 8, 8, 16))
+    x = torch.as_tensor(spikes).float().requires_grad_(True)
+    layers = imported.network.forward_layers(x)
+    assert all(out.sum() > 0 for out in layers), "every layer must spike"
+    expected = reference_forward(imported.layers, spikes, "zero", layer_delay=True)
+    assert np.mean(expected == layers[-1].detach().numpy()) > 0.995
+    layers[-1].sum().backward()
+    assert x.grad.abs().sum() > 0
+
+
 @pytest.mark.slow
 def test_hand_written_graph_replays_like_its_twin(tmp_path):
     rng = np.random.default_rng(1)
