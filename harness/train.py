@@ -110,33 +110,34 @@ def train_network(spec: ModelSpec, train_set: SpikeSet, seed: int, epochs: int,
     y_all = torch.as_tensor(train_set.labels)
     batch = int(spec.training["batch_size"])
     shift = int(spec.training.get("augment_shift", 0))
-    bar = tqdm(range(start, epochs), desc=f"train {spec.name}", unit="epoch", disable=not progress,
-               initial=start, total=epochs)
-    for epoch in bar:
-        net.train()
-        for group in opt.param_groups:
-            group["lr"] = epoch_lr(spec, epoch, epochs)
-        if train_set.rates is not None:  # rate-coded data: fresh Bernoulli draws every epoch
-            x_all = torch.as_tensor(rate_code(train_set.rates, spec.steps, seed * 100_003 + epoch), dtype=torch.float32)
-        order = torch.randperm(len(y_all), generator=torch.Generator().manual_seed(seed * 100_003 + epoch))
-        total, correct = 0.0, 0
-        shift_gen = torch.Generator().manual_seed(seed * 100_003 + epoch + 1)
-        for i in range(0, len(order), batch):
-            idx = order[i:i + batch]
-            x = x_all[idx]
-            if shift and x.ndim == 5:
-                x = random_shift(x, shift, shift_gen)
-            out = net(x)
-            loss = loss_fn(out, y_all[idx])
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            total += float(loss)
-            correct += int((torch.as_tensor(predict(out.sum(-1).detach().numpy())) == y_all[idx]).sum())
-        bar.set_postfix(loss=f"{total / len(order):.3f}", train_acc=f"{correct / len(order):.3f}")
-        if state_path is not None:
-            _save_torch(state_path, {"seed": seed, "spec": spec.to_dict(), "epoch": epoch + 1,
-                                     "state_dict": net.state_dict(), "optimizer": opt.state_dict()})
+    with tqdm(desc=f"train {spec.name}", unit="sample", disable=not progress, initial=start * len(y_all),
+              total=epochs * len(y_all)) as bar:
+        for epoch in range(start, epochs):
+            net.train()
+            for group in opt.param_groups:
+                group["lr"] = epoch_lr(spec, epoch, epochs)
+            if train_set.rates is not None:  # rate-coded data: fresh Bernoulli draws every epoch
+                x_all = torch.as_tensor(rate_code(train_set.rates, spec.steps, seed * 100_003 + epoch), dtype=torch.float32)
+            order = torch.randperm(len(y_all), generator=torch.Generator().manual_seed(seed * 100_003 + epoch))
+            total, correct = 0.0, 0
+            shift_gen = torch.Generator().manual_seed(seed * 100_003 + epoch + 1)
+            for i in range(0, len(order), batch):
+                idx = order[i:i + batch]
+                x = x_all[idx]
+                if shift and x.ndim == 5:
+                    x = random_shift(x, shift, shift_gen)
+                out = net(x)
+                loss = loss_fn(out, y_all[idx])
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                total += float(loss)
+                correct += int((torch.as_tensor(predict(out.sum(-1).detach().numpy())) == y_all[idx]).sum())
+                bar.update(len(idx))
+            bar.set_postfix(epoch=epoch + 1, loss=f"{total / len(order):.3f}", train_acc=f"{correct / len(order):.3f}")
+            if state_path is not None:
+                _save_torch(state_path, {"seed": seed, "spec": spec.to_dict(), "epoch": epoch + 1,
+                                         "state_dict": net.state_dict(), "optimizer": opt.state_dict()})
     return net.eval()
 
 

@@ -93,3 +93,41 @@ def test_replay_needs_a_run_or_all_stand_alone_files(tmp_path, capsys):
     assert code == 2 and "give --run RUN_DIR, or all of --network, --input and --out" in err
     code, err = _run(["--profile", "loihi3", "--run", str(tmp_path)], capsys)
     assert code == 2 and "unknown hw_profile 'loihi3'; available: loihi2-fixed, loihi2-float, loihi2-noisy" in err
+
+
+@pytest.mark.slow
+def test_event_files_and_labels_replay_like_the_dense_spikes(tmp_path, capsys):
+    """tonic-style events (.npz, t in microseconds) binned with --sensor-size/--steps/--dt-ms replay to the
+    same output as the dense spikes they came from; --labels adds the device accuracy."""
+    from harness.data import dense_to_events, save_events
+
+    network = read_network(TINY_NET)
+    c, h, w = network.input_shape
+    n, steps = 4, 10
+    spikes = (np.random.default_rng(1).random((n, c, h, w, steps)) < 0.3).astype(np.uint8)
+    labels = np.arange(n) % 2
+    np.save(tmp_path / "dense.npy", spikes)
+    np.save(tmp_path / "labels.npy", labels)
+    save_events(tmp_path / "events.npz", [dense_to_events(s, dt_ms=2.0) for s in spikes], labels)
+    common = ["--network", str(TINY_NET), "--profile", "loihi2-fixed", "--no-progress"]
+    assert cli.main(["replay", *common, "--input", str(tmp_path / "dense.npy"), "--out", str(tmp_path / "a.h5")]) == 0
+    assert cli.main(["replay", *common, "--input", str(tmp_path / "events.npz"), "--sensor-size", str(w), str(h),
+                     str(c), "--steps", str(steps), "--dt-ms", "2", "--labels", str(tmp_path / "labels.npy"),
+                     "--out", str(tmp_path / "b.h5")]) == 0
+    dense, _ = read_h5(tmp_path / "a.h5", kind="device")
+    events, _ = read_h5(tmp_path / "b.h5", kind="device")
+    assert np.array_equal(dense["output_rasters"], events["output_rasters"])
+    assert np.array_equal(events["labels"], labels)
+    correct = int((events["predictions"] == labels).sum())
+    assert f"device accuracy {100 * correct / n:.1f}% ({correct} of {n}" in capsys.readouterr().out
+
+
+def test_an_event_file_without_binning_names_the_flags(tmp_path, capsys):
+    from harness.data import make_events, save_events
+
+    save_events(tmp_path / "e.npy", make_events([1], [2], [30], [0]))
+    code = cli.main(["replay", "--network", str(TINY_NET), "--input", str(tmp_path / "e.npy"), "--profile",
+                     "loihi2-fixed", "--out", str(tmp_path / "o.h5")])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "holds events (x, y, t, p); give --sensor-size" in err
+    assert not (tmp_path / "o.h5").exists()

@@ -81,6 +81,10 @@ class Batch:
     def total_steps(self) -> int:
         return self.windows * self.window
 
+    def samples_done(self, steps_done: int) -> int:
+        """Samples whose window has been fully simulated after ``steps_done`` steps."""
+        return min(self.samples, self.lanes * (steps_done // self.window))
+
 
 @dataclass
 class SimResult:
@@ -311,13 +315,13 @@ def replay_lava_sim(network_file, spikes: np.ndarray, profile, *, sample_keys=No
     preload()
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="harness-replay-") as tmp, \
-            tqdm(total=batch.total_steps, unit="step", disable=not progress,
-                 desc=f"replay {samples} on {profile.name} ({batch.lanes} lanes)") as bar:
+            tqdm(total=samples, unit="sample", disable=not progress,
+                 desc=f"replay on {profile.name} ({batch.lanes} lanes)") as bar:
         workdir = Path(tmp)
         write_source(replayed.reshape(samples, -1, steps), input_order(network), batch, workdir / "input.npy")
         result = run_supervised(build_and_run, lowered, batch, workdir / "input.npy", workdir, profile.select_tag,
                                 timeout=timeout or default_timeout(lowered, batch), what="Lava replay",
-                                on_progress=lambda done, _: bar.update(done - bar.n))
+                                on_progress=lambda done, _: bar.update(batch.samples_done(done) - bar.n))
     wall = time.perf_counter() - started
     rasters = result.rasters[:, output_order(network)]
     counts = rasters.sum(axis=-1, dtype=np.int64)
