@@ -170,3 +170,102 @@ def test_neurobench_metrics_by_hand():
     assert metrics["synaptic_operations"] == {"effective_acs": 4.0, "dense": 4 * 5}
     assert metrics["connection_sparsity"] == 0.25
     assert metrics["footprint_bytes"] == weight.nbytes
+
+
+# ---------------------------------------------------------------- replay (Lava)
+SMALL_CHIP_PROFILE = """
+name = "small-cores"
+[backend]
+kind = "lava-sim"
+select_tag = "fixed_pt"
+[energy]
+synaptic_op_j = 23.6e-12
+neuron_update_j = 81e-12
+spike_j = 1.7e-12
+source = "Davies et al. 2018 (test copy)"
+[chip]
+neurocores_per_chip = 128
+neurons_per_core = 48
+synaptic_memory_bits = 1048576
+weight_bits = 8
+input_axons_per_core = 4096
+output_axons_per_core = 4096
+mesh_shape = [8, 16]
+chips_per_system = 1
+hop_energy_j = 3.5e-12
+[chip.sources]
+""" + "\n".join(f'{key} = "derived: small cores, so that layers split"' for key in (
+    "neurocores_per_chip", "neurons_per_core", "synaptic_memory_bits", "weight_bits", "input_axons_per_core",
+    "output_axons_per_core", "mesh_shape", "chips_per_system", "hop_energy_j"))
+
+
+def _slayer_counts(net, spikes: np.ndarray) -> np.ndarray:
+    """(N, P) per-neuron spike counts of SLAYER's forward pass: input, then every layer, flat order."""
+    from harness.train import forward_batches
+
+    layers = [np.concatenate([out.reshape(len(out), -1, out.shape[-1]).sum(-1).numpy() for out in batch], axis=1)
+              for batch in forward_batches(net, spikes)]
+    return np.concatenate([spikes.reshape(len(spikes), -1, spikes.shape[-1]).sum(-1), np.concatenate(layers)], axis=1)
+
+
+def _check_records(out, expected: np.ndarray, steps: int) -> None:
+    """Per-neuron counts equal SLAYER's; per-core records add up to the per-layer totals."""
+    mapping = out.mapping
+    assert out.mapping_error is None and out.core_spikes.shape == (len(expected), mapping.n_cores, steps)
+    assert np.array_equal(out.neuron_counts, expected)
+    for l, layer in enumerate(mapping.layers):
+        assert np.array_equal(out.core_spikes[:, list(layer.cores)].sum(axis=(1, 2)), out.layer_counts[:, l])
+    assert np.array_equal(out.core_synops.sum(axis=(1, 2)), out.synops)
+    activity = core_activity(mapping, out.neuron_counts, steps)
+    assert np.array_equal(activity.synops, out.core_synops.sum(-1))
+    assert np.array_equal(activity.spikes_out, out.core_spikes.sum(-1))
+    assert np.all(activity.traffic > 0)
+    sub = out.subset(slice(0, 3))
+    assert sub.core_synops.shape[0] == 3 and "neuron_counts" in sub.arrays()
+
+
+@pytest.mark.slow
+def test_replay_records_per_neuron_and_per_core_activity_of_a_trained_mlp(tmp_path):
+    from harness.device import replay
+    from harness.models import load_checkpoint
+    from harness.train import load_split, train_run
+
+    train_run("digits-mlp", tmp_path / "run", seed=0, epochs=1, progress=False)
+    net = load_checkpoint(tmp_path / "run" / "model" / "checkpoint.pt")
+    data = load_split(net.spec, "test", seed=0, limit=40)
+    profile = tmp_path / "small.toml"
+    profile.write_text(SMALL_CHIP_PROFILE)
+    out = replay(tmp_path / "run" / "model" / "network.net", data.spikes, profile, lanes=15)  # 3 windows
+    assert [len(layer.cores) for layer in out.mapping.layers] == [3, 1]  # 128 hidden neurons at 48 per core
+    expected = _slayer_counts(net, data.spikes)
+    assert expected[:, 64:].sum() > 0
+    _check_records(out, expected, steps=16)
+
+
+@pytest.mark.slow
+def test_replay_records_per_core_activity_of_a_conv_network(tmp_path):
+    import torch
+
+    from harness.device import replay
+    from harness.models import build_network, spec_from_dict
+    from harness.train import load_split
+
+    spec = spec_from_dict({
+        "name": "conv", "data": {"dataset": "digits", "steps": 16, "input_shape": [1, 8, 8]},
+        "neuron": {"threshold": 1.25, "current_decay": 0.25, "voltage_decay": 0.03},
+        "layers": [{"type": "conv", "out": 6, "kernel": 3, "stride": 2, "padding": 1, "weight_scale": 4.0},
+                   {"type": "conv", "out": 5, "kernel": 3, "padding": 1, "weight_scale": 4.0},
+                   {"type": "flatten"}, {"type": "dense", "out": 10, "weight_scale": 4.0}]}, "test")
+    net = build_network(spec, seed=1).eval()
+    with torch.no_grad():
+        net(torch.zeros(1, *spec.input_shape, spec.steps))
+    spikes = load_split(spec, "test", seed=0, limit=30).spikes
+    expected = _slayer_counts(net, spikes)
+    net.export_hdf5(tmp_path / "conv.net")
+    profile = tmp_path / "small.toml"
+    profile.write_text(SMALL_CHIP_PROFILE.replace("neurons_per_core = 48", "neurons_per_core = 40"))
+    out = replay(tmp_path / "conv.net", spikes, profile, lanes=16)
+    # 6 channels of 4x4 (16 neurons): 2 channels per 40-neuron core; 5 channels of 4x4: 2 per core
+    assert [len(layer.cores) for layer in out.mapping.layers] == [3, 3, 1]
+    assert expected[:, 64:160].sum() > 0 and expected[:, 160:240].sum() > 0  # both conv layers spike
+    _check_records(out, expected, steps=16)
