@@ -128,9 +128,16 @@ def test_network_that_needs_too_many_cores_is_refused_or_spread_over_chips():
     assert mapping.links[0].hops == 5
 
 
-def test_fan_out_limit_is_checked():
-    with pytest.raises(DeviceError, match=r"core 0 .* sends on 2 routes, a core has 1 \(output_axons_per_core\)"):
-        map_network(mlp(), chip(output_axons_per_core=1))
+def test_fan_out_limit_repartitions_the_sending_layer_or_refuses():
+    # each hidden core of 2 neurons sends on 2 routes; with 1 output axon per core the hidden
+    # layer is partitioned again at 1 neuron per core
+    mapping = map_network(mlp(), chip(output_axons_per_core=1, neurocores_per_chip=8, mesh_shape=(2, 4)))
+    assert ranges(mapping) == [(0, i, i + 1) for i in range(6)] + [(1, 0, 3)]
+    assert all(c.fan_out <= 1 for c in mapping.cores)
+    # 8 outputs at 4 per core: one hidden neuron alone reaches 2 cores
+    with pytest.raises(DeviceError, match=r"core 0 \(layer 0 \(dense 6\), neurons 0..0\) sends on 2 routes, a core "
+                                          r"has 1 \(output_axons_per_core\)"):
+        map_network(mlp(out=8), chip(output_axons_per_core=1, neurocores_per_chip=16, mesh_shape=(4, 4)))
 
 
 def test_core_activity_hops_busiest_core_and_energy_by_hand():
@@ -269,3 +276,45 @@ def test_replay_records_per_core_activity_of_a_conv_network(tmp_path):
     assert [len(layer.cores) for layer in out.mapping.layers] == [3, 3, 1]
     assert expected[:, 64:160].sum() > 0 and expected[:, 160:240].sum() > 0  # both conv layers spike
     _check_records(out, expected, steps=16)
+
+
+# ---------------------------------------------------------------- harness map
+@pytest.fixture(scope="module")
+def digits_net(tmp_path_factory) -> Path:
+    """An untrained digits-mlp (64 -> 128 -> 10) exported to netx."""
+    import torch
+
+    from harness.models import build_network, load_spec
+
+    spec = load_spec("digits-mlp")
+    net = build_network(spec, seed=0).eval()
+    with torch.no_grad():
+        net(torch.zeros(1, *spec.input_shape, spec.steps))
+    path = tmp_path_factory.mktemp("net") / "digits.net"
+    net.export_hdf5(path)
+    return path
+
+
+def test_harness_map_prints_the_table(digits_net, capsys):
+    from harness.cli import main
+
+    assert main(["map", "--network", str(digits_net), "--profile", "loihi1"]) == 0
+    out = capsys.readouterr().out
+    assert "on loihi1: 2 of 128 cores (1.6%), 1 chip(s)" in out
+    assert "layer 0 (dense 128)" in out and "layer 1 (dense 10)" in out
+
+
+def test_harness_map_refuses_clearly(digits_net, tmp_path, capsys):
+    from harness.cli import main
+
+    no_chip = tmp_path / "nochip.toml"
+    no_chip.write_text(SMALL_CHIP_PROFILE.split("[chip]")[0])
+    assert main(["map", "--network", str(digits_net), "--profile", str(no_chip)]) == 2
+    assert "has no [chip] table to map onto" in capsys.readouterr().err
+    tiny = tmp_path / "tiny.toml"
+    tiny.write_text(SMALL_CHIP_PROFILE.replace("neurocores_per_chip = 128", "neurocores_per_chip = 2")
+                    .replace("mesh_shape = [8, 16]", "mesh_shape = [1, 2]"))
+    assert main(["map", "--network", str(digits_net), "--profile", str(tiny)]) == 2
+    assert "does not fit: layer 0 (dense 128) brings the network to 3 cores, the system has 2" in capsys.readouterr().err
+    assert main(["map", "--run", str(tmp_path / "norun"), "--profile", "loihi1"]) == 2
+    assert "harness train --run" in capsys.readouterr().err

@@ -15,9 +15,10 @@ consecutive cores; a core takes another unit of neurons while it stays within ev
 Units are single neurons for dense layers; for conv layers whole output channels when one
 channel fits in a core, else rows of a channel (tiles), else single neurons. After placement
 every core's fan-out, its (neuron, destination core) routes, must stay within
-``output_axons_per_core``. A network that breaks a limit even with one unit per core, or
-needs more cores than the system has, is refused with a :class:`~harness.errors.DeviceError`
-naming the layer and the limit.
+``output_axons_per_core``: a layer whose core sends on too many routes is partitioned again
+with fewer neurons per core (in proportion), until it fits. A network that breaks a limit
+even with one neuron per core, or needs more cores than the system has, is refused with a
+:class:`~harness.errors.DeviceError` naming the layer and the limit.
 
 Synapses are the non-zero weights (what Lava builds: zeros are dropped in lowering, and a
 zero weight needs no synaptic memory entry in a sparse store; with the dense encoding the
@@ -192,8 +193,8 @@ def connectivity(layer: Layer, in_shape: tuple[int, ...]) -> tuple[np.ndarray, n
 class _Packer:
     """Greedy packing of one layer's neurons into cores within the chip's limits."""
 
-    def __init__(self, chip: Chip, layer: Layer, post: np.ndarray, pre: np.ndarray, n_pre: int):
-        self.chip, self.layer = chip, layer
+    def __init__(self, chip: Chip, layer: Layer, post: np.ndarray, pre: np.ndarray, n_pre: int, max_neurons: int):
+        self.chip, self.layer, self.max_neurons = chip, layer, max_neurons
         self.indptr = np.searchsorted(post, np.arange(layer.size + 1))
         self.pre = pre
         self.identity = layer.kind == "input"  # one input axon per neuron, no synapses
@@ -219,6 +220,8 @@ class _Packer:
         chip = self.chip
         if neurons > chip.neurons_per_core:
             return f"{neurons} neurons, a core holds {chip.neurons_per_core} (neurons_per_core)"
+        if neurons > self.max_neurons:
+            return f"{neurons} neurons, at most {self.max_neurons} per core keep its fan-out within output_axons_per_core"
         if synapses * chip.bits_per_synapse > chip.synaptic_memory_bits:
             return (f"{synapses} synapses x {chip.bits_per_synapse} bits = {synapses * chip.bits_per_synapse} bits, "
                     f"a core holds {chip.synaptic_memory_bits} (synaptic_memory_bits)")
@@ -259,8 +262,8 @@ def _units(packer: _Packer, layer: Layer) -> list[tuple[int, int]]:
     return [(a, a + 1) for a in range(layer.size)]
 
 
-def _partition(chip: Chip, layer: Layer, post: np.ndarray, pre: np.ndarray, n_pre: int):
-    packer = _Packer(chip, layer, post, pre, n_pre)
+def _partition(chip: Chip, layer: Layer, post: np.ndarray, pre: np.ndarray, n_pre: int, max_neurons: int):
+    packer = _Packer(chip, layer, post, pre, n_pre, max_neurons)
     units = _units(packer, layer)
     packer._open(0)
     for a, b in units:
@@ -280,6 +283,14 @@ def _synapse_in(post: np.ndarray, pre: np.ndarray, n_pre: int, ranges: list[tupl
     return out
 
 
+class _FanOut(Exception):
+    """A core of layer ``layer`` with ``neurons`` neurons sends on ``routes`` routes."""
+
+    def __init__(self, layer: int, neurons: int, routes: int, message: str):
+        super().__init__(message)
+        self.layer, self.neurons, self.routes = layer, neurons, routes
+
+
 def map_network(network: NetworkDescription, chip: Chip) -> Mapping:
     """Partition and place ``network`` on ``chip`` (see the module docstring).
 
@@ -287,12 +298,25 @@ def map_network(network: NetworkDescription, chip: Chip) -> Mapping:
         DeviceError: a layer or core breaks a limit, or the network needs more cores than
             the system has; the message names the layer and the limit.
     """
+    caps = [chip.neurons_per_core] * len(network.layers)
+    while True:
+        try:
+            return _map(network, chip, caps)
+        except _FanOut as exc:
+            if exc.neurons == 1:
+                raise DeviceError(str(exc)) from None
+            limit = chip.output_axons_per_core
+            caps[exc.layer] = max(1, min(exc.neurons - 1, exc.neurons * limit // exc.routes))
+
+
+def _map(network: NetworkDescription, chip: Chip, caps: list[int]) -> Mapping:
+    """One mapping with at most ``caps[l]`` neurons per core of layer ``l``."""
     in_shape = network.input_shape
     n_pre = int(np.prod(in_shape))
     input_size, layers, cores, first = n_pre, [], [], 0
     for position, layer in enumerate(network.layers):
         post, pre = connectivity(layer, in_shape)
-        ranges = _partition(chip, layer, post, pre, n_pre)
+        ranges = _partition(chip, layer, post, pre, n_pre, caps[position])
         synapse_in = (np.zeros((n_pre, len(ranges)), np.int64) if layer.kind == "input"
                       else _synapse_in(post, pre, n_pre, ranges, layer.size))
         numbers = tuple(range(first, first + len(ranges)))
@@ -312,9 +336,10 @@ def map_network(network: NetworkDescription, chip: Chip) -> Mapping:
                    for g, (pos, start, stop, syn, fan_in) in enumerate(cores))
     for core in placed:
         if core.fan_out > chip.output_axons_per_core:
-            raise DeviceError(f"{network.path}: does not fit: core {core.index} ({layers[core.layer].name}, neurons "
-                              f"{core.start}..{core.stop - 1}) sends on {core.fan_out} routes, a core has "
-                              f"{chip.output_axons_per_core} (output_axons_per_core)")
+            raise _FanOut(core.layer, core.neurons, core.fan_out,
+                          f"{network.path}: does not fit: core {core.index} ({layers[core.layer].name}, neurons "
+                          f"{core.start}..{core.stop - 1}) sends on {core.fan_out} routes, a core has "
+                          f"{chip.output_axons_per_core} (output_axons_per_core)")
     return Mapping(chip=chip, network=str(network.path), input_size=input_size, layers=tuple(layers),
                    cores=placed, links=tuple(links))
 
