@@ -54,6 +54,7 @@ def test_valid_table_parses_and_computes_mesh_hops(tmp_path):
     path.write_text(VALID)
     chip = load_profile(path).chip
     assert chip.bits_per_synapse == 12 and chip.synapses_per_core == 8 and chip.cores == 12
+    assert chip.memory_bits(5, 10) == 60 and chip.memory_bits(7, 10) == 80  # sparse 5 x 12, dense 10 x 8
     assert chip.position(4) == (0, 1, 1) and chip.position(7) == (1, 0, 1)
     assert chip.hops(0, 5) == 1 + 2          # (0,0) -> (1,2) on chip 0
     assert chip.hops(2, 6) == 1              # last column of chip 0 -> first column of chip 1
@@ -74,7 +75,7 @@ def test_valid_table_parses_and_computes_mesh_hops(tmp_path):
     ("chips_per_system = 2", "chips_per_system = 2\nneurons = 3", r"unknown key\(s\) neurons"),
     ('weight_bits = "derived: test"', 'weight_bits = "from a blog"', "weight_bits must start with 'published:'"),
     ('weight_bits = "derived: test"\n', "", "sources: weight_bits has no source"),
-    ("synaptic_memory_bits = 96", "synaptic_memory_bits = 8", "cannot hold one synapse of 12 bits"),
+    ("synaptic_memory_bits = 96", "synaptic_memory_bits = 4", "cannot hold one weight of 8 bits"),
 ])
 def test_bad_chip_tables_name_the_file_and_the_key(tmp_path, old, new, message):
     assert old in VALID

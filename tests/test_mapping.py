@@ -116,6 +116,20 @@ def test_fan_in_limit_splits_sparse_layers_and_refuses_wide_neurons():
         map_network(wide, chip(synaptic_memory_bits=10_000))
 
 
+def test_each_core_takes_the_smaller_synapse_encoding():
+    weight = np.zeros((4, 12))
+    weight[:, :6] = 1  # 6 non-zero synapses of 12 connections per neuron
+    net = NetworkDescription(Path("half.net"), (12,), (dense(0, weight),))
+    # 2 neurons per core: 12 synapses, 24 connections
+    sparse = map_network(net, chip(neurons_per_core=2, synaptic_memory_bits=10_000, index_bits=4, input_axons_per_core=12))
+    assert [(c.synapses, c.connections, c.memory_bits) for c in sparse.cores] == [(12, 24, 12 * 12)] * 2
+    dense_ = map_network(net, chip(neurons_per_core=2, synaptic_memory_bits=10_000, index_bits=12, input_axons_per_core=12))
+    assert [c.memory_bits for c in dense_.cores] == [24 * 8] * 2
+    with pytest.raises(DeviceError, match=r"neurons 0..0 need 96 bits of synaptic memory \(6 synapses, 12 connections\), "
+                                          r"a core holds 90 \(synaptic_memory_bits\)"):
+        map_network(net, chip(synaptic_memory_bits=90, index_bits=12, input_axons_per_core=12))
+
+
 def test_network_that_needs_too_many_cores_is_refused_or_spread_over_chips():
     big = mlp(n_in=4, hidden=30, out=3)  # 30 hidden neurons at 4 per core: 8 cores, plus 1
     with pytest.raises(DeviceError, match=r"toy.net: does not fit: layer 0 \(dense 30\) brings the network to 8 cores, "

@@ -7,7 +7,7 @@
     neurons_per_core = 1024
     synaptic_memory_bits = 1048576      # per core
     weight_bits = 8                      # bits of one synaptic weight
-    index_bits = 0                       # per-synapse index / encoding overhead
+    index_bits = 12                      # per-synapse index of the sparse encoding
     input_axons_per_core = 4096          # fan-in: distinct presynaptic neurons a core can receive from
     output_axons_per_core = 4096         # fan-out: (neuron, destination core) routes a core can send on
     mesh_shape = [8, 16]                 # cores of one chip as rows x columns, rows * columns = neurocores
@@ -27,6 +27,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+import numpy as np
+
 from ..config import check_unknown, require_keys
 from ..errors import ConfigError
 
@@ -45,8 +47,8 @@ class Chip:
         neurons_per_core: neurons (compartments) one core holds.
         synaptic_memory_bits: synaptic memory of one core, in bits.
         weight_bits: bits of one stored weight.
-        index_bits: per-synapse encoding overhead in bits (0 for a dense, position-addressed
-            encoding).
+        index_bits: per-synapse overhead of the sparse encoding in bits (the index of the
+            synapse's input axon); the dense encoding stores weights by position, none.
         input_axons_per_core: distinct presynaptic neurons (input axons) one core can receive.
         output_axons_per_core: routes one core can send on: one per (neuron, destination core).
         mesh_shape: (rows, columns) of one chip's cores; rows * columns = neurocores_per_chip.
@@ -70,13 +72,20 @@ class Chip:
 
     @property
     def bits_per_synapse(self) -> int:
-        """Memory one synapse costs: weight bits plus the encoding overhead."""
+        """Memory one synapse costs in the sparse encoding: weight bits plus index bits."""
         return self.weight_bits + self.index_bits
 
     @property
     def synapses_per_core(self) -> int:
-        """The most synapses one core's memory holds."""
+        """The most synapses one core's memory holds in the sparse encoding."""
         return self.synaptic_memory_bits // self.bits_per_synapse
+
+    def memory_bits(self, synapses, connections):
+        """Synaptic memory in bits of ``synapses`` non-zero synapses out of ``connections``
+        (zero weights included), in the smaller encoding: dense (every connection at
+        ``weight_bits``) or sparse (every non-zero synapse at ``weight_bits + index_bits``).
+        Works on ints and numpy arrays alike."""
+        return np.minimum(np.asarray(connections) * self.weight_bits, np.asarray(synapses) * self.bits_per_synapse)
 
     @property
     def cores(self) -> int:
@@ -155,8 +164,8 @@ def chip_from_table(table: dict, where: str) -> Chip:
     if hop is not None and (isinstance(hop, bool) or not isinstance(hop, (int, float)) or hop < 0):
         raise ConfigError(f"{where}: hop_energy_j must be a non-negative number of joules, got {hop!r}")
     numbers = [key for key in (*INTEGER_KEYS, "index_bits", "mesh_shape", "hop_energy_j") if key in table]
-    if values["synaptic_memory_bits"] < values["weight_bits"] + values["index_bits"]:
+    if values["synaptic_memory_bits"] < values["weight_bits"]:
         raise ConfigError(f"{where}: synaptic_memory_bits ({values['synaptic_memory_bits']}) cannot hold "
-                          f"one synapse of {values['weight_bits'] + values['index_bits']} bits")
+                          f"one weight of {values['weight_bits']} bits")
     return Chip(mesh_shape=(mesh[0], mesh[1]), hop_energy_j=None if hop is None else float(hop),
                 sources=_sources(table, numbers, where), **values)

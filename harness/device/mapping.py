@@ -7,8 +7,11 @@ Partition. Each layer's neurons, in SLAYER's flat (C, H, W) order, are packed gr
 consecutive cores; a core takes another unit of neurons while it stays within every limit:
 
 - neurons: at most ``neurons_per_core``;
-- synaptic memory: the synapses *into* the core's neurons x ``bits_per_synapse`` at most
-  ``synaptic_memory_bits`` (a synapse lives in its postsynaptic neuron's core);
+- synaptic memory: the synapses *into* the core's neurons (a synapse lives in its
+  postsynaptic neuron's core), stored in the smaller of two encodings
+  (:meth:`Chip.memory_bits`): dense, every connection of the layer's pattern (zero weights
+  included) at ``weight_bits``, or sparse, the non-zero synapses at ``weight_bits +
+  index_bits``; at most ``synaptic_memory_bits``;
 - fan-in: the distinct presynaptic neurons (input axons) the core receives from at most
   ``input_axons_per_core``.
 
@@ -20,10 +23,11 @@ with fewer neurons per core (in proportion), until it fits. A network that break
 even with one neuron per core, or needs more cores than the system has, is refused with a
 :class:`~harness.errors.DeviceError` naming the layer and the limit.
 
-Synapses are the non-zero weights (what Lava builds: zeros are dropped in lowering, and a
-zero weight needs no synaptic memory entry in a sparse store; with the dense encoding the
-shipped profiles assume it would, so a heavily pruned network is counted optimistically).
-An Input layer (neurons fed directly by the input) has one input axon per neuron and no
+Synapses are the non-zero weights: what Lava builds (lowering drops zeros), what the
+replay's synaptic operations count, and what a sparse encoding stores; connections are
+every (input, neuron) pair of the layer's pattern, zero weights included (a dense encoding
+stores them all). Fan-in counts presynaptic neurons with at least one non-zero synapse into
+the core. An Input layer (neurons fed directly by the input) has one input axon per neuron and no
 synapses. The input stream arrives from off the mesh: it loads the first layer's fan-in but
 no mesh link.
 
@@ -33,7 +37,7 @@ the system mesh (:meth:`Chip.hops`).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -50,8 +54,9 @@ class Core:
         index: global core number (placement order).
         layer: position of its layer in ``NetworkDescription.layers``.
         start, stop: its neurons, [start, stop) in the layer's SLAYER flat order.
-        synapses: synapses into its neurons.
-        memory_bits: synaptic memory they take (synapses x bits per synapse).
+        synapses: non-zero synapses into its neurons.
+        connections: connections into its neurons, zero weights included.
+        memory_bits: synaptic memory they take in the smaller encoding (:meth:`Chip.memory_bits`).
         fan_in: distinct presynaptic neurons it receives from (input axons).
         fan_out: (neuron, destination core) routes it sends on (output axons).
         position: (chip, row, column) on the system mesh.
@@ -62,6 +67,7 @@ class Core:
     start: int
     stop: int
     synapses: int
+    connections: int
     memory_bits: int
     fan_in: int
     fan_out: int
@@ -189,17 +195,29 @@ def connectivity(layer: Layer, in_shape: tuple[int, ...]) -> tuple[np.ndarray, n
     return post[order].astype(np.int64), pre[order].astype(np.int64)
 
 
+def connection_counts(layer: Layer, in_shape: tuple[int, ...]) -> np.ndarray:
+    """(size,) int64 connections into each neuron, zero weights included (the layer's pattern)."""
+    if layer.kind == "input":
+        return np.zeros(layer.size, np.int64)
+    if layer.kind == "dense":
+        return np.full(layer.size, int(np.prod(in_shape)), np.int64)
+    post, _ = _conv_pairs(replace(layer, weight=np.ones_like(layer.weight)), in_shape)
+    return np.bincount(post, minlength=layer.size).astype(np.int64)
+
+
 # ---------------------------------------------------------------- partition
 class _Packer:
     """Greedy packing of one layer's neurons into cores within the chip's limits."""
 
-    def __init__(self, chip: Chip, layer: Layer, post: np.ndarray, pre: np.ndarray, n_pre: int, max_neurons: int):
+    def __init__(self, chip: Chip, layer: Layer, post: np.ndarray, pre: np.ndarray, connections: np.ndarray,
+                 n_pre: int, max_neurons: int):
         self.chip, self.layer, self.max_neurons = chip, layer, max_neurons
         self.indptr = np.searchsorted(post, np.arange(layer.size + 1))
+        self.connections = np.concatenate([[0], np.cumsum(connections)])
         self.pre = pre
         self.identity = layer.kind == "input"  # one input axon per neuron, no synapses
         self.seen = np.zeros(max(n_pre, layer.size), dtype=bool)
-        self.cores: list[tuple[int, int, int, int]] = []  # (start, stop, synapses, fan_in)
+        self.cores: list[tuple[int, int, int, int, int]] = []  # (start, stop, synapses, connections, fan_in)
         self._open(0)
 
     def _open(self, start: int) -> None:
@@ -209,22 +227,22 @@ class _Packer:
     def _inputs(self, a: int, b: int) -> np.ndarray:
         return np.arange(a, b) if self.identity else self.pre[self.indptr[a]:self.indptr[b]]
 
-    def cost(self, a: int, b: int) -> tuple[int, int, int]:
-        """(neurons, synapses, fan-in) of the open core with neurons [a, b) added."""
+    def cost(self, a: int, b: int) -> tuple[int, int, int, int]:
+        """(neurons, synapses, connections, fan-in) of the open core with neurons [a, b) added."""
         new = np.unique(self._inputs(a, b))
         return (b - self.start, self.synapses + int(self.indptr[b] - self.indptr[a]) * (not self.identity),
-                self.fan_in + int((~self.seen[new]).sum()))
+                int(self.connections[b] - self.connections[self.start]), self.fan_in + int((~self.seen[new]).sum()))
 
-    def broken(self, neurons: int, synapses: int, fan_in: int) -> str | None:
+    def broken(self, neurons: int, synapses: int, connections: int, fan_in: int) -> str | None:
         """The first limit the counts break, as a phrase, or None."""
         chip = self.chip
         if neurons > chip.neurons_per_core:
             return f"{neurons} neurons, a core holds {chip.neurons_per_core} (neurons_per_core)"
         if neurons > self.max_neurons:
             return f"{neurons} neurons, at most {self.max_neurons} per core keep its fan-out within output_axons_per_core"
-        if synapses * chip.bits_per_synapse > chip.synaptic_memory_bits:
-            return (f"{synapses} synapses x {chip.bits_per_synapse} bits = {synapses * chip.bits_per_synapse} bits, "
-                    f"a core holds {chip.synaptic_memory_bits} (synaptic_memory_bits)")
+        if chip.memory_bits(synapses, connections) > chip.synaptic_memory_bits:
+            return (f"{int(chip.memory_bits(synapses, connections))} bits of synaptic memory ({synapses} synapses, "
+                    f"{connections} connections), a core holds {chip.synaptic_memory_bits} (synaptic_memory_bits)")
         if fan_in > chip.input_axons_per_core:
             return (f"inputs from {fan_in} presynaptic neurons, a core takes {chip.input_axons_per_core} "
                     f"(input_axons_per_core)")
@@ -245,10 +263,11 @@ class _Packer:
         if problem is not None:
             raise DeviceError(f"{self.layer.name} does not fit on a core: neurons {a}..{b - 1} need {problem}")
         self.seen[self._inputs(a, b)] = True
-        self.stop, self.synapses, self.fan_in = b, counts[1], counts[2]
+        self.stop, self.synapses, self.fan_in = b, counts[1], counts[3]
 
     def close(self) -> None:
-        self.cores.append((self.start, self.stop, self.synapses, self.fan_in))
+        self.cores.append((self.start, self.stop, self.synapses,
+                           int(self.connections[self.stop] - self.connections[self.start]), self.fan_in))
 
 
 def _units(packer: _Packer, layer: Layer) -> list[tuple[int, int]]:
@@ -262,21 +281,22 @@ def _units(packer: _Packer, layer: Layer) -> list[tuple[int, int]]:
     return [(a, a + 1) for a in range(layer.size)]
 
 
-def _partition(chip: Chip, layer: Layer, post: np.ndarray, pre: np.ndarray, n_pre: int, max_neurons: int):
-    packer = _Packer(chip, layer, post, pre, n_pre, max_neurons)
+def _partition(chip: Chip, layer: Layer, in_shape: tuple[int, ...], max_neurons: int):
+    """The layer's cores as (start, stop, synapses, connections, fan-in) tuples, and its (post, pre)."""
+    post, pre = connectivity(layer, in_shape)
+    packer = _Packer(chip, layer, post, pre, connection_counts(layer, in_shape), int(np.prod(in_shape)), max_neurons)
     units = _units(packer, layer)
     packer._open(0)
     for a, b in units:
         packer.add(a, b)
     packer.close()
-    return packer.cores
+    return packer.cores, post, pre
 
 
-def _synapse_in(post: np.ndarray, pre: np.ndarray, n_pre: int, ranges: list[tuple[int, int, int, int]],
-                size: int) -> np.ndarray:
+def _synapse_in(post: np.ndarray, pre: np.ndarray, n_pre: int, ranges: list[tuple], size: int) -> np.ndarray:
     """(n_pre, cores) synapses from each presynaptic neuron into each core of the layer."""
     local = np.empty(size, dtype=np.int64)
-    for k, (start, stop, _, _) in enumerate(ranges):
+    for k, (start, stop, *_) in enumerate(ranges):
         local[start:stop] = k
     out = np.zeros((n_pre, len(ranges)), dtype=np.int64)
     np.add.at(out, (pre, local[post]), 1)
@@ -315,8 +335,7 @@ def _map(network: NetworkDescription, chip: Chip, caps: list[int]) -> Mapping:
     n_pre = int(np.prod(in_shape))
     input_size, layers, cores, first = n_pre, [], [], 0
     for position, layer in enumerate(network.layers):
-        post, pre = connectivity(layer, in_shape)
-        ranges = _partition(chip, layer, post, pre, n_pre, caps[position])
+        ranges, post, pre = _partition(chip, layer, in_shape, caps[position])
         synapse_in = (np.zeros((n_pre, len(ranges)), np.int64) if layer.kind == "input"
                       else _synapse_in(post, pre, n_pre, ranges, layer.size))
         numbers = tuple(range(first, first + len(ranges)))
@@ -330,10 +349,10 @@ def _map(network: NetworkDescription, chip: Chip, caps: list[int]) -> Mapping:
         first += len(ranges)
         in_shape, n_pre = layer.shape, layer.size
     links, fan_out = _links(chip, layers, cores)
-    placed = tuple(Core(index=g, layer=pos, start=start, stop=stop, synapses=syn,
-                        memory_bits=syn * chip.bits_per_synapse, fan_in=fan_in, fan_out=int(fan_out[g]),
+    placed = tuple(Core(index=g, layer=pos, start=start, stop=stop, synapses=syn, connections=conn,
+                        memory_bits=int(chip.memory_bits(syn, conn)), fan_in=fan_in, fan_out=int(fan_out[g]),
                         position=chip.position(g))
-                   for g, (pos, start, stop, syn, fan_in) in enumerate(cores))
+                   for g, (pos, start, stop, syn, conn, fan_in) in enumerate(cores))
     for core in placed:
         if core.fan_out > chip.output_axons_per_core:
             raise _FanOut(core.layer, core.neurons, core.fan_out,
@@ -350,7 +369,7 @@ def _links(chip: Chip, layers: list[LayerMap], cores: list[tuple]) -> tuple[list
     for before, after in zip(layers, layers[1:]):
         routed = after.synapse_in > 0  # (n_pre, k_after): which source neurons reach each core
         for g in before.cores:
-            _, start, stop, _, _ = cores[g]
+            _, start, stop, *_ = cores[g]
             routes = routed[start:stop].sum(axis=0)
             fan_out[g] = int(routes.sum())
             links.extend(Link(g, int(t), chip.hops(g, int(t)), int(r))
@@ -374,6 +393,7 @@ def mapping_summary(mapping: Mapping) -> dict:
         cores = [mapping.cores[g] for g in layer.cores]
         layers.append({"name": layer.name, "cores": len(cores), "neurons": layer.size,
                        "synapses": int(sum(c.synapses for c in cores)),
+                       "connections": int(sum(c.connections for c in cores)),
                        "neurons_pct": 100 * share(cores, "neurons", chip.neurons_per_core),
                        "memory_pct": 100 * share(cores, "memory_bits", chip.synaptic_memory_bits),
                        "max_fan_in": int(max(c.fan_in for c in cores)),
@@ -392,7 +412,8 @@ def format_mapping(mapping: Mapping, profile_name: str) -> str:
     lines = [f"{mapping.network} on {profile_name}: {summary['cores']} of {summary['system_cores']} cores "
              f"({summary['core_utilisation_pct']:.1f}%), {summary['chips']} chip(s); limits per core: "
              f"{chip.neurons_per_core} neurons, {chip.synaptic_memory_bits} bits synaptic memory "
-             f"({chip.bits_per_synapse} bits/synapse), {chip.input_axons_per_core} fan-in, "
+             f"(dense {chip.weight_bits} bits/connection or sparse {chip.bits_per_synapse} bits/synapse), "
+             f"{chip.input_axons_per_core} fan-in, "
              f"{chip.output_axons_per_core} fan-out",
              f"{'layer':<28}{'cores':>6}{'neurons':>9}{'synapses':>11}{'neur/core':>10}{'memory':>8}"
              f"{'fan-in max':>11}{'fan-in':>8}{'fan-out max':>12}"]
@@ -400,6 +421,6 @@ def format_mapping(mapping: Mapping, profile_name: str) -> str:
         lines.append(f"{row['name']:<28}{row['cores']:>6}{row['neurons']:>9}{row['synapses']:>11}"
                      f"{row['neurons_pct']:>9.1f}%{row['memory_pct']:>7.1f}%{row['max_fan_in']:>11}"
                      f"{row['fan_in_pct']:>7.1f}%{row['max_fan_out']:>12}")
-    lines.append(f"(per-layer % = mean over the layer's cores of use / limit; {summary['links']} core-to-core "
-                 f"links, mean {summary['mean_hops']:.1f} hops)")
+    lines.append(f"(synapses: non-zero weights; per-layer % = mean over the layer's cores of use / limit; "
+                 f"{summary['links']} core-to-core links, mean {summary['mean_hops']:.1f} hops)")
     return "\n".join(lines)

@@ -27,14 +27,14 @@ Definitions (per sample):
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 
 from ..errors import DataError
 from .chip import Chip
 from .energy import EnergyModel
-from .mapping import Mapping, connectivity
+from .mapping import Mapping, connection_counts, connectivity
 from .netx_reader import NetworkDescription
 
 
@@ -159,7 +159,7 @@ def neurobench_metrics(network: NetworkDescription, neuron_counts: np.ndarray, s
         if layer.weight is not None:
             _, sources = connectivity(layer, in_shape)
             effective = effective + pre @ np.bincount(sources, minlength=pre.shape[1])
-            dense += len(connectivity(replace(layer, weight=np.ones_like(layer.weight)), in_shape)[0])
+            dense += int(connection_counts(layer, in_shape).sum())
             footprint += layer.weight.nbytes
             zeros += int(np.count_nonzero(layer.weight == 0))
             weights += layer.weight.size
