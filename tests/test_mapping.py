@@ -190,7 +190,9 @@ def test_neurobench_metrics_by_hand():
     # input 0 reaches 2 synapses, input 1 one: (2*2 + 1) and (0 + 3) -> mean 4
     assert metrics["synaptic_operations"] == {"effective_acs": 4.0, "dense": 4 * 5}
     assert metrics["connection_sparsity"] == 0.25
-    assert metrics["footprint_bytes"] == weight.nbytes
+    assert metrics["footprint_bytes"] == 4 * 4 and neurobench_metrics(net, counts, 5, bytes_per_parameter=1)["footprint_bytes"] == 4
+    with pytest.raises(DataError, match=r"nb.net: expected \(N, 4\)"):
+        neurobench_metrics(net, counts[:, :3], steps=5)
 
 
 # ---------------------------------------------------------------- replay (Lava)

@@ -129,7 +129,8 @@ def total_energy(activity: CoreActivity, energy: EnergyModel, chip: Chip) -> np.
 
 
 # ---------------------------------------------------------------- NeuroBench-style metrics
-def neurobench_metrics(network: NetworkDescription, neuron_counts: np.ndarray, steps: int) -> dict[str, float]:
+def neurobench_metrics(network: NetworkDescription, neuron_counts: np.ndarray, steps: int,
+                       bytes_per_parameter: int = 4) -> dict:
     """NeuroBench's workload and static metrics for a replay, with NeuroBench's definitions:
 
     - activation_sparsity: 1 - (spikes of all layers' neurons) / (neurons x T), over all
@@ -139,14 +140,15 @@ def neurobench_metrics(network: NetworkDescription, neuron_counts: np.ndarray, s
       input stream's spikes into the first layer included) and ``dense`` = every connection
       of every layer once per step, zero weights and silent neurons included (NeuroBench's
       Dense);
-    - footprint_bytes: bytes of the stored parameters (weights and biases as the netx file
-      holds them, NeuroBench's parameter footprint);
+    - footprint_bytes: weights and biases x ``bytes_per_parameter`` (NeuroBench's footprint of
+      the model's parameters; 4: float32, as the SLAYER model and the netx file hold them);
     - connection_sparsity: zero weights / all weights over the dense and conv weight tensors.
 
     Args:
         network: the replayed network.
         neuron_counts: (N, P) per-neuron counts, input first (DeviceOutput.neuron_counts).
         steps: T.
+        bytes_per_parameter: storage of one weight or bias.
     """
     sizes = [int(np.prod(network.input_shape))] + [layer.size for layer in network.layers]
     if np.shape(neuron_counts)[1:] != (sum(sizes),):
@@ -160,11 +162,11 @@ def neurobench_metrics(network: NetworkDescription, neuron_counts: np.ndarray, s
             _, sources = connectivity(layer, in_shape)
             effective = effective + pre @ np.bincount(sources, minlength=pre.shape[1])
             dense += int(connection_counts(layer, in_shape).sum())
-            footprint += layer.weight.nbytes
+            footprint += layer.weight.size * bytes_per_parameter
             zeros += int(np.count_nonzero(layer.weight == 0))
             weights += layer.weight.size
         if layer.bias is not None:
-            footprint += layer.bias.nbytes
+            footprint += layer.bias.size * bytes_per_parameter
         in_shape = layer.shape
     neurons = sum(sizes[1:])
     spikes = sum(int(p.sum()) for p in populations[1:])
