@@ -181,6 +181,17 @@ def test_core_activity_hops_busiest_core_and_energy_by_hand():
         core_activity(mapping, counts[:, :-1], steps=4)
 
 
+def test_input_layer_neurons_take_one_axon_each_and_no_synapses():
+    net = NetworkDescription(Path("in.net"), (6,), (Layer(0, "input", (6,), NEURON), dense(1, np.ones((2, 6)))))
+    mapping = map_network(net, chip())
+    assert ranges(mapping) == [(0, 0, 4), (0, 4, 6), (1, 0, 2)]
+    assert [(c.synapses, c.fan_in) for c in mapping.cores] == [(0, 4), (0, 2), (12, 6)]
+    counts = np.array([[1, 2, 0, 0, 3, 1, 2, 0, 0, 1, 0, 4, 5, 0]])  # input 6, input layer 6, dense 2
+    activity = core_activity(mapping, counts, steps=3)
+    assert activity.spikes_in.tolist() == [[3, 4, 7]] and activity.synops.tolist() == [[0, 0, 2 * 7]]
+    assert activity.link_spikes.tolist() == [[3, 4]]
+
+
 def test_neurobench_metrics_by_hand():
     weight = np.array([[1.0, 0.0], [2.0, 3.0]])
     net = NetworkDescription(Path("nb.net"), (2,), (dense(0, weight),))
@@ -334,3 +345,24 @@ def test_harness_map_refuses_clearly(digits_net, tmp_path, capsys):
     assert "does not fit: layer 0 (dense 128) brings the network to 3 cores, the system has 2" in capsys.readouterr().err
     assert main(["map", "--run", str(tmp_path / "norun"), "--profile", "loihi1"]) == 2
     assert "harness train --run" in capsys.readouterr().err
+
+
+def test_harness_map_conv_network_needs_its_input_shape(tmp_path, capsys):
+    import torch
+
+    from harness.cli import main
+    from harness.models import build_network, spec_from_dict
+
+    spec = spec_from_dict({
+        "name": "conv", "data": {"dataset": "digits", "steps": 16, "input_shape": [1, 8, 8]},
+        "neuron": {"threshold": 1.25, "current_decay": 0.25, "voltage_decay": 0.03},
+        "layers": [{"type": "conv", "out": 6, "kernel": 3, "stride": 2, "padding": 1},
+                   {"type": "flatten"}, {"type": "dense", "out": 10}]}, "test")
+    net = build_network(spec, seed=1).eval()
+    with torch.no_grad():
+        net(torch.zeros(1, *spec.input_shape, spec.steps))
+    net.export_hdf5(tmp_path / "conv.net")
+    assert main(["map", "--network", str(tmp_path / "conv.net"), "--profile", "loihi1", "--input-shape", "1", "8", "8"]) == 0
+    assert "layer 0 (conv 6x4x4)" in capsys.readouterr().out
+    assert main(["map", "--network", str(tmp_path / "conv.net"), "--profile", "loihi1"]) == 2
+    assert "the input shape must be given" in capsys.readouterr().err
