@@ -11,8 +11,8 @@ from harness.device.chip import Chip
 from harness.device.energy import EnergyModel
 from harness.device.mapping import connectivity, format_mapping, map_network, mapping_summary
 from harness.device.netx_reader import Layer, NetworkDescription
-from harness.device.workload import (busiest_core, core_activity, core_energy, latency_proxy, neurobench_metrics,
-                                     total_energy)
+from harness.device.workload import (busiest_core, core_activity, core_energy, inference_figures, latency_proxy,
+                                     neurobench_metrics, total_energy)
 from harness.errors import DataError, DeviceError
 
 NEURON = {"vThMant": 80, "iDecay": 1024, "vDecay": 128}
@@ -177,6 +177,14 @@ def test_core_activity_hops_busiest_core_and_energy_by_hand():
     index, most = busiest_core(load)
     assert index.tolist() == [[1, 2, 0]] and most.tolist() == [[2, 3, 5]]
     assert latency_proxy(load).tolist() == [10]
+    synops_steps = np.zeros((2, 4, 4), np.int64)
+    synops_steps[:, :, 0] = activity.synops  # all of a sample's operations in its first step
+    figures = inference_figures(mapping, counts, synops_steps, energy, steps=4)
+    assert figures["spikes_per_layer"] == [(7 + 5) / 2, (1 + 2) / 2] and figures["synops"] == (81 + 15) / 2
+    assert figures["traffic_spike_hops"] == (13 + 15) / 2 and figures["hop_energy_j"] == pytest.approx(14e-12)
+    assert figures["busiest_core_load"] == (21 + 15) / 2 == figures["latency_proxy"]
+    assert figures["energy_j"] == pytest.approx(total_energy(activity, energy, mapping.chip).mean())
+    assert figures["per_core"]["spikes_in"] == [5.0, 5.0, 5.0, 6.0]
     with pytest.raises(DataError, match=r"expected \(N, 19\) for populations \[10, 6, 3\]"):
         core_activity(mapping, counts[:, :-1], steps=4)
 
@@ -254,6 +262,11 @@ def _check_records(out, expected: np.ndarray, steps: int) -> None:
     assert np.array_equal(activity.synops, out.core_synops.sum(-1))
     assert np.array_equal(activity.spikes_out, out.core_spikes.sum(-1))
     assert np.all(activity.traffic > 0)
+    assert np.allclose(core_energy(activity, out.profile.energy).sum(axis=1), out.energy_j)
+    figures = inference_figures(mapping, out.neuron_counts, out.core_synops, out.profile.energy, steps)
+    assert figures["synops"] == pytest.approx(out.synops.mean())
+    assert figures["energy_j"] == pytest.approx(out.energy_j.mean() + figures["hop_energy_j"]) and figures["hop_energy_j"] > 0
+    assert 0 < figures["busiest_core_load"] <= figures["latency_proxy"] <= out.synops.mean()
     sub = out.subset(slice(0, 3))
     assert sub.core_synops.shape[0] == 3 and "neuron_counts" in sub.arrays()
 

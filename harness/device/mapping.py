@@ -218,9 +218,9 @@ class _Packer:
         self.identity = layer.kind == "input"  # one input axon per neuron, no synapses
         self.seen = np.zeros(max(n_pre, layer.size), dtype=bool)
         self.cores: list[tuple[int, int, int, int, int]] = []  # (start, stop, synapses, connections, fan_in)
-        self._open(0)
+        self.open(0)
 
-    def _open(self, start: int) -> None:
+    def open(self, start: int) -> None:
         self.start, self.stop, self.synapses, self.fan_in = start, start, 0, 0
         self.seen[:] = False
 
@@ -249,7 +249,7 @@ class _Packer:
         return None
 
     def fits_alone(self, a: int, b: int) -> bool:
-        self._open(a)
+        self.open(a)
         return self.broken(*self.cost(a, b)) is None
 
     def add(self, a: int, b: int) -> None:
@@ -257,7 +257,7 @@ class _Packer:
         counts = self.cost(a, b)
         if self.broken(*counts) is not None and self.stop > self.start:
             self.close()
-            self._open(a)
+            self.open(a)
             counts = self.cost(a, b)
         problem = self.broken(*counts)
         if problem is not None:
@@ -286,7 +286,7 @@ def _partition(chip: Chip, layer: Layer, in_shape: tuple[int, ...], max_neurons:
     post, pre = connectivity(layer, in_shape)
     packer = _Packer(chip, layer, post, pre, connection_counts(layer, in_shape), int(np.prod(in_shape)), max_neurons)
     units = _units(packer, layer)
-    packer._open(0)
+    packer.open(0)
     for a, b in units:
         packer.add(a, b)
     packer.close()

@@ -128,6 +128,37 @@ def total_energy(activity: CoreActivity, energy: EnergyModel, chip: Chip) -> np.
     return core_energy(activity, energy).sum(axis=1) + activity.traffic * (chip.hop_energy_j or 0.0)
 
 
+def inference_figures(mapping: Mapping, neuron_counts: np.ndarray, core_synops: np.ndarray, energy: EnergyModel,
+                      steps: int) -> dict:
+    """Absolute per-inference figures of a replay, means over its N samples (for results.json).
+
+    Args:
+        mapping, neuron_counts, core_synops: the replay's (DeviceOutput.mapping, .neuron_counts,
+            .core_synops (N, C, T)).
+        energy: the profile's per-operation energies (the hop energy comes from the mapping's chip).
+        steps: T.
+    Returns:
+        spikes_per_layer (mean spikes of each layer), synops, energy_j (per-core energy plus
+        hops, joules), hop_energy_j, traffic_spike_hops, busiest_core_load (the largest
+        synaptic operations one core performs in one step), latency_proxy (sum over steps of
+        the busiest core's synaptic operations), and per_core (mean synops, spikes out and in
+        per core).
+    """
+    activity = core_activity(mapping, neuron_counts, steps)
+    populations = split_populations(mapping, neuron_counts)
+    hops_j = activity.traffic * (mapping.chip.hop_energy_j or 0.0)
+    return {"spikes_per_layer": [float(p.sum(axis=1).mean()) for p in populations[1:]],
+            "synops": float(activity.synops.sum(axis=1).mean()),
+            "energy_j": float(total_energy(activity, energy, mapping.chip).mean()),
+            "hop_energy_j": float(hops_j.mean()),
+            "traffic_spike_hops": float(activity.traffic.mean()),
+            "busiest_core_load": float(busiest_core(core_synops)[1].max(axis=1).mean()),
+            "latency_proxy": float(latency_proxy(core_synops).mean()),
+            "per_core": {"synops": activity.synops.mean(axis=0).tolist(),
+                         "spikes_out": activity.spikes_out.mean(axis=0).tolist(),
+                         "spikes_in": activity.spikes_in.mean(axis=0).tolist()}}
+
+
 # ---------------------------------------------------------------- NeuroBench-style metrics
 def neurobench_metrics(network: NetworkDescription, neuron_counts: np.ndarray, steps: int,
                        bytes_per_parameter: int = 4) -> dict:
