@@ -313,6 +313,45 @@ def cmd_replay(args: argparse.Namespace) -> int:
     return 0
 
 
+# ---------------------------------------------------------------- map
+def add_map(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("map", help="map a network onto a profile's neurocores and print the table",
+                       description="Partition every layer of a netx network into the cores of the profile's "
+                                   "[chip] table (neurons, synaptic memory and fan-in per core), place them on "
+                                   "the mesh in layer order and print cores per layer, neurons, synapses, "
+                                   "memory use, fan-in and utilisation. See docs/device.md, 'Neurocore mapping'.")
+    p.add_argument("--profile", required=True, help="hardware profile with a [chip] table: a name in "
+                   "hw_profiles/ (e.g. loihi1, loihi2-fixed) or a path to a .toml profile")
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("--run", metavar="RUN_DIR", help="run directory with a trained model")
+    which.add_argument("--network", metavar="FILE.net", help="netx HDF5 network")
+    p.add_argument("--input-shape", type=int, nargs="+", metavar="N",
+                   help="with --network: input frame shape, C or C H W (needed when the file has no Input "
+                        "layer and starts with a conv layer)")
+    p.set_defaults(func=cmd_map)
+
+
+def cmd_map(args: argparse.Namespace) -> int:
+    from .device.mapping import format_mapping, map_network
+    from .device.netx_reader import read_network
+    from .device.profiles import load_profile
+    from .errors import ConfigError
+    from .store import RunDir, read_json
+
+    profile = load_profile(args.profile)
+    if profile.chip is None:
+        raise ConfigError(f"profile '{profile.name}' ({profile.path}) has no [chip] table to map onto")
+    if args.run is not None:
+        run = RunDir(args.run)
+        network_file = run.require(run.network, f"harness train --run {run.root} --model MODEL")
+        shape = read_json(run.card).get("spec", {}).get("data", {}).get("input_shape")  # None: from the file
+        input_shape = tuple(shape) if shape else None
+    else:
+        network_file, input_shape = args.network, tuple(args.input_shape) if args.input_shape else None
+    print(format_mapping(map_network(read_network(network_file, input_shape), profile.chip), profile.name))
+    return 0
+
+
 # ---------------------------------------------------------------- main
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -322,7 +361,7 @@ def build_parser() -> argparse.ArgumentParser:
     from . import __version__
     parser.add_argument("--version", action="version", version=f"harness {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for add in (add_train, add_attack, add_ann, add_replay, add_report, add_run):  # data-flow order
+    for add in (add_train, add_attack, add_ann, add_replay, add_map, add_report, add_run):  # data-flow order
         add(sub)
     return parser
 

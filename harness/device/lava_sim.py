@@ -94,10 +94,13 @@ class SimResult:
         rasters: (N, K, T) uint8 output spikes (the first ``depth`` steps of each sample zeroed).
         activity: (N, L + 1, 2) int64 per sample and population (the input, then every layer):
             [..., 0] spikes, [..., 1] synaptic events (spikes x fan-out).
+        recorded: per population, (N, columns) int64: the monitor's per-neuron and per-core
+            columns (:mod:`harness.device.recording`).
     """
 
     rasters: np.ndarray
     activity: np.ndarray
+    recorded: list[np.ndarray]
 
 
 def write_source(spikes: np.ndarray, order: np.ndarray, batch: Batch, path: Path) -> None:
@@ -178,7 +181,7 @@ def _neuron(layer: LoweredLayer, lanes: int, window: int, depth: int, tag: str):
 
 
 def build_and_run(lowered: list[LoweredLayer], batch: Batch, source_file: Path, workdir: Path,
-                  tag: str) -> SimResult:
+                  tag: str, monitors: list[dict] | None = None) -> SimResult:
     """Build the Lava network for ``batch``, run it once, stop it, and read the sinks' files.
 
     Args:
@@ -187,6 +190,8 @@ def build_and_run(lowered: list[LoweredLayer], batch: Batch, source_file: Path, 
         source_file: the input stream written by :func:`write_source`.
         workdir: directory for the sinks' output files.
         tag: ``fixed_pt`` or ``floating_pt``.
+        monitors: per population (input, then each layer), extra ActivityMonitor options
+            (:func:`harness.device.recording.monitor_options`), or None.
     """
     from .lava_procs.io import ActivityMonitor, SpikeFileSource, SpikeRecorder
 
@@ -196,8 +201,9 @@ def build_and_run(lowered: list[LoweredLayer], batch: Batch, source_file: Path, 
     monitor_files = [workdir / f"activity_{i}.npy" for i in range(len(lowered) + 1)]
 
     def monitor(port, index: int, fan: np.ndarray, depth: int) -> None:
+        extra = monitors[index] if monitors else {}
         sink = ActivityMonitor(path=str(monitor_files[index]), lanes=lanes, fanout=fan, interval=window,
-                               windows=windows, first=depth, last=batch.steps)
+                               windows=windows, first=depth, last=batch.steps, **extra)
         port.connect(sink.a_in)
 
     port, depth = source.s_out, 0
@@ -218,8 +224,9 @@ def build_and_run(lowered: list[LoweredLayer], batch: Batch, source_file: Path, 
     raster = np.load(raster_file).reshape(lanes, n_in, windows, window)[..., :batch.steps].transpose(2, 0, 1, 3)
     raster = raster.reshape(windows * lanes, n_in, batch.steps)[:batch.samples]
     raster[..., :depth] = 0
-    activity = np.stack([np.load(f).reshape(windows * lanes, 2)[:batch.samples] for f in monitor_files], axis=1)
-    return SimResult(rasters=raster, activity=activity)
+    monitored = [np.load(f).reshape(windows * lanes, -1)[:batch.samples] for f in monitor_files]
+    activity = np.stack([m[:, :2] for m in monitored], axis=1)
+    return SimResult(rasters=raster, activity=activity, recorded=[m[:, 2:] for m in monitored])
 
 
 def run_network(process, steps: int, tag: str) -> None:
@@ -304,9 +311,11 @@ def replay_lava_sim(network_file, spikes: np.ndarray, profile, *, sample_keys=No
     from .energy import activity_from_monitors
     from .lowering import input_order, lower, output_order
     from .netx_reader import check_input, read_network
+    from .recording import decode, monitor_options
 
     network = read_network(network_file, spikes.shape[1:-1])
     check_input(network, spikes.shape)
+    mapping, mapping_error = _mapping(network, profile)
     replayed = profile.noise.apply(spikes, sample_keys)
     lowered = lower(network)
     samples, steps = len(spikes), spikes.shape[-1]
@@ -320,15 +329,33 @@ def replay_lava_sim(network_file, spikes: np.ndarray, profile, *, sample_keys=No
         workdir = Path(tmp)
         write_source(replayed.reshape(samples, -1, steps), input_order(network), batch, workdir / "input.npy")
         result = run_supervised(build_and_run, lowered, batch, workdir / "input.npy", workdir, profile.select_tag,
-                                timeout=timeout or default_timeout(lowered, batch), what="Lava replay",
+                                monitor_options(network, mapping), timeout=timeout or default_timeout(lowered, batch),
+                                what="Lava replay",
                                 on_progress=lambda done, _: bar.update(batch.samples_done(done) - bar.n))
     wall = time.perf_counter() - started
     rasters = result.rasters[:, output_order(network)]
     counts = rasters.sum(axis=-1, dtype=np.int64)
     activity = activity_from_monitors(result.activity, [layer.size for layer in lowered], steps)
+    recorded = decode(network, mapping, result.recorded, steps)
     return DeviceOutput(rasters=rasters, counts=counts, predictions=predict(counts),
                         layer_counts=activity.layer_spikes, input_spikes=activity.input_spikes,
                         synops=activity.synops, neuron_updates=activity.neuron_updates,
                         energy_j=profile.energy.estimate(activity.synops, activity.neuron_updates, activity.spikes),
                         layer_names=[layer.layer.name for layer in lowered], wall_seconds=wall,
-                        lanes=batch.lanes, profile=profile)
+                        lanes=batch.lanes, profile=profile, neuron_counts=recorded.neuron_counts,
+                        core_spikes=recorded.core_spikes, core_synops=recorded.core_synops, mapping=mapping,
+                        mapping_error=mapping_error)
+
+
+def _mapping(network, profile):
+    """(mapping, None) on the profile's chip, or (None, why not): a network that does not fit
+    the chip still replays in simulation, without per-core records."""
+    from ..errors import DeviceError
+    from .mapping import map_network
+
+    if profile.chip is None:
+        return None, f"profile '{profile.name}' has no [chip] table"
+    try:
+        return map_network(network, profile.chip), None
+    except DeviceError as exc:
+        return None, str(exc)

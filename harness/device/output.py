@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 if TYPE_CHECKING:  # type-only: profiles -> registry -> backends -> output must not loop back
+    from .mapping import Mapping
     from .profiles import Profile
 
 
@@ -33,6 +34,15 @@ class DeviceOutput:
         wall_seconds: wall time of the replay (build, compile, run, read-back).
         lanes: samples replayed side by side in one run.
         profile: the hardware profile used.
+        neuron_counts: (N, P) int64 spikes of every neuron over the counted steps (those of
+            ``layer_counts``): the input stream's channels first, then each layer's neurons,
+            each in SLAYER's flat order (split with :func:`harness.device.workload.split_populations`).
+        core_spikes: (N, C, T) int64 spikes each core of ``mapping`` emits per step, or None.
+        core_synops: (N, C, T) int64 synaptic operations each core performs per step (from
+            the spikes sent at that step), or None.
+        mapping: the network's neurocore mapping on the profile's chip, or None when the
+            profile has no [chip] table or the network does not fit (``mapping_error`` says why).
+        mapping_error: why there is no mapping, or None.
     """
 
     rasters: np.ndarray
@@ -47,20 +57,28 @@ class DeviceOutput:
     wall_seconds: float
     lanes: int
     profile: "Profile"
+    neuron_counts: np.ndarray | None = None
+    core_spikes: np.ndarray | None = None
+    core_synops: np.ndarray | None = None
+    mapping: "Mapping | None" = None
+    mapping_error: str | None = None
 
     def __len__(self) -> int:
         return len(self.predictions)
 
     def subset(self, index) -> "DeviceOutput":
         """The same output restricted to the samples ``index`` selects (a slice or an index array)."""
-        return replace(self, **{name: getattr(self, name)[index] for name in _PER_SAMPLE})
+        return replace(self, **{name: getattr(self, name)[index] for name in _PER_SAMPLE
+                                if getattr(self, name) is not None})
 
     def arrays(self) -> dict[str, np.ndarray]:
         """The per-sample arrays by name (the datasets of a device artifact)."""
         return {"output_rasters": self.rasters, "output_counts": self.counts, "predictions": self.predictions,
                 "layer_counts": self.layer_counts, "input_spikes": self.input_spikes, "synops": self.synops,
-                "neuron_updates": self.neuron_updates, "energy_j": self.energy_j}
+                "neuron_updates": self.neuron_updates, "energy_j": self.energy_j,
+                **{name: getattr(self, name) for name in _RECORDED if getattr(self, name) is not None}}
 
 
+_RECORDED = ("neuron_counts", "core_spikes", "core_synops")
 _PER_SAMPLE = ("rasters", "counts", "predictions", "layer_counts", "input_spikes", "synops", "neuron_updates",
-               "energy_j")
+               "energy_j") + _RECORDED

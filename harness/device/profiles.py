@@ -20,6 +20,8 @@ cited source) and optional input non-idealities::
     drop_probability = 0.05
     jitter_steps = 1
     seed = 0
+
+    [chip]                     # optional: neurocore limits and mesh (harness/device/chip.py)
 """
 from __future__ import annotations
 
@@ -28,6 +30,7 @@ from pathlib import Path
 
 from ..config import available, check_unknown, load_toml, require_keys, resolve_spec
 from ..errors import ConfigError
+from .chip import Chip, chip_from_table
 from .energy import EnergyModel, energy_model_from_table
 from .noise import InputNoise, noise_from_table
 from .registry import backend_kinds
@@ -46,17 +49,19 @@ class Profile:
     energy: EnergyModel
     noise: InputNoise = field(default_factory=InputNoise)
     path: Path | None = None
+    chip: Chip | None = None
 
     def to_dict(self) -> dict:
         """The profile as a JSON-friendly dict (stored with every replay output)."""
         return {"name": self.name, "description": self.description,
                 "backend": {"kind": self.backend, "select_tag": self.select_tag},
-                "energy": self.energy.to_dict(), "noise": self.noise.to_dict()}
+                "energy": self.energy.to_dict(), "noise": self.noise.to_dict(),
+                **({"chip": self.chip.to_dict()} if self.chip else {})}
 
 
 def profile_from_dict(raw: dict, where: str) -> Profile:
     """Validate a parsed profile; every error names ``where`` and the offending key."""
-    check_unknown(raw, {"name", "description", "backend", "energy", "noise"}, where)
+    check_unknown(raw, {"name", "description", "backend", "energy", "noise", "chip"}, where)
     require_keys(raw, ["name", "backend", "energy"], where)
     backend = raw["backend"]
     if not isinstance(backend, dict):
@@ -75,7 +80,8 @@ def profile_from_dict(raw: dict, where: str) -> Profile:
     return Profile(name=str(raw["name"]), description=str(raw.get("description", "")),
                    backend=backend["kind"], select_tag=backend["select_tag"],
                    energy=energy_model_from_table(raw["energy"], f"{where} [energy]"),
-                   noise=noise_from_table(raw.get("noise", {}), f"{where} [noise]"))
+                   noise=noise_from_table(raw.get("noise", {}), f"{where} [noise]"),
+                   chip=chip_from_table(raw["chip"], f"{where} [chip]") if "chip" in raw else None)
 
 
 def load_profile(name_or_path: str | Path) -> Profile:

@@ -116,8 +116,16 @@ class ActivityMonitor(AbstractProcess):
     Time is cut into windows of ``interval`` steps (one sample per lane and window); only the
     steps whose position in the window lies in [first, last) are counted (earlier ones still
     carry the previous sample, later ones fall outside the sample's T steps). The saved array
-    is (windows, lanes, 2) int64: [..., 0] spikes, [..., 1] synaptic events (each spike
-    weighted by its neuron's fan-out).
+    is (windows, lanes, 2 + extra) int64: [..., 0] spikes, [..., 1] synaptic events (each spike
+    weighted by its neuron's fan-out), then, when asked for (per-core recording,
+    harness/device/mapping.py), in this order:
+
+    - ``neurons``: n columns, each neuron's spikes;
+    - ``groups`` (n,) core of each neuron (0..k-1): k x ``last`` columns, [g * last + p] the
+      spikes group g emits at window position p;
+    - ``targets`` (n, k2) synapses from each neuron into each of k2 destination cores:
+      k2 x ``last`` columns, [c * last + p] the synaptic events the spikes sent at position p
+      cause in destination core c.
 
     Args:
         path: output .npy file.
@@ -125,13 +133,22 @@ class ActivityMonitor(AbstractProcess):
         fanout: (n,) int64 synapses leaving each neuron of one copy.
         interval: window length in steps; windows: number of windows.
         first, last: the counted positions in each window, [first, last).
+        neurons: also count each neuron's spikes.
+        groups, targets: see above (None: not recorded).
     """
 
     def __init__(self, *, path: str, lanes: int, fanout: np.ndarray, interval: int, windows: int,
-                 first: int, last: int) -> None:
+                 first: int, last: int, neurons: bool = False, groups: np.ndarray | None = None,
+                 targets: np.ndarray | None = None) -> None:
+        n = len(fanout)
+        onehot = np.zeros((n, 0), dtype=np.int64)
+        if groups is not None:
+            onehot = (np.asarray(groups)[:, None] == np.arange(int(np.max(groups)) + 1)[None, :]).astype(np.int64)
+        targets = np.zeros((n, 0), dtype=np.int64) if targets is None else np.asarray(targets, dtype=np.int64)
         super().__init__(path=path, lanes=lanes, fanout=np.asarray(fanout, dtype=np.int64),
-                         interval=interval, windows=windows, first=first, last=last)
-        self.a_in = InPort(shape=(lanes * len(fanout),))
+                         interval=interval, windows=windows, first=first, last=last, neurons=bool(neurons),
+                         per_step=np.concatenate([onehot, targets], axis=1))
+        self.a_in = InPort(shape=(lanes * n,))
 
 
 @implements(proc=ActivityMonitor, protocol=LoihiProtocol)
@@ -145,7 +162,11 @@ class PyActivityMonitorModel(_FileSink):
         self._lanes = proc_params["lanes"]
         self._interval = proc_params["interval"]
         self._counted = range(proc_params["first"], proc_params["last"])
-        self._buffer = np.zeros((proc_params["windows"], self._lanes, 2), dtype=np.int64)
+        self._neurons = len(self._fanout) if proc_params["neurons"] else 0
+        self._per_step = proc_params["per_step"]  # (n, k + k2): group one-hot, then synapses per target
+        self._steps = proc_params["last"]
+        width = 2 + self._neurons + self._per_step.shape[1] * self._steps
+        self._buffer = np.zeros((proc_params["windows"], self._lanes, width), dtype=np.int64)
 
     def run_spk(self) -> None:
         spikes = self.a_in.recv()
@@ -153,5 +174,11 @@ class PyActivityMonitorModel(_FileSink):
         if position not in self._counted or window >= len(self._buffer):
             return
         per_lane = (spikes != 0).reshape(self._lanes, -1)
-        self._buffer[window, :, 0] += per_lane.sum(axis=1)
-        self._buffer[window, :, 1] += per_lane @ self._fanout
+        row = self._buffer[window]
+        row[:, 0] += per_lane.sum(axis=1)
+        row[:, 1] += per_lane @ self._fanout
+        if self._neurons:
+            row[:, 2:2 + self._neurons] += per_lane
+        if self._per_step.shape[1]:
+            columns = 2 + self._neurons + np.arange(self._per_step.shape[1]) * self._steps + position
+            row[:, columns] += per_lane.astype(np.int64) @ self._per_step
