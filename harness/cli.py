@@ -336,15 +336,15 @@ def cmd_map(args: argparse.Namespace) -> int:
     from .device.netx_reader import read_network
     from .device.profiles import load_profile
     from .errors import ConfigError
-    from .store import RunDir, read_json
+    from .runs import open_run
 
     profile = load_profile(args.profile)
     if profile.chip is None:
         raise ConfigError(f"profile '{profile.name}' ({profile.path}) has no [chip] table to map onto")
     if args.run is not None:
-        run = RunDir(args.run)
-        network_file = run.require(run.network, f"harness train --run {run.root} --model MODEL")
-        shape = read_json(run.card).get("spec", {}).get("data", {}).get("input_shape")  # None: from the file
+        run = open_run(args.run)
+        network_file = run.network_file
+        shape = run.card.get("spec", {}).get("data", {}).get("input_shape")  # None: from the file
         input_shape = tuple(shape) if shape else None
     else:
         network_file, input_shape = args.network, tuple(args.input_shape) if args.input_shape else None

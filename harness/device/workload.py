@@ -1,7 +1,7 @@
 """Per-core activity of a replay on a :class:`~harness.device.mapping.Mapping`, and
 NeuroBench-style workload metrics. Pure numpy.
 
-Inputs are what the replay records (:class:`harness.device.backend.DeviceOutput`):
+Inputs are what the replay records (:class:`harness.device.output.DeviceOutput`):
 
 - ``neuron_counts`` (N, P) spikes of every neuron per sample over its counted steps, the
   populations side by side: the input stream's channels first, then each layer's neurons,

@@ -46,7 +46,8 @@ import numpy as np
 import torch
 
 from ..errors import ConfigError, DataError
-from ..models import SpikingNetwork, load_checkpoint, spec_from_dict
+from ..models import SpikingNetwork, spec_from_dict
+from ..runs import open_run
 from ..store import atomic_path
 
 SUPPORTED_NODES = ("Input", "Linear", "Affine", "Conv2d", "Flatten", "CubaLIF", "LIF", "IF", "Output")
@@ -635,7 +636,7 @@ def export_nir(run_dir_or_network: str | Path | SpikingNetwork, out_path: str | 
 
     net = run_dir_or_network
     if not isinstance(net, SpikingNetwork):
-        net = load_checkpoint(Path(run_dir_or_network) / "model" / "checkpoint.pt")
+        net = open_run(run_dir_or_network).net
     nodes, order = _export_nodes(net)
     graph = nir.NIRGraph(nodes=nodes, edges=list(zip(order[:-1], order[1:])))
     with atomic_path(out_path) as tmp:
