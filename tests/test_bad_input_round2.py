@@ -198,7 +198,7 @@ def test_replay_run_form_refuses_a_network_lacking_its_weight(tmp_path, netx_fil
     run.model_dir.mkdir(parents=True)
     shutil.copy(_broken_copy(netx_file, tmp_path, "layer/0/weight"), run.network)
     spec = spec_from_dict(DENSE_SPEC, "test")
-    (run.card).write_text(json.dumps({"model": spec.name, "spec": spec.to_dict(), "seed": 0, "dataset": {}}))
+    (run.card_file).write_text(json.dumps({"model": spec.name, "spec": spec.to_dict(), "seed": 0, "dataset": {}}))
     before = _tree(run.root)
     code, err = _cli(["replay", "--run", str(run.root), "--profile", "loihi2-fixed", "--no-progress"], capsys)
     assert code == 2
@@ -301,9 +301,9 @@ def test_a_file_where_a_directory_belongs_is_named(tmp_path):
     run = RunDir(tmp_path / "R")
     run.root.mkdir()
     run.attacks_dir.write_text("")  # a file named `attacks` in the run dir
-    with pytest.raises(HarnessError, match=rf"cannot write {run.attack('a')}: {run.attacks_dir} is a file, "
+    with pytest.raises(HarnessError, match=rf"cannot write {run.attack_path('a')}: {run.attacks_dir} is a file, "
                                            r"not a directory"):
-        write_h5(run.attack("a"), {"x": np.zeros(1)}, {}, kind="attack")
+        write_h5(run.attack_path("a"), {"x": np.zeros(1)}, {}, kind="attack")
     assert run.attacks_dir.read_text() == ""
 
 

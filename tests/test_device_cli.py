@@ -123,7 +123,7 @@ def test_event_files_and_labels_replay_like_the_dense_spikes(tmp_path, capsys):
 
 
 def test_an_event_file_without_binning_names_the_flags(tmp_path, capsys):
-    from harness.data import make_events, save_events
+    from harness.data.events import make_events, save_events
 
     save_events(tmp_path / "e.npy", make_events([1], [2], [30], [0]))
     code = cli.main(["replay", "--network", str(TINY_NET), "--input", str(tmp_path / "e.npy"), "--profile",
