@@ -18,11 +18,14 @@ import torch
 from lava.lib.dl import slayer
 
 #: (threshold, current_decay, voltage_decay) of each layer: every layer its own
-NEURONS = [(1.0, 0.5, 0.03), (0.75, 0.25, 0.1), (1.25, 1.0, 0.05), (0.9, 0.125, 0.2)]
+NEURONS = [(1.0, 0.5, 0.03), (0.75, 0.25, 0.1), (1.25, 1.0, 0.05)]
+#: an Input layer's neuron: on the device one input spike adds 1 << 6 to its current, so only a
+#: threshold of one mantissa step (1/64) lets unary input spikes through
+INPUT_NEURON = (1 / 64, 0.5, 0.0)
 
 
-def _neuron(i: int, norm: bool) -> dict:
-    threshold, current_decay, voltage_decay = NEURONS[i % len(NEURONS)]
+def _neuron(i: int | None, norm: bool) -> dict:
+    threshold, current_decay, voltage_decay = INPUT_NEURON if i is None else NEURONS[i % len(NEURONS)]
     params = {"threshold": threshold, "current_decay": current_decay, "voltage_decay": voltage_decay,
               "tau_grad": 1.0, "scale_grad": 1.0, "requires_grad": False}
     if norm:
@@ -70,7 +73,7 @@ def build(family: str, path: Path, seed: int = 0, input_layer: bool = False, ste
     if family in ("dense_bias", "dense_delay"):
         shape = (24,)
         if input_layer:
-            blocks.append(slayer.block.cuba.Input(_neuron(3, False)))
+            blocks.append(slayer.block.cuba.Input(_neuron(None, False)))
         sizes = [24, 20, 16, 6]
         for i in range(3):
             blocks.append(slayer.block.cuba.Dense(_neuron(i, bias), sizes[i], sizes[i + 1], weight_scale=2 + i,
@@ -78,7 +81,7 @@ def build(family: str, path: Path, seed: int = 0, input_layer: bool = False, ste
     elif family == "conv_bias":
         shape = (2, 9, 8)
         if input_layer:
-            blocks.append(slayer.block.cuba.Input(_neuron(3, False)))
+            blocks.append(slayer.block.cuba.Input(_neuron(None, False)))
         blocks += [slayer.block.cuba.Conv(_neuron(0, bias), 2, 4, 3, stride=2, padding=1, weight_scale=3,
                                           weight_norm=False),
                    slayer.block.cuba.Conv(_neuron(1, bias), 4, 4, 3, stride=1, padding=1, groups=2,
