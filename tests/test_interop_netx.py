@@ -174,7 +174,7 @@ def test_a_twin_that_differs_from_the_device_is_refused_and_nothing_written(tmp_
 
     def off_by_one(*args, **kwargs):
         twin = twin_from_netx(*args, **kwargs)
-        twin.layers[1].threshold += 1  # what a twin that missed one rounding would do
+        twin.layers[1].threshold += 8  # a twin with one parameter read wrongly
         return twin
 
     monkeypatch.setattr(netx_import, "twin_from_netx", off_by_one)

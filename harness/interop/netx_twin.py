@@ -285,12 +285,16 @@ class NetxTwin(torch.nn.Module):
         return spikes[:, self._slayer_order[index]].reshape(len(spikes), *layer.shape, spikes.shape[-1]).to(dtype)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Output spikes (N, K, T), SLAYER's channel order, in the dtype of ``x``."""
-        return self._slayer_layout(len(self.layers) - 1, self._run(x)[-1], x.dtype)
+        """Output spikes (N, K, T), SLAYER's channel order (a 3-D output layer flattened), in the
+        dtype of ``x``."""
+        return self._run(x)[-1][:, self._slayer_order[-1]].to(x.dtype)
 
     def forward_layers(self, x: torch.Tensor) -> list[torch.Tensor]:
-        """Every layer's spikes, first to last, each (N, *shape, T) in SLAYER's layout."""
-        return [self._slayer_layout(i, out, x.dtype) for i, out in enumerate(self._run(x))]
+        """Every layer's spikes, first to last, each (N, *shape, T) in SLAYER's layout; the last,
+        the output, as (N, K, T) like :meth:`forward`."""
+        outs = self._run(x)
+        layers = [self._slayer_layout(i, out, x.dtype) for i, out in enumerate(outs[:-1])]
+        return layers + [outs[-1][:, self._slayer_order[-1]].to(x.dtype)]
 
     def checkpoint(self) -> dict:
         """Everything :func:`load_twin` needs (plain arrays and numbers; no Lava needed to load)."""
