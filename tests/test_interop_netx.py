@@ -162,6 +162,8 @@ def test_imported_network_is_attacked_and_the_device_agrees(imported):
     record = craft(twin, spikes[rows], labels[rows], AttackConfig(iterations=2, seed=0), batch_size=2)
     assert record.iterations.max() <= 2 and record.correct_before.all()
     assert (record.adversarial != record.clean).any()
+    one_by_one = craft(twin, spikes[rows], labels[rows], AttackConfig(iterations=2, seed=0), batch_size=1)
+    assert np.array_equal(one_by_one.adversarial, record.adversarial)  # the batch does not change results
     device = replay(path, record.adversarial, "loihi2-fixed", lanes=2)
     assert np.array_equal(device.predictions, record.pred_adv)
 
