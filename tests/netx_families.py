@@ -7,7 +7,7 @@ a running mean drawn from the seed, so bias excites some neurons and inhibits ot
 
 Families (issue 12): ``dense_bias`` (a), ``conv_bias`` (b: strided padded grouped conv, flatten,
 dense, bias everywhere), ``dense_delay`` (c: axonal delays) and ``input_layer`` (d: any of them
-behind a netx Input layer).
+behind a netx Input layer); ``nmnist_conv`` takes N-MNIST's (2, 34, 34) frames.
 """
 from __future__ import annotations
 
@@ -88,6 +88,13 @@ def build(family: str, path: Path, seed: int = 0, input_layer: bool = False, ste
                                           weight_scale=3, weight_norm=False),
                    slayer.block.cuba.Flatten(),
                    slayer.block.cuba.Dense(_neuron(2, bias), 4 * 5 * 4, 6, weight_scale=3, weight_norm=False)]
+    elif family == "nmnist_conv":  # N-MNIST's 2x34x34 frames, the shape of the issue's measurement
+        shape = (2, 34, 34)
+        blocks += [slayer.block.cuba.Conv(_neuron(0, bias), 2, 4, 3, stride=2, padding=1, weight_scale=3,
+                                          weight_norm=False),
+                   slayer.block.cuba.Flatten(),
+                   slayer.block.cuba.Dense(_neuron(1, bias), 4 * 17 * 17, 32, weight_scale=3, weight_norm=False),
+                   slayer.block.cuba.Dense(_neuron(2, bias), 32, 10, weight_scale=3, weight_norm=False)]
     else:
         raise ValueError(family)
     net = Net(blocks)

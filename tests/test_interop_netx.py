@@ -101,7 +101,9 @@ def test_bad_inputs_get_one_clear_line(tmp_path):
     with pytest.raises(DataError, match="3 spike samples but 2 labels"):
         import_netx(path, tmp_path / "run", spikes=spikes, labels=np.zeros(2, dtype=np.int64))
     with pytest.raises(DataError, match=r"labels must lie in 0\.\.5"):
-        import_netx(path, tmp_path / "run", spikes=spikes, labels=np.array([0, 1, 9]))
+        import_netx(path, tmp_path / "run", spikes=spikes, labels=np.array([0, 1, 9]), dt_ms=1.0)
+    with pytest.raises(DataError, match="give dt_ms > 0"):
+        import_netx(path, tmp_path / "run", spikes=spikes, labels=np.zeros(3, dtype=np.int64))
     with pytest.raises(DataError, match="either an N-MNIST folder"):
         import_netx(path, tmp_path / "run")
     twin = twin_from_netx(path, STEPS)
@@ -182,5 +184,16 @@ def test_a_twin_that_differs_from_the_device_is_refused_and_nothing_written(tmp_
     monkeypatch.setattr(netx_import, "twin_from_netx", off_by_one)
     spikes = families.random_spikes(shape, 4, STEPS, seed=8)
     with pytest.raises(ImportRefused, match=r"does not reproduce the device: .*first difference: sample \d+"):
-        import_netx(path, tmp_path / "run", spikes=spikes, labels=np.zeros(4, dtype=np.int64), lanes=4)
+        import_netx(path, tmp_path / "run", spikes=spikes, labels=np.zeros(4, dtype=np.int64), dt_ms=1.0, lanes=4)
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.slow
+def test_import_from_an_nmnist_folder(tmp_path, nmnist_dir):
+    path = tmp_path / "nmnist.net"
+    families.build("nmnist_conv", path, steps=30)
+    card = import_netx(path, tmp_path / "run", data=nmnist_dir, steps=30, dt_ms=10.0, limit=3)
+    assert card["dataset"]["sensor_size"] == [34, 34, 2] and card["dataset"]["n"] == 3 and card["dt_ms"] == 10.0
+    assert card["steps"] == 30 and card["input_shape"] == [2, 34, 34]
+    assert card["twin_device"]["raster_exact"] == 1.0 and 0.0 <= card["test_accuracy"] <= 1.0
+    assert load_twin(tmp_path / "run" / "model" / "checkpoint.pt").spec.input_shape == (2, 34, 34)

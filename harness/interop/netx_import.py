@@ -117,7 +117,8 @@ def load_test_data(data=None, spikes=None, labels=None, steps: int | None = None
 
     N-MNIST: the test split binned to ``steps`` (default 30) bins of ``dt_ms`` (default 10 ms),
     sensor (2, 34, 34). Arrays (or .npy files): spikes (N, C, T) or (N, C, H, W, T) binary,
-    labels (N,) ints; T comes from the array (``steps``, when given, must agree).
+    labels (N,) ints; T comes from the array (``steps``, when given, must agree) and ``dt_ms``
+    (ms per step) must be given.
 
     Returns:
         spikes, labels and a description for the card (source, shape, dt_ms, n).
@@ -143,6 +144,8 @@ def load_test_data(data=None, spikes=None, labels=None, steps: int | None = None
         raise DataError(f"import data: {len(spikes)} spike samples but {len(labels)} labels")
     if steps is not None and steps != spikes.shape[-1]:
         raise DataError(f"import data: spikes have T = {spikes.shape[-1]} steps, but steps = {steps} was given")
+    if dt_ms is None or not dt_ms > 0:
+        raise DataError(f"import data: spike arrays do not say how long a step is; give dt_ms > 0 (got {dt_ms})")
     return spikes, labels, {"source": source, "shape": list(spikes.shape[1:]), "dt_ms": dt_ms, "n": len(spikes)}
 
 
@@ -197,7 +200,7 @@ def import_netx(network_file: str | Path, run_dir: str | Path, *, data=None, spi
     if not len(test_spikes):
         raise DataError("import test data holds no sample")
     frame = tuple(test_spikes.shape[1:-1])
-    twin = twin_from_netx(source, test_spikes.shape[-1], dt_ms=dataset.get("dt_ms") or 1.0,
+    twin = twin_from_netx(source, test_spikes.shape[-1], dt_ms=dataset["dt_ms"],
                           input_shape=tuple(input_shape) if input_shape is not None else frame, name=name)
     if int(test_labels.max()) >= twin.n_classes or int(test_labels.min()) < 0:
         raise DataError(f"import labels must lie in 0..{twin.n_classes - 1} (the network's outputs), "
@@ -212,7 +215,7 @@ def import_netx(network_file: str | Path, run_dir: str | Path, *, data=None, spi
     card = {
         "kind": CARD_KIND, "format": "netx", "model": twin.spec.name,
         "source": {"path": str(source.resolve()), "sha256": hashlib.sha256(content).hexdigest(), "bytes": len(content)},
-        "steps": twin.steps, "dt_ms": dataset.get("dt_ms"), "input_shape": list(twin.input_shape),
+        "steps": twin.steps, "dt_ms": twin.dt_ms, "input_shape": list(twin.input_shape),
         "n_classes": twin.n_classes, "layers": _layer_card(twin),
         "loss": {"name": twin.spec.training["loss"], "true_rate": twin.spec.training["true_rate"],
                  "false_rate": twin.spec.training["false_rate"],

@@ -61,8 +61,9 @@ class TwinLayer:
         kind: "input", "dense" or "conv".
         shape: SLAYER shape of the layer's neurons, (C,) or (C, H, W).
         depth: synapse layers from the input up to and including this one.
-        weight: (size, inputs) int64 device weights (sparse COO: indices (2, nnz), values
-            (nnz,)), None for an input layer.
+        weight_indices, weight_values: the (size, inputs) device weights as sparse COO, Lava
+            order: (2, nnz) int64 (row, column) and (nnz,) int64; None for an input layer.
+        inputs: neurons of the layer before (0 for an input layer).
         weight_exp: the synapse's weight exponent (sum scaled by 2**weight_exp).
         delay: (size,) int64 axonal delay in steps, or None.
         bias: (size,) int64 bias mantissa (exponent 6), zeros when the file has none.
