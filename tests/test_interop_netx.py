@@ -168,6 +168,10 @@ def test_imported_network_is_attacked_and_the_device_agrees(imported):
     assert np.array_equal(one_by_one.adversarial, record.adversarial)  # the batch does not change results
     device = replay(path, record.adversarial, "loihi2-fixed", lanes=2)
     assert np.array_equal(device.predictions, record.pred_adv)
+    before = [layer.threshold for layer in twin.layers]
+    trapped = craft(twin, spikes[rows], labels[rows], AttackConfig(iterations=2, attack_threshold=0.5, seed=0))
+    assert [layer.threshold for layer in twin.layers] == before  # overridden in the gradient pass only
+    assert not np.array_equal(trapped.adversarial, record.adversarial)
 
 
 @pytest.mark.slow

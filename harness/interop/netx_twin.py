@@ -31,8 +31,9 @@ differentiated. Arithmetic is float64 holding exact integers (|values| < 2**37).
 Internally neurons are in Lava's order (:mod:`harness.device.lowering`); inputs and outputs are
 in SLAYER's layout, so the twin presents what :class:`harness.models.SpikingNetwork` presents to
 the attack loop: ``forward``, ``forward_layers``, ``spec`` (input shape, steps, classes, loss)
-and ``spiking_blocks`` (empty: there are no SLAYER synapses for
-:func:`harness.attacks.invariant.batch_invariant` to patch).
+and ``spiking_blocks`` (views through which ``attack_threshold`` sets a layer's threshold; no
+SLAYER synapses for :func:`harness.attacks.invariant.batch_invariant` to patch: the twin's
+sparse products are per sample already).
 """
 from __future__ import annotations
 
@@ -189,6 +190,31 @@ def _shift_time(x: torch.Tensor, steps: int) -> torch.Tensor:
     return torch.nn.functional.pad(x[..., :-steps], (steps, 0))
 
 
+class _NeuronView:
+    """A twin layer's threshold as SLAYER's neuron presents it (``_threshold`` in units of
+    ``w_scale`` = 64: vThMant / 64), so code written for SLAYER blocks can override it.
+    ``tau_rho`` is stored and ignored: the twin's surrogate width follows the threshold."""
+
+    w_scale = 1 << STATE_SHIFT
+
+    def __init__(self, layer: TwinLayer):
+        self._layer = layer
+        self.tau_rho = 1.0
+
+    @property
+    def _threshold(self) -> float:
+        return self._layer.threshold / self.w_scale
+
+    @_threshold.setter
+    def _threshold(self, value: float) -> None:
+        self._layer.threshold = int(round(value * self.w_scale))
+
+
+class _BlockView:
+    def __init__(self, layer: TwinLayer):
+        self.neuron, self.synapse = _NeuronView(layer), None
+
+
 class NetxTwin(torch.nn.Module):
     """The device's arithmetic as a torch module: input (N, *input_shape, T) -> spikes (N, K, T).
 
@@ -220,9 +246,11 @@ class NetxTwin(torch.nn.Module):
             (layer.size, layer.inputs)).coalesce() for layer in layers]
 
     @property
-    def spiking_blocks(self) -> list:
-        """No SLAYER blocks (the attack loop's batch-invariance patch has nothing to patch)."""
-        return []
+    def spiking_blocks(self) -> list["_BlockView"]:
+        """One view per layer, enough for :func:`harness.models.attack_threshold` (it sets the
+        threshold through ``block.neuron``); ``synapse`` is None, so
+        :func:`harness.attacks.invariant.batch_invariant` has no SLAYER synapse to patch."""
+        return [_BlockView(layer) for layer in self.layers]
 
     @property
     def n_classes(self) -> int:
