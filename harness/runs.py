@@ -57,10 +57,16 @@ class Run(RunDir):
 
     @functools.cached_property
     def net(self):
-        """The model as a :class:`harness.models.SpikingNetwork` in eval mode."""
+        """The model in eval mode: a :class:`harness.models.SpikingNetwork` trained here, or the
+        :class:`harness.netx_twin.NetxTwin` of an imported network (card ``kind`` "imported")."""
+        checkpoint = self.require(self.checkpoint, TRAIN_HINT.format(root=self.root))
+        if self.card.get("kind") == "imported":
+            from .netx_twin import load_twin
+
+            return load_twin(checkpoint)
         from .models import load_checkpoint
 
-        return load_checkpoint(self.require(self.checkpoint, TRAIN_HINT.format(root=self.root)))
+        return load_checkpoint(checkpoint)
 
     @property
     def spec(self):
@@ -80,6 +86,11 @@ class Run(RunDir):
     @property
     def seed(self) -> int:
         return int(self.card.get("seed", 0))
+
+    @property
+    def imported(self) -> bool:
+        """The model was imported (``harness import``), not trained here."""
+        return self.card.get("kind") == "imported"
 
     # ---------------------------------------------------------------- data
     def data_path(self, data_path: str | Path | None = None) -> str | None:

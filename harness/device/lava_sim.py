@@ -15,13 +15,19 @@ fixed-point (``fixed_pt``, bit-exact Loihi) or floating-point (``floating_pt``) 
 
 Time alignment with SLAYER (``delay_shift=True``): every synapse layer delays by one step on
 both sides, so Lava step ``w*W + t + 1`` of a lane is SLAYER's output step ``t`` of the sample
-in window ``w`` (window length ``W``). The first ``d`` steps of a layer ``d`` synapses deep
-still carry the previous sample: the output raster has them set to 0 (SLAYER's output there
-is 0 for a network without bias) and activity counts skip them.
+in window ``w`` (window length ``W = T``). The reference is stock netx run one sample at a
+time on a fresh network (:mod:`harness.interop.stock_netx`); docs/device.md ("Bias") has the
+measurements behind the two rules that make the replay equal to it, bias included:
 
-Axonal delays: a reset clears a neuron but not the currents still travelling in a
-``DelaySparse`` synapse, so with delays each window gets ``gap`` extra steps of silence (the
-sum of the layers' largest delays) before the next sample; those steps are not reported.
+- the first ``L`` output steps (``L`` synapse layers) of a window are what the network does
+  before the sample reaches the output layer. On a fresh network that transient is the same
+  for every sample (the input has not arrived; only bias drives it), so every window gets the
+  transient of window 0, which is a fresh start. Without bias it is all zeros. Activity counts
+  skip those steps.
+- a reset clears a neuron but not the currents still travelling in a ``DelaySparse`` synapse,
+  and no number of silent steps empties them (bias, or a slow current decay, keeps neurons
+  firing between samples). A network with axonal delays therefore runs every window on a
+  freshly built network (:func:`run_fresh_windows`): lanes side by side still, one build each.
 
 Everything run by :func:`build_and_run` executes inside the supervised child process of
 :mod:`harness.device.watchdog`; nothing there may touch torch (torch calls inside Lava worker
@@ -53,20 +59,19 @@ BYTES_PER_NEURON = 256            # estimated: state, bias, messages and monitor
 STEP_SECONDS = 0.01               # fixed cost of one Lava time step (one process per population)
 SYNAPSE_SECONDS = 5e-9            # cost of one synapse in one step (measured 2-3e-9 in Lava's Sparse model)
 TIMEOUT_FLOOR_SECONDS = 120.0     # build and compile (without the import) fit well within this
+BUILD_SECONDS = 5.0               # one more build and compile (a fresh window of a delayed network)
 
 
 @dataclass(frozen=True)
 class Batch:
     """How N samples of T steps are laid out: ``lanes`` side by side, ``windows`` in time.
 
-    Sample ``i`` runs in lane ``i % lanes`` during window ``i // lanes``; a window is T steps
-    of input followed by ``gap`` steps of silence.
+    Sample ``i`` runs in lane ``i % lanes`` during window ``i // lanes``; a window is T steps.
     """
 
     samples: int
     steps: int
     lanes: int
-    gap: int = 0
 
     @property
     def windows(self) -> int:
@@ -75,7 +80,7 @@ class Batch:
     @property
     def window(self) -> int:
         """Steps per window."""
-        return self.steps + self.gap
+        return self.steps
 
     @property
     def total_steps(self) -> int:
@@ -91,7 +96,8 @@ class SimResult:
     """Raw replay results, output neurons in Lava's order.
 
     Attributes:
-        rasters: (N, K, T) uint8 output spikes (the first ``depth`` steps of each sample zeroed).
+        rasters: (N, K, T) uint8 output spikes (the first ``depth`` steps of each sample: the
+            fresh network's transient, see the module docstring).
         activity: (N, L + 1, 2) int64 per sample and population (the input, then every layer):
             [..., 0] spikes, [..., 1] synaptic events (spikes x fan-out).
         recorded: per population, (N, columns) int64: the monitor's per-neuron and per-core
@@ -223,10 +229,34 @@ def build_and_run(lowered: list[LoweredLayer], batch: Batch, source_file: Path, 
     run_network(recorder, batch.total_steps, tag)
     raster = np.load(raster_file).reshape(lanes, n_in, windows, window)[..., :batch.steps].transpose(2, 0, 1, 3)
     raster = raster.reshape(windows * lanes, n_in, batch.steps)[:batch.samples]
-    raster[..., :depth] = 0
+    raster[..., :depth] = raster[0, :, :depth]  # window 0 starts fresh; the transient is input-independent
     monitored = [np.load(f).reshape(windows * lanes, -1)[:batch.samples] for f in monitor_files]
     activity = np.stack([m[:, :2] for m in monitored], axis=1)
     return SimResult(rasters=raster, activity=activity, recorded=[m[:, 2:] for m in monitored])
+
+
+def has_delays(lowered: list[LoweredLayer]) -> bool:
+    """Whether any layer has a non-zero axonal delay (then every window needs a fresh network)."""
+    return any(layer.delay is not None and layer.delay.max() > 0 for layer in lowered)
+
+
+def run_fresh_windows(lowered: list[LoweredLayer], batch: Batch, source_files: list[Path], workdir: Path,
+                      tag: str, monitors: list[dict] | None = None) -> SimResult:
+    """:func:`build_and_run` once per window on a newly built network, results concatenated.
+
+    Args:
+        source_files: one input stream per window (:func:`write_source` of that window's samples).
+    """
+    results = []
+    for window, source_file in enumerate(source_files):
+        samples = min(batch.lanes, batch.samples - window * batch.lanes)
+        window_dir = workdir / f"window_{window}"
+        window_dir.mkdir()
+        results.append(build_and_run(lowered, Batch(samples, batch.steps, samples), source_file, window_dir, tag,
+                                     monitors))
+    return SimResult(rasters=np.concatenate([r.rasters for r in results]),
+                     activity=np.concatenate([r.activity for r in results]),
+                     recorded=[np.concatenate(columns) for columns in zip(*(r.recorded for r in results))])
 
 
 def run_network(process, steps: int, tag: str) -> None:
@@ -299,7 +329,22 @@ def default_timeout(lowered: list[LoweredLayer], batch: Batch) -> float:
     """A generous watchdog timeout (seconds) for ``batch``: ten times the expected run time."""
     synapses = sum(layer.weight.nnz for layer in lowered if layer.weight is not None)
     per_step = STEP_SECONDS + batch.lanes * synapses * SYNAPSE_SECONDS
-    return TIMEOUT_FLOOR_SECONDS + 10.0 * batch.total_steps * per_step
+    builds = batch.windows - 1 if has_delays(lowered) else 0
+    return TIMEOUT_FLOOR_SECONDS + 10.0 * (batch.total_steps * per_step + builds * BUILD_SECONDS)
+
+
+class _Progress:
+    """Feeds a progress bar of samples from a job's step counts, also when its source restarts its
+    count per build (one fresh build per window of a delayed network)."""
+
+    def __init__(self, bar, batch: Batch) -> None:
+        self.bar, self.batch, self.offset, self.last = bar, batch, 0, 0
+
+    def __call__(self, done: int, total: int) -> None:
+        if done < self.last:  # a new build (fresh window) started counting again
+            self.offset += total
+        self.last = done
+        self.bar.update(self.batch.samples_done(self.offset + done) - self.bar.n)
 
 
 def replay_lava_sim(network_file, spikes: np.ndarray, profile, *, sample_keys=None, lanes: int | None = None,
@@ -319,19 +364,25 @@ def replay_lava_sim(network_file, spikes: np.ndarray, profile, *, sample_keys=No
     replayed = profile.noise.apply(spikes, sample_keys)
     lowered = lower(network)
     samples, steps = len(spikes), spikes.shape[-1]
-    gap = sum(int(layer.delay.max()) for layer in lowered if layer.delay is not None)
-    batch = Batch(samples, steps, min(lanes, samples) if lanes else choose_lanes(lowered, samples), gap)
+    batch = Batch(samples, steps, min(lanes, samples) if lanes else choose_lanes(lowered, samples))
     preload()
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="harness-replay-") as tmp, \
             tqdm(total=samples, unit="sample", disable=not progress,
                  desc=f"replay on {profile.name} ({batch.lanes} lanes)") as bar:
         workdir = Path(tmp)
-        write_source(replayed.reshape(samples, -1, steps), input_order(network), batch, workdir / "input.npy")
-        result = run_supervised(build_and_run, lowered, batch, workdir / "input.npy", workdir, profile.select_tag,
+        flat, order = replayed.reshape(samples, -1, steps), input_order(network)
+        if has_delays(lowered):
+            job, source = run_fresh_windows, [workdir / f"input_{w}.npy" for w in range(batch.windows)]
+            for w, path in enumerate(source):
+                chunk = flat[w * batch.lanes:(w + 1) * batch.lanes]
+                write_source(chunk, order, Batch(len(chunk), steps, len(chunk)), path)
+        else:
+            job, source = build_and_run, workdir / "input.npy"
+            write_source(flat, order, batch, source)
+        result = run_supervised(job, lowered, batch, source, workdir, profile.select_tag,
                                 monitor_options(network, mapping), timeout=timeout or default_timeout(lowered, batch),
-                                what="Lava replay",
-                                on_progress=lambda done, _: bar.update(batch.samples_done(done) - bar.n))
+                                what="Lava replay", on_progress=_Progress(bar, batch))
     wall = time.perf_counter() - started
     rasters = result.rasters[:, output_order(network)]
     counts = rasters.sum(axis=-1, dtype=np.int64)

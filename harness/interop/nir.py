@@ -537,7 +537,7 @@ def measure_agreement(imported: NirImport, spikes: np.ndarray, profile: str = "l
     of source and device if ``labels`` are given.
     """
     from ..device.backend import replay
-    from ..device.measure import offline_outputs, raster_exact
+    from ..stages.measure import offline_outputs, raster_exact
     from ..metrics import accuracy, predict
 
     padded = pad_for_delays(spikes, len(imported.spiking_layers))
