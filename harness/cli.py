@@ -75,6 +75,82 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+# ---------------------------------------------------------------- import / export
+def add_import(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("import", help="bring your own network: a lava-dl netx file or a NIR graph becomes a run",
+                       description="Import a netx HDF5 network (lava-dl's export) or a NIR graph (snnTorch, Norse, "
+                                   "Sinabs, Rockpool) into RUN_DIR/model/: the file byte-identical (a NIR graph is "
+                                   "first exported to netx), a differentiable twin of the device's arithmetic, the "
+                                   "test data and a card with provenance. The twin is proven on the test data: "
+                                   "anything short of 100%% identical output rasters against loihi2-fixed is "
+                                   "refused. Then attack, replay, report work as on a trained run.")
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--network", metavar="FILE.net", help="netx HDF5 network")
+    source.add_argument("--nir", metavar="GRAPH.nir", help="NIR graph (Input, Affine/Linear, Conv2d, Flatten, "
+                        "CubaLIF/LIF/IF, Output)")
+    p.add_argument("--run", required=True, metavar="RUN_DIR", help="run directory to create")
+    data = p.add_mutually_exclusive_group(required=True)
+    data.add_argument("--data", metavar="DIR", help="N-MNIST folder: its test split is the test data")
+    data.add_argument("--input", metavar="SPIKES", help="test spikes (.npy/.npz/.h5, or tonic-style events with "
+                      "--sensor-size) (needs --labels)")
+    p.add_argument("--labels", metavar="LABELS.npy", help="classes of the --input samples")
+    p.add_argument("--steps", type=int, metavar="T", help="time steps (N-MNIST default 30; events: required)")
+    p.add_argument("--dt-ms", type=float, metavar="MS", help="milliseconds per step (N-MNIST default 10; "
+                   "required with --input)")
+    p.add_argument("--sensor-size", type=int, nargs=3, metavar=("W", "H", "P"), help="to bin an event --input")
+    p.add_argument("--n", type=int, metavar="N", help="use the first N test samples (default all)")
+    p.add_argument("--force", action="store_true", help="replace a model already in RUN_DIR")
+    add_threads(p)
+    p.set_defaults(func=cmd_import)
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from .data.inputs import Binning, load_input, load_labels
+    from .errors import ConfigError
+    from .fmt import pct
+    from .interop.commands import import_network
+
+    spikes = labels = None
+    if args.input is not None:
+        if args.labels is None:
+            raise ConfigError("--input needs --labels LABELS.npy (the classes of the test samples)")
+        binning = None if args.sensor_size is None or args.steps is None else \
+            Binning(tuple(args.sensor_size), args.steps, args.dt_ms or 1.0)
+        spikes = load_input(args.input, binning=binning)
+        labels = load_labels(args.labels, len(spikes))
+    card = import_network(args.run, network=args.network, nir_graph=args.nir, data=args.data, spikes=spikes,
+                          labels=labels, steps=args.steps, dt_ms=args.dt_ms, limit=args.n, force=args.force)
+    proof = card["twin_device"]
+    print(f"imported {card['model']} ({card['source']['sha256'][:12]}): twin vs loihi2-fixed on {proof['n_samples']} "
+          f"samples: {pct(proof['raster_exact'])} identical rasters, {pct(proof['agreement'])} agreement; "
+          f"test accuracy {pct(card['test_accuracy'])} (device {pct(card['device_accuracy'])})")
+    nir = card.get("provenance", {}).get("nir")
+    if nir:
+        a = nir["agreement"]
+        print(f"NIR graph (reset assumed: {nir['reset_assumed']}): float graph vs device prediction agreement "
+              f"{pct(a['prediction_agreement'])} (reset alone {pct(a['reset_agreement'])}, quantization alone "
+              f"{pct(a['quantization_agreement'])})")
+    print(f"model card: {os.path.join(args.run, 'model', 'card.json')}")
+    return 0
+
+
+def add_export(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("export", help="write a harness-trained network as a NIR graph",
+                       description="Write RUN_DIR's trained network as a NIR graph (CubaLIF nodes, weights as the "
+                                   "device uses them); importing it again gives the same weights and neurons.")
+    p.add_argument("--nir", action="store_true", required=True, help="the format (NIR, the only one)")
+    p.add_argument("--run", required=True, metavar="RUN_DIR", help="run directory with a trained model")
+    p.add_argument("out", metavar="OUT.nir", help="the graph file to write")
+    p.set_defaults(func=cmd_export)
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from .interop.commands import export_network
+
+    print(f"NIR graph: {export_network(args.run, args.out)}")
+    return 0
+
+
 # ---------------------------------------------------------------- run
 def add_run(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("run", help="run a whole experiment: train -> attack -> replay -> report",
@@ -248,6 +324,8 @@ def add_replay(sub: argparse._SubParsersAction) -> None:
     which = p.add_mutually_exclusive_group()
     which.add_argument("--clean", action="store_true", help="replay the run's clean test split (the default)")
     which.add_argument("--attack", metavar="ID", help="replay the adversarial set RUN_DIR/attacks/ID.h5")
+    which.add_argument("--all", action="store_true", help="replay the clean test split and every attack set "
+                       "of the run (what `harness report` summarises)")
     p.add_argument("--data", metavar="PATH", help="N-MNIST directory, if it moved since training (run form)")
     p.add_argument("--network", metavar="FILE.net", help="netx HDF5 network (stand-alone form)")
     p.add_argument("--input", metavar="SPIKES", help="binary spikes (N, C, T) or (N, C, H, W, T) in a .npy "
@@ -306,10 +384,13 @@ def cmd_replay(args: argparse.Namespace) -> int:
             print(f"device accuracy {fmt_pct(correct / len(arrays['labels']))} ({correct} of {len(arrays['labels'])}; "
                   "a tie or silence is wrong)")
         return 0
-    path = replay_run(args.run, profile, args.attack, data_path=args.data, **options)
-    print(format_summary(replay_summary(args.run, profile, args.attack, data_path=args.data),
-                         profile.name, args.attack))
-    print(f"device output: {path}")
+    from .runs import open_run
+
+    for attack_id in [None, *open_run(args.run).attack_ids()] if args.all else [args.attack]:
+        path = replay_run(args.run, profile, attack_id, data_path=args.data, **options)
+        print(format_summary(replay_summary(args.run, profile, attack_id, data_path=args.data),
+                             profile.name, attack_id))
+        print(f"device output: {path}")
     return 0
 
 
@@ -361,7 +442,7 @@ def build_parser() -> argparse.ArgumentParser:
     from . import __version__
     parser.add_argument("--version", action="version", version=f"harness {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for add in (add_train, add_attack, add_ann, add_replay, add_map, add_report, add_run):  # data-flow order
+    for add in (add_train, add_import, add_export, add_attack, add_ann, add_replay, add_map, add_report, add_run):  # data-flow order
         add(sub)
     return parser
 

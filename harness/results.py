@@ -60,7 +60,8 @@ def _model_entry(card: dict[str, Any]) -> Model:
     spec = card["spec"]
     return Model(name=card["model"], T=int(card["steps"]), train_accuracy=card["train_accuracy"],
                  test_accuracy=card["test_accuracy"], loss=spec["training"]["loss"],
-                 surrogate=spec["surrogate"]["kind"], epochs=int(card["epochs"]))
+                 surrogate=spec["surrogate"]["kind"], epochs=int(card.get("epochs", 0)),
+                 imported=card.get("kind") == "imported")
 
 
 def _clean_entries(art: RunArtifacts) -> dict[str, CleanDevice]:
@@ -135,7 +136,7 @@ def build_results(art: RunArtifacts, budgets=DEFAULT_BUDGETS) -> dict[str, Any]:
     card = art.card
     results = Results(
         schema_version=RESULTS_SCHEMA_VERSION, run=art.name, seed=int(card["seed"]), versions=package_versions(),
-        dataset=Dataset.build(card["dataset"], f"{art.run.card} dataset"), model=_model_entry(card), budgets=budgets,
+        dataset=Dataset.build(card["dataset"], f"{art.run.card_file} dataset"), model=_model_entry(card), budgets=budgets,
         clean=Clean(offline=CleanOffline(accuracy=card["test_accuracy"]), device=_clean_entries(art)),
         attacks=[attack_entry(art, attack_id, budgets) for attack_id in art.attacks],
         ann=[_ann_entry(name, result) for name, result in art.ann.items()])

@@ -219,7 +219,8 @@ class Dataset(Record):
 
 @dataclass(kw_only=True)
 class Model(Record):
-    """The trained model: steps, offline accuracies (tie = wrong), training loss and surrogate."""
+    """The model: steps, offline accuracies (tie = wrong), training loss and surrogate; an imported one
+    (``imported`` true) has no training accuracy (null) and 0 epochs."""
 
     name: str
     T: Annotated[int, Kw(minimum=1, description="time steps per sample")]
@@ -228,6 +229,7 @@ class Model(Record):
     loss: Optional[str] = absent()
     surrogate: Optional[str] = absent()
     epochs: Optional[Count] = absent()
+    imported: Optional[bool] = absent()
 
 
 @dataclass(kw_only=True)

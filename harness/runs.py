@@ -60,7 +60,7 @@ class Run(RunDir):
         """The model in eval mode: a :class:`harness.models.SpikingNetwork` trained here, or the
         :class:`harness.netx_twin.NetxTwin` of an imported network (card ``kind`` "imported")."""
         checkpoint = self.require(self.checkpoint, TRAIN_HINT.format(root=self.root))
-        if self.card.get("kind") == "imported":
+        if self.card_file.exists() and self.imported:
             from .netx_twin import load_twin
 
             return load_twin(checkpoint)
@@ -110,9 +110,18 @@ class Run(RunDir):
 
     @functools.lru_cache(maxsize=4)
     def _split(self, split: str, n: int | None, data_path: str | None) -> SpikeSet:
+        if self.imported:  # the data the import was proven on, kept in model/test.h5
+            return self._imported_test().subset(slice(0, n))
         data = self.card["spec"]["data"]
         return load_dataset(data["dataset"], split, int(data["steps"]), float(data.get("dt_ms", 1.0)),
                             path=data_path, seed=self.seed, limit=n)
+
+    def _imported_test(self) -> SpikeSet:
+        arrays, attrs = read_h5(self.require(self.model_dir / "test.h5", f"harness import --run {self.root} ..."),
+                                "test-split")
+        meta = attrs["dataset"]
+        return SpikeSet(arrays["spikes"], arrays["labels"], dataset=meta["dataset"], encoding=meta["encoding"],
+                        dt_ms=float(meta["dt_ms"]), sensor_size=tuple(meta["sensor_size"]), seed=meta.get("seed"))
 
     # ---------------------------------------------------------------- attacks
     def attack(self, attack_id: str):

@@ -7,7 +7,9 @@ is refused with the reason, nothing written), and writes (each file atomically, 
 
 - ``model/network.net``: the given file, byte-identical;
 - ``model/checkpoint.pt``: the twin (:func:`harness.netx_twin.load_twin` reads it);
-- ``model/card.json``: provenance instead of training figures (fields: :func:`import_netx`).
+- ``model/test.h5``: the import's test data (spikes, labels: the run's test split from then on);
+- ``model/card.json``: provenance instead of training figures (fields: :func:`import_netx`), with
+  the twin's ``spec`` so that every stage reads an imported run as it reads a trained one.
 """
 from __future__ import annotations
 
@@ -21,11 +23,15 @@ import torch
 
 from ..errors import DataError, HarnessError
 from ..metrics import accuracy, predict
-from ..store import RunDir, write_bytes, write_json
+from ..data import SpikeSet
+from ..store import RunDir, write_bytes, write_h5, write_json
 from ..netx_twin import NetxTwin, twin_from_netx
 
 PROOF_PROFILE = "loihi2-fixed"
 CARD_KIND = "imported"
+#: The import's test data inside ``model/`` (HDF5 kind :data:`TEST_DATA_KIND`: spikes, labels).
+TEST_DATA = "test.h5"
+TEST_DATA_KIND = "test-split"
 
 
 class ImportRefused(HarnessError):
@@ -146,7 +152,10 @@ def load_test_data(data=None, spikes=None, labels=None, steps: int | None = None
         raise DataError(f"import data: spikes have T = {spikes.shape[-1]} steps, but steps = {steps} was given")
     if dt_ms is None or not dt_ms > 0:
         raise DataError(f"import data: spike arrays do not say how long a step is; give dt_ms > 0 (got {dt_ms})")
-    return spikes, labels, {"source": source, "shape": list(spikes.shape[1:]), "dt_ms": dt_ms, "n": len(spikes)}
+    frame = spikes.shape[1:-1]
+    sensor = (frame[2], frame[1], frame[0]) if len(frame) == 3 else (frame[0], 1, 1)  # (W, H, P)
+    given = SpikeSet(spikes, labels, dataset="imported", encoding="given", dt_ms=float(dt_ms), sensor_size=sensor)
+    return spikes, labels, {**given.metadata(), "source": source, "n": len(spikes)}
 
 
 def _checkpoint_bytes(twin: NetxTwin) -> bytes:
@@ -164,7 +173,8 @@ def _layer_card(twin: NetxTwin) -> list[dict]:
 
 def import_netx(network_file: str | Path, run_dir: str | Path, *, data=None, spikes=None, labels=None,
                 steps: int | None = None, dt_ms: float | None = None, input_shape=None, name: str | None = None,
-                limit: int | None = None, lanes: int | None = None, force: bool = False) -> dict:
+                limit: int | None = None, lanes: int | None = None, force: bool = False,
+                provenance: dict | None = None) -> dict:
     """Import a netx network into ``run_dir`` (module docstring), proven on its test data.
 
     Args:
@@ -176,6 +186,8 @@ def import_netx(network_file: str | Path, run_dir: str | Path, *, data=None, spi
         name: the model's name (default: the file's stem).
         lanes: replay lanes for the proof (default: from size and memory).
         force: replace an existing ``model/`` (otherwise refused, so nothing is overwritten).
+        provenance: more about where the network came from (e.g. the NIR graph it was made
+            from and its quantization agreement), stored in the card as ``provenance``.
     Returns:
         The card, as written to ``model/card.json``: ``kind`` ("imported"), ``model``,
         ``source`` {path, sha256, bytes}, ``steps``, ``dt_ms``, ``input_shape``, ``n_classes``,
@@ -194,8 +206,8 @@ def import_netx(network_file: str | Path, run_dir: str | Path, *, data=None, spi
     if not source.is_file():
         raise DataError(f"{source}: network file not found")
     run = RunDir(run_dir)
-    if run.card.exists() and not force:
-        raise HarnessError(f"{run.card} exists: {run.root} already holds a model; pass force=True to replace it")
+    if run.card_file.exists() and not force:
+        raise HarnessError(f"{run.card_file} exists: {run.root} already holds a model; replace it with --force")
     test_spikes, test_labels, dataset = load_test_data(data, spikes, labels, steps, dt_ms, limit)
     if not len(test_spikes):
         raise DataError("import test data holds no sample")
@@ -220,7 +232,8 @@ def import_netx(network_file: str | Path, run_dir: str | Path, *, data=None, spi
         "loss": {"name": twin.spec.training["loss"], "true_rate": twin.spec.training["true_rate"],
                  "false_rate": twin.spec.training["false_rate"],
                  "note": "spike-rate loss with these target rates until the margin objective exists"},
-        "dataset": dataset,
+        "dataset": {**dataset, "path": None, "n_train": 0, "n_test": len(test_labels)},
+        "spec": twin.spec.to_dict(), "seed": 0, "train_accuracy": None, "provenance": provenance or {},
         "test_accuracy": accuracy(proof.twin_predictions, test_labels),
         "device_accuracy": accuracy(proof.device_predictions, test_labels),
         "twin_device": proof.summary(),
@@ -229,5 +242,7 @@ def import_netx(network_file: str | Path, run_dir: str | Path, *, data=None, spi
     }
     write_bytes(run.network, content)
     write_bytes(run.checkpoint, _checkpoint_bytes(twin))
-    write_json(run.card, card)
+    write_h5(run.model_dir / TEST_DATA, {"spikes": test_spikes, "labels": test_labels}, {"dataset": dataset},
+             kind=TEST_DATA_KIND)
+    write_json(run.card_file, card)
     return card

@@ -48,7 +48,7 @@ def write_run_report(run_dir: str | Path, budgets=DEFAULT_BUDGETS) -> Path:
     results = as_results(write_results(art, budgets), art.run.results)
     sections = [clean_section({art.name: results}), *run_sections(art, results, Labels()),
                 config_section({"run": str(art.run.root), "budgets": list(budgets), "model": art.card["spec"],
-                                "seed": art.card["seed"], "epochs": art.card["epochs"]}, results.versions)]
+                                "seed": art.card["seed"], "epochs": art.card.get("epochs", 0)}, results.versions)]
     return write_report(art.run.root, f"Robustness report: {art.name}", sections)
 
 

@@ -1,0 +1,60 @@
+"""Bring your own network (issue 12): a network made by a lava-dl script outside the harness goes
+import -> attack -> replay -> report in four commands, and a NIR graph goes import -> replay."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+import netx_families as families
+from harness import cli
+from harness.netx_twin import twin_from_netx
+from harness.runs import open_run
+
+STEPS = 16
+
+
+@pytest.mark.slow
+def test_a_lava_dl_network_in_four_commands(tmp_path, capsys):
+    path = tmp_path / "theirs.net"
+    _, shape = families.build("conv_bias", path, steps=STEPS)  # strided padded conv, bias, per-layer neurons
+    spikes = families.random_spikes(shape, 12, STEPS, seed=3)
+    with torch.no_grad():
+        labels = twin_from_netx(path, STEPS, input_shape=shape)(torch.as_tensor(spikes, dtype=torch.float32))
+    np.save(tmp_path / "x.npy", spikes)
+    np.save(tmp_path / "y.npy", labels.sum(-1).argmax(1).numpy())
+    run = str(tmp_path / "run")
+    assert cli.main(["import", "--network", str(path), "--run", run, "--input", str(tmp_path / "x.npy"),
+                     "--labels", str(tmp_path / "y.npy"), "--dt-ms", "1"]) == 0
+    assert "100.0% identical rasters, 100.0% agreement" in capsys.readouterr().out
+    assert cli.main(["attack", "--run", run, "--iterations", "3", "--no-progress"]) == 0
+    assert cli.main(["replay", "--run", run, "--profile", "loihi2-fixed", "--all", "--no-progress"]) == 0
+    assert cli.main(["report", "--run", run]) == 0
+    results = json.loads((tmp_path / "run" / "results.json").read_text())
+    assert results["model"]["imported"] is True and results["model"]["train_accuracy"] is None
+    device = results["attacks"][0]["device"]["loihi2-fixed"]
+    offline = results["attacks"][0]["offline"]
+    assert device["success_rate"] == offline["success_rate"]  # the twin is the device: white box is honest
+    assert (tmp_path / "run" / "model" / "network.net").read_bytes() == path.read_bytes()
+
+
+@pytest.mark.slow
+def test_a_nir_graph_is_imported_through_netx_and_proven(tmp_path, capsys):
+    import nir
+
+    from test_interop_nir import _hand_graph
+
+    rng = np.random.default_rng(0)
+    graph = _hand_graph(rng, n_in=20, n_out=4)
+    nir.write(tmp_path / "g.nir", graph)
+    spikes = (rng.random((8, 20, STEPS)) < 0.4).astype(np.uint8)
+    np.save(tmp_path / "x.npy", spikes)
+    np.save(tmp_path / "y.npy", np.arange(8) % 4)
+    assert cli.main(["import", "--nir", str(tmp_path / "g.nir"), "--run", str(tmp_path / "run"), "--input",
+                     str(tmp_path / "x.npy"), "--labels", str(tmp_path / "y.npy"), "--dt-ms", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "100.0% identical rasters" in out and "float graph vs device prediction agreement" in out
+    card = open_run(tmp_path / "run").card
+    assert card["provenance"]["nir"]["reset_assumed"] and 0 <= card["provenance"]["nir"]["agreement"]["prediction_agreement"] <= 1
