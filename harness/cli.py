@@ -44,6 +44,23 @@ def set_threads(args: argparse.Namespace) -> None:
     torch.set_num_threads(args.threads)
 
 
+def add_binning(p: argparse.ArgumentParser, steps_help: str, dt_help: str) -> None:
+    """--sensor-size, --steps, --dt-ms: how an event --input becomes dense spikes."""
+    p.add_argument("--sensor-size", type=int, nargs=3, metavar=("W", "H", "P"),
+                   help="sensor width, height and polarities, to bin an event --input (tonic-style x, y, t in us, p)")
+    p.add_argument("--steps", type=int, metavar="T", help=steps_help)
+    p.add_argument("--dt-ms", type=float, metavar="MS", help=dt_help)
+
+
+def binning_of(args: argparse.Namespace):
+    """The :class:`harness.data.inputs.Binning` the flags describe (None unless sensor size and steps are given)."""
+    from .data.inputs import Binning
+
+    if args.sensor_size is None or args.steps is None:
+        return None
+    return Binning(tuple(args.sensor_size), args.steps, args.dt_ms or 1.0)
+
+
 # ---------------------------------------------------------------- train
 def add_train(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train a SLAYER network and export it for the device",
@@ -94,10 +111,8 @@ def add_import(sub: argparse._SubParsersAction) -> None:
     data.add_argument("--input", metavar="SPIKES", help="test spikes (.npy/.npz/.h5, or tonic-style events with "
                       "--sensor-size) (needs --labels)")
     p.add_argument("--labels", metavar="LABELS.npy", help="classes of the --input samples")
-    p.add_argument("--steps", type=int, metavar="T", help="time steps (N-MNIST default 30; events: required)")
-    p.add_argument("--dt-ms", type=float, metavar="MS", help="milliseconds per step (N-MNIST default 10; "
-                   "required with --input)")
-    p.add_argument("--sensor-size", type=int, nargs=3, metavar=("W", "H", "P"), help="to bin an event --input")
+    add_binning(p, "time steps (N-MNIST default 30; events: required)", "milliseconds per step (N-MNIST default "
+                "10; required with --input)")
     p.add_argument("--n", type=int, metavar="N", help="use the first N test samples (default all)")
     p.add_argument("--force", action="store_true", help="replace a model already in RUN_DIR")
     add_threads(p)
@@ -105,7 +120,7 @@ def add_import(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_import(args: argparse.Namespace) -> int:
-    from .data.inputs import Binning, load_input, load_labels
+    from .data.inputs import load_input, load_labels
     from .errors import ConfigError
     from .fmt import pct
     from .interop.commands import import_network
@@ -114,9 +129,7 @@ def cmd_import(args: argparse.Namespace) -> int:
     if args.input is not None:
         if args.labels is None:
             raise ConfigError("--input needs --labels LABELS.npy (the classes of the test samples)")
-        binning = None if args.sensor_size is None or args.steps is None else \
-            Binning(tuple(args.sensor_size), args.steps, args.dt_ms or 1.0)
-        spikes = load_input(args.input, binning=binning)
+        spikes = load_input(args.input, binning=binning_of(args))
         labels = load_labels(args.labels, len(spikes))
     card = import_network(args.run, network=args.network, nir_graph=args.nir, data=args.data, spikes=spikes,
                           labels=labels, steps=args.steps, dt_ms=args.dt_ms, limit=args.n, force=args.force)
@@ -331,11 +344,8 @@ def add_replay(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--input", metavar="SPIKES", help="binary spikes (N, C, T) or (N, C, H, W, T) in a .npy "
                    "file or an .h5 file (stand-alone form)")
     p.add_argument("--dataset", default="spikes", help="dataset of an .h5 --input (default: spikes)")
-    p.add_argument("--sensor-size", type=int, nargs=3, metavar=("W", "H", "P"),
-                   help="sensor width, height and polarities, to bin an event --input (tonic-style x, y, t in us, p)")
-    p.add_argument("--steps", type=int, metavar="T", help="time steps to bin an event --input into")
-    p.add_argument("--dt-ms", type=float, metavar="MS", default=1.0,
-                   help="bin width in milliseconds for an event --input (default 1)")
+    add_binning(p, "time steps to bin an event --input into", "bin width in milliseconds for an event --input "
+                "(default 1)")
     p.add_argument("--labels", metavar="LABELS.npy", help="true classes of the --input samples (stand-alone form): "
                    "stored in the output and counted in the printed accuracy")
     p.add_argument("--out", metavar="OUT.h5", help="output file (stand-alone form)")
@@ -351,7 +361,6 @@ def add_replay(sub: argparse._SubParsersAction) -> None:
 
 def cmd_replay(args: argparse.Namespace) -> int:
     from .fmt import pct as fmt_pct
-    from .data.inputs import Binning
     from .device.profiles import load_profile
     from .errors import ConfigError
     from .stages.replay import format_summary, replay_file, replay_run, replay_summary
@@ -369,9 +378,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
     options = {"lanes": args.lanes, "timeout": args.timeout, "force": args.force, "progress": not args.no_progress}
     profile = load_profile(args.profile)
     if args.run is None:
-        binning = None if args.sensor_size is None or args.steps is None else \
-            Binning(tuple(args.sensor_size), args.steps, args.dt_ms)
-        out, output = replay_file(args.network, args.input, profile, args.out, dataset=args.dataset, binning=binning,
+        out, output = replay_file(args.network, args.input, profile, args.out, dataset=args.dataset,
+                                  binning=binning_of(args),
                                   labels=args.labels, **options)
         if output is None:
             print(f"{out} is up to date (same network, profile and input)")

@@ -66,6 +66,11 @@ class ModelSpec:
                 "layers": [dict(layer) for layer in self.layers], "training": dict(self.training)}
 
 
+#: Keys a [[layers]] table may have (docs/models.md).
+LAYER_KEYS = {"type", "out", "kernel", "stride", "padding", "weight_norm", "delay", "weight_scale", "neuron"}
+#: Neuron parameters a layer may set for itself, over the spec's [neuron] table.
+LAYER_NEURON_KEYS = {"threshold", "current_decay", "voltage_decay", "tau_grad", "scale_grad"}
+
 DEFAULT_TRAINING = {"loss": "spike-rate", "true_rate": 0.2, "false_rate": 0.03, "optimizer": "adam",
                     "lr": 0.001, "epochs": 20, "batch_size": 32}
 
@@ -89,6 +94,10 @@ def spec_from_dict(raw: dict[str, Any], where: str) -> ModelSpec:
     if not layers:
         raise ConfigError(f"{where}: no [[layers]]")
     for i, layer in enumerate(layers):
+        check_unknown(layer, LAYER_KEYS, f"{where} layer {i}")
+        if not isinstance(layer.get("neuron", {}), dict):
+            raise ConfigError(f"{where} layer {i}: 'neuron' must be a table of neuron parameters")
+        check_unknown(layer.get("neuron", {}), LAYER_NEURON_KEYS, f"{where} layer {i} neuron")
         kind_i = layer.get("type")
         if kind_i not in LAYER_TYPES:
             raise ConfigError(f"{where} layer {i}: type {kind_i!r} unknown; available: {', '.join(LAYER_TYPES)}"
@@ -184,7 +193,7 @@ class SpikingNetwork(torch.nn.Module):
                 blocks.append(slayer.block.cuba.Flatten())
                 shape = [int(torch.tensor(shape).prod())]
                 continue
-            params = dict(base)
+            params = dict(base, **layer.get("neuron", {}))  # per-layer neuron parameters override the spec's
             spiking_index += 1
             if spec.neuron.get("dropout") and spiking_index < n_spiking:
                 params["dropout"] = slayer.neuron.Dropout(p=float(spec.neuron["dropout"]))

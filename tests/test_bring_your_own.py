@@ -29,9 +29,10 @@ def test_a_lava_dl_network_in_four_commands(tmp_path, capsys):
     assert cli.main(["import", "--network", str(path), "--run", run, "--input", str(tmp_path / "x.npy"),
                      "--labels", str(tmp_path / "y.npy"), "--dt-ms", "1"]) == 0
     assert "100.0% identical rasters, 100.0% agreement" in capsys.readouterr().out
-    assert cli.main(["attack", "--run", run, "--iterations", "3", "--no-progress"]) == 0
+    assert cli.main(["attack", "--run", run, "--iterations", "3", "--no-progress"]) == 0  # margin: the default
     assert cli.main(["replay", "--run", run, "--profile", "loihi2-fixed", "--all", "--no-progress"]) == 0
     assert cli.main(["report", "--run", run]) == 0
+    assert open_run(run).attack_ids()[0].split("_")[-3] == "mg"  # the margin objective
     results = json.loads((tmp_path / "run" / "results.json").read_text())
     assert results["model"]["imported"] is True and results["model"]["train_accuracy"] is None
     device = results["attacks"][0]["device"]["loihi2-fixed"]

@@ -146,7 +146,7 @@ def test_import_writes_a_run_directory(imported):
     assert card["twin_device"]["raster_exact"] == 1.0 and card["twin_device"]["agreement"] == 1.0
     assert card["steps"] == STEPS and card["input_shape"] == [2, 9, 8] and card["n_classes"] == 6
     assert [layer["iDecay"] for layer in card["layers"]] == [2048, 1024, 4096] and all(l["bias"] for l in card["layers"])
-    assert card["loss"]["name"] == "spike-rate" and card["dataset"]["n"] == 10
+    assert card["loss"]["name"] == "margin" and card["dataset"]["n"] == 10
     with pytest.raises(HarnessError, match="already holds a model"):
         import_netx(path, root / "run", spikes=root / "spikes.npy", labels=root / "labels.npy")
 

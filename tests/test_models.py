@@ -90,3 +90,33 @@ def test_checkpoint_with_axonal_delays_loads(tmp_path):
     torch.save({"spec": spec.to_dict(), "state_dict": net.state_dict(), "seed": 0}, tmp_path / "checkpoint.pt")
     with torch.no_grad():
         assert torch.equal(load_checkpoint(tmp_path / "checkpoint.pt")(x), expected)
+
+
+def test_each_layer_may_have_its_own_neuron(tmp_path):
+    import h5py
+    import torch
+
+    raw = load_spec("digits-mlp").to_dict()
+    raw["layers"][0]["neuron"] = {"threshold": 1.0, "current_decay": 0.5}
+    raw["layers"][1]["neuron"] = {"threshold": 2.0, "voltage_decay": 0.1}
+    net = build_network(spec_from_dict(raw, "hetero"), seed=0)
+    first, second = (block.neuron for block in net.spiking_blocks)
+    assert (first.threshold, second.threshold) == pytest.approx((1.0, 2.0), abs=1 / 64)
+    with torch.no_grad():
+        net(torch.zeros(1, 1, 8, 8, 16))
+    net.export_hdf5(tmp_path / "n.net")
+    with h5py.File(tmp_path / "n.net") as f:
+        neurons = [{k: int(f[f"layer/{i}/neuron/{k}"][()]) for k in ("vThMant", "iDecay", "vDecay")} for i in (0, 1)]
+    assert neurons[0]["vThMant"] * 2 == neurons[1]["vThMant"]
+    assert neurons[0]["iDecay"] == 2048 and neurons[1]["iDecay"] == 1024      # 0.5 and the spec's 0.25
+    assert neurons[0]["vDecay"] != neurons[1]["vDecay"]
+
+
+def test_unknown_layer_keys_are_refused():
+    raw = load_spec("digits-mlp").to_dict()
+    raw["layers"][0]["neuron"] = {"treshold": 1.0}
+    with pytest.raises(ConfigError, match=r"layer 0 neuron: unknown key\(s\) treshold"):
+        spec_from_dict(raw, "x.toml")
+    raw["layers"][0] = {"type": "dense", "out": 3, "bias": True}
+    with pytest.raises(ConfigError, match=r"layer 0: unknown key\(s\) bias"):
+        spec_from_dict(raw, "x.toml")

@@ -30,6 +30,8 @@ from .targets import TARGET_MODES, expand_targets
 from .transfer import transfer
 
 _MODE_TAGS = {None: "u", "every-other": "eo", "random": "rt", "least-likely": "ll"}
+#: The default attack loss of an imported network (:func:`default_loss`).
+IMPORTED_LOSS = "margin"
 _LOSS_TAGS = {"spike-rate": "sr", "cross-entropy": "ce", "margin": "mg"}
 
 
@@ -65,6 +67,12 @@ def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9.-]+", "-", text).strip("-")[:40] or "run"
 
 
+def default_loss(run: Run) -> str:
+    """The attack loss when the settings name none: the model's training loss, or for an imported
+    network (which brings no training loss) the margin objective on output spike counts."""
+    return IMPORTED_LOSS if run.imported else run.spec.training["loss"]
+
+
 def _identity(run: Run, **parts) -> str:
     """An attack file's identity: the judging model, the package versions and ``parts``."""
     return identity(stage="attack", model_sha256=run.model_digest, versions=numeric_versions(), **parts)
@@ -91,7 +99,7 @@ def run_attack(run_dir: str | Path, config: AttackConfig = AttackConfig(), targe
         raise ConfigError(f"unknown target mode '{targeted}'; available: {', '.join(TARGET_MODES)}")
     run = open_run(run_dir)
     net, data = run.net, run.test(n, data_path)
-    loss = config.loss or net.spec.training["loss"]
+    loss = config.loss or default_loss(run)
     path = run.attack_path(attack_id(config, targeted, len(data), loss))
     params = {**config.to_dict(), "loss": loss, "targeted": targeted or "", "n": len(data)}
     ident = _identity(run, params=params, data_sha256=data_digest(data))

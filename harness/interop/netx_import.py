@@ -229,9 +229,11 @@ def import_netx(network_file: str | Path, run_dir: str | Path, *, data=None, spi
         "source": {"path": str(source.resolve()), "sha256": hashlib.sha256(content).hexdigest(), "bytes": len(content)},
         "steps": twin.steps, "dt_ms": twin.dt_ms, "input_shape": list(twin.input_shape),
         "n_classes": twin.n_classes, "layers": _layer_card(twin),
-        "loss": {"name": twin.spec.training["loss"], "true_rate": twin.spec.training["true_rate"],
-                 "false_rate": twin.spec.training["false_rate"],
-                 "note": "spike-rate loss with these target rates until the margin objective exists"},
+        "loss": {"name": "margin", "note": "the default attack loss of an imported network: the margin on output "
+                                           "spike counts (best other class minus the true class), through the "
+                                           "twin's surrogate; --loss spike-rate uses the twin's spec targets "
+                                           f"(true rate {twin.spec.training['true_rate']}, false rate "
+                                           f"{twin.spec.training['false_rate']})"},
         "dataset": {**dataset, "path": None, "n_train": 0, "n_test": len(test_labels)},
         "spec": twin.spec.to_dict(), "seed": 0, "train_accuracy": None, "provenance": provenance or {},
         "test_accuracy": accuracy(proof.twin_predictions, test_labels),
