@@ -104,9 +104,9 @@ def device_weights(matrix) -> tuple[np.ndarray, np.ndarray, int]:
     """
     from lava.utils.weightutils import clip_weights, determine_sign_mode, truncate_weights
 
-    from .device.lava_sim import _scaled_weights
+    from .device.lava_sim import scaled_weights
 
-    scaled, bits, exponent = _scaled_weights(matrix)
+    scaled, bits, exponent = scaled_weights(matrix)
     sign_mode = determine_sign_mode(scaled)  # as Sparse does when given no sign mode
     held = truncate_weights(clip_weights(scaled, sign_mode, num_bits=8), sign_mode, bits).tocoo()
     return np.stack([held.row, held.col]).astype(np.int64), held.data.astype(np.int64), int(exponent)

@@ -130,7 +130,7 @@ def _lanes(matrix: sparse.csr_matrix, lanes: int) -> sparse.csr_matrix:
     return sparse.kron(sparse.identity(lanes, dtype=matrix.dtype, format="csr"), matrix, format="csr")
 
 
-def _scaled_weights(matrix: sparse.csr_matrix) -> tuple[sparse.csr_matrix, int, int]:
+def scaled_weights(matrix: sparse.csr_matrix) -> tuple[sparse.csr_matrix, int, int]:
     """netx's weight optimisation of one copy: (scaled matrix, weight bits, weight exponent).
 
     netx runs it on the dense matrix, zeros included, so a zero joins the values whenever
@@ -150,7 +150,7 @@ def _synapse(layer: LoweredLayer, lanes: int, tag: str):
     """Lava's Sparse (or DelaySparse) process for ``lanes`` copies of ``layer``'s weights."""
     from lava.proc.sparse.process import DelaySparse, Sparse
 
-    weight, bits, exponent = _scaled_weights(layer.weight)
+    weight, bits, exponent = scaled_weights(layer.weight)
     if tag == FLOATING_POINT:  # the float models take the real weights and ignore the exponent
         weight = weight.astype(np.float64) * 2.0 ** exponent
     weights = _lanes(weight, lanes)
