@@ -23,16 +23,18 @@ import numpy as np
 from .records import AttackRecord, is_success
 from .errors import ConfigError
 from .metrics import success_by_budget
-from .results_model import (SCHEMA_VERSION, AnnComparison, Attack, Clean, CleanDevice, CleanOffline, Dataset,
-                            DeviceStats, Model, OfflineStats, Results, load_schema, validate_results)
+from .results_model import (CONFIDENCE, SCHEMA_VERSION, AnnComparison, Attack, BudgetCurve, Clean, CleanDevice,
+                            CleanOffline, Dataset, DeviceStats, MedianCI, Model, OfflineStats, Rate, Results,
+                            load_schema, validate_results)
 from .runs import Replay, RunArtifacts, open_run
-from .stages.measure import attack_measurements, clean_measurements, offline_outputs
-from .store import jsonable, write_json
+from .stages.measure import OfflineOutputs, attack_measurements, clean_measurements, offline_outputs, raster_exact
+from .stats import BOOTSTRAP_RESAMPLES, bootstrap_median
+from .store import jsonable, write_json, write_if_changed
 from .versions import package_versions
 
-__all__ = ["DEFAULT_BUDGETS", "RESULTS_SCHEMA_VERSION", "Replay", "RunArtifacts", "attack_device_entry",
-           "attack_entry", "build_results", "check_budgets", "load_run", "load_schema", "validate_results",
-           "write_results"]
+__all__ = ["CSV_COLUMNS", "DEFAULT_BUDGETS", "RESULTS_SCHEMA_VERSION", "Replay", "RunArtifacts",
+           "attack_device_entry", "attack_entry", "build_results", "check_budgets", "csv_text", "load_run",
+           "load_schema", "long_rows", "median_ci", "rate_of", "validate_results", "write_results"]
 
 RESULTS_SCHEMA_VERSION = SCHEMA_VERSION
 #: Flip budgets of ``success_by_budget`` when the experiment gives none.
@@ -42,6 +44,38 @@ _DEVICE_FIELDS = {"adversarial_accuracy": "accuracy", "clean_accuracy": "clean_a
                   "n_correct_clean": "n_correct_clean", "success_rate": "success_rate",
                   "transfer_rate": "transfer_rate", "activity_change": "activity_change",
                   "energy_change": "energy_change"}
+
+
+#: Seed of every bootstrap interval in results.json (the same values give the same interval).
+BOOTSTRAP_SEED = 0
+
+
+def rate_of(flags: np.ndarray, mask: np.ndarray | None = None) -> Rate:
+    """The rate of boolean ``flags`` (R,) over the rows of ``mask`` (R,) (all rows when None), with
+    its counts and Wilson interval (:meth:`Rate.of`)."""
+    flags = np.asarray(flags, dtype=bool)
+    mask = np.ones(flags.shape, dtype=bool) if mask is None else np.asarray(mask, dtype=bool)
+    return Rate.of(int((flags & mask).sum()), int(mask.sum()))
+
+
+def rates_by(keys: np.ndarray, flags: np.ndarray, mask: np.ndarray) -> dict[str, Rate]:
+    """Per value of ``keys`` (R,) ints among the rows of ``mask``: the rate of ``flags`` over those rows.
+
+    Keys are decimal strings in ascending order (e.g. true class -> success over its correct rows).
+    """
+    keys, mask = np.asarray(keys), np.asarray(mask, dtype=bool)
+    return {str(int(key)): rate_of(flags, mask & (keys == key)) for key in np.unique(keys[mask])}
+
+
+def median_ci(values: np.ndarray) -> MedianCI:
+    """Median of ``values`` (flips) with its bootstrap 95% interval (seed :data:`BOOTSTRAP_SEED`,
+    :data:`harness.stats.BOOTSTRAP_RESAMPLES` resamples)."""
+    values = np.asarray(values, dtype=np.float64)
+    low, high = bootstrap_median(values, seed=BOOTSTRAP_SEED, confidence=CONFIDENCE, resamples=BOOTSTRAP_RESAMPLES)
+    defined = len(values) > 0
+    return MedianCI(value=float(np.median(values)) if defined else None, n=len(values),
+                    low=low if defined else None, high=high if defined else None,
+                    resamples=BOOTSTRAP_RESAMPLES, seed=BOOTSTRAP_SEED)
 
 
 def load_run(run_dir: str | Path, attack_ids: list[str] | None = None, profiles: list[str] | None = None,
@@ -63,18 +97,27 @@ def _model_entry(card: dict[str, Any]) -> Model:
                  surrogate=spec["surrogate"]["kind"], epochs=int(card["epochs"]))
 
 
-def _clean_entries(art: RunArtifacts) -> dict[str, CleanDevice]:
-    """Per profile: the clean test split on the device vs SLAYER on the same inputs."""
-    if not art.device:
-        return {}
-    net, test = art.run.net, art.run.test()
-    offline = offline_outputs(net, test.spikes)
-    out = {}
-    for profile, replays in art.device.items():
-        measured = clean_measurements(replays["clean"].arrays, offline, test.labels)
-        out[profile] = CleanDevice(accuracy=measured["accuracy"], agreement=measured["agreement"],
-                                   raster_exact=measured["raster_exact"], n_samples=measured["n_samples"])
-    return out
+def _clean_entry(art: RunArtifacts) -> Clean:
+    """SLAYER on the clean test split (accuracy overall and per true class) and, per profile, the
+    device on the same inputs vs SLAYER."""
+    test = art.run.test()
+    offline = offline_outputs(art.run.net, test.spikes)
+    right = offline.predictions == test.labels
+    return Clean(offline=CleanOffline(accuracy=art.card["test_accuracy"], accuracy_ci=rate_of(right),
+                                      accuracy_by_class=rates_by(test.labels, right, np.ones(len(right), bool))),
+                 device={profile: _clean_device_entry(replays["clean"].arrays, offline, test.labels)
+                         for profile, replays in art.device.items()})
+
+
+def _clean_device_entry(device, offline: OfflineOutputs, labels: np.ndarray) -> CleanDevice:
+    """The clean test split on one profile (:func:`~harness.stages.measure.clean_measurements`), with intervals."""
+    measured = clean_measurements(device, offline, labels)
+    pred = device["predictions"]
+    exact = raster_exact(device["output_rasters"], offline.rasters) if len(pred) else np.zeros(0, bool)
+    return CleanDevice(accuracy=measured["accuracy"], agreement=measured["agreement"],
+                       raster_exact=measured["raster_exact"], n_samples=measured["n_samples"],
+                       accuracy_ci=rate_of(pred == labels), agreement_ci=rate_of(pred == offline.predictions),
+                       raster_exact_ci=rate_of(exact))
 
 
 def attack_device_entry(record: AttackRecord, replay: Replay, budgets) -> DeviceStats:
@@ -88,7 +131,17 @@ def attack_device_entry(record: AttackRecord, replay: Replay, budgets) -> Device
     correct = device["clean/predictions"] == record.labels
     success = is_success(device["predictions"], record.labels, record.targets) & correct
     return DeviceStats(**{new: measured[old] for old, new in _DEVICE_FIELDS.items()},
-                       success_by_budget=success_by_budget(record.l0, success, budgets, mask=correct))
+                       success_by_budget=success_by_budget(record.l0, success, budgets, mask=correct),
+                       accuracy_ci=rate_of(device["predictions"] == record.labels),
+                       clean_accuracy_ci=rate_of(correct), success_rate_ci=rate_of(success, correct),
+                       transfer_rate_ci=rate_of(success, record.success.astype(bool) & correct),
+                       success_by_budget_ci=_budget_rates(record.l0, success, budgets, correct))
+
+
+def _budget_rates(l0: np.ndarray, success: np.ndarray, budgets, mask: np.ndarray) -> dict[str, Rate]:
+    """Budget (flips) -> share of the ``mask`` rows that succeeded with L0 <= budget (as
+    :func:`harness.metrics.success_by_budget`, with counts and intervals)."""
+    return {str(int(b)): rate_of(success & (l0 <= b), mask) for b in budgets}
 
 
 def _crafted_elsewhere(record: AttackRecord) -> str | None:
@@ -97,13 +150,37 @@ def _crafted_elsewhere(record: AttackRecord) -> str | None:
     return None if not crafted or crafted == judged else str(crafted)
 
 
-def _offline_entry(stats: dict[str, Any]) -> OfflineStats:
-    """An attack's offline figures from :meth:`AttackRecord.stats`."""
-    return OfflineStats(
+#: Failure statistics of :meth:`AttackRecord.stats` written as null when undefined (not tracked, no
+#: gradient, no failed row) rather than left out.
+_NULLABLE_FAILURE_STATS = ("stall_window", "stalled_rows", "stalled_share", "zero_grad_share")
+
+
+def _offline_entry(record: AttackRecord, stats: dict[str, Any], budgets) -> OfflineStats:
+    """An attack's offline figures from :meth:`AttackRecord.stats`, with counts and intervals.
+
+    Rates are over the rows classified correctly before the attack; stall and zero-gradient
+    shares over the failed ones among them; the median L0 interval over the successful ones.
+    """
+    ok = record.correct_before.astype(bool)
+    won = record.success.astype(bool) & ok
+    failed = ok & ~won
+    tracked, has_grad = record.stalled is not None, bool((record.zero_grad_iterations >= 0).any())
+    undefined = frozenset(name for name in _NULLABLE_FAILURE_STATS if stats[name] is None)
+    return OfflineStats(nulls=undefined,
         success_rate=stats["success_rate"], mean_l0=stats["mean_l0"], median_l0=stats["median_l0"],
         median_l0_before_reduction=stats["median_l0_before_reduction"], median_flip_rate=stats["median_flip_rate"],
         mean_iterations=stats["mean_iterations"], rsf_iterations=stats["rsf_iterations"],
-        zero_grad_iterations=stats["zero_grad_iterations"], success_by_budget=stats["success_by_budget"])
+        zero_grad_iterations=stats["zero_grad_iterations"], success_by_budget=stats["success_by_budget"],
+        success_rate_ci=rate_of(won, ok), median_l0_ci=median_ci(record.l0[won]),
+        success_by_budget_ci=_budget_rates(record.l0, won, budgets, ok),
+        success_by_class=rates_by(record.labels, won, ok),
+        success_by_target=rates_by(record.targets, won, ok & (record.targets >= 0)) if record.targeted else None,
+        n_failed=stats["n_failed"], stall_window=stats["stall_window"], stalled_rows=stats["stalled_rows"],
+        stalled_share=stats["stalled_share"],
+        stalled_share_ci=rate_of(record.stalled, failed) if tracked else None,
+        zero_grad_share=stats["zero_grad_share"],
+        zero_grad_share_ci=rate_of(record.zero_grad_iterations > 0, failed) if has_grad else None,
+        budget_curve=BudgetCurve.build(stats["budget_curve"], f"attack {record.attrs.get('attack_id')} budget_curve"))
 
 
 def attack_entry(art: RunArtifacts, attack_id: str, budgets) -> Attack:
@@ -114,7 +191,8 @@ def attack_entry(art: RunArtifacts, attack_id: str, budgets) -> Attack:
     return Attack(
         id=attack_id, method=record.attrs["method"], targeted=mode is not None, target_mode=mode,
         crafted_on=_crafted_elsewhere(record), parameters=record.attrs.get("params", {}),
-        n_attacked=len(record), n_correct_before=stats["n_correct_before"], offline=_offline_entry(stats),
+        n_attacked=len(record), n_correct_before=stats["n_correct_before"],
+        offline=_offline_entry(record, stats, budgets),
         device={profile: attack_device_entry(record, replays[attack_id], budgets)
                 for profile, replays in art.device.items() if attack_id in replays})
 
@@ -136,7 +214,7 @@ def build_results(art: RunArtifacts, budgets=DEFAULT_BUDGETS) -> dict[str, Any]:
     results = Results(
         schema_version=RESULTS_SCHEMA_VERSION, run=art.name, seed=int(card["seed"]), versions=package_versions(),
         dataset=Dataset.build(card["dataset"], f"{art.run.card} dataset"), model=_model_entry(card), budgets=budgets,
-        clean=Clean(offline=CleanOffline(accuracy=card["test_accuracy"]), device=_clean_entries(art)),
+        clean=_clean_entry(art),
         attacks=[attack_entry(art, attack_id, budgets) for attack_id in art.attacks],
         ann=[_ann_entry(name, result) for name, result in art.ann.items()])
     return jsonable(results.to_dict())
