@@ -15,6 +15,8 @@ so re-summarising the same artifacts gives the same file.
 """
 from __future__ import annotations
 
+import csv
+import io
 from pathlib import Path
 from typing import Any
 
@@ -221,8 +223,84 @@ def build_results(art: RunArtifacts, budgets=DEFAULT_BUDGETS) -> dict[str, Any]:
 
 
 def write_results(art: RunArtifacts, budgets=DEFAULT_BUDGETS) -> dict[str, Any]:
-    """Build, validate and write ``RUN_DIR/results.json`` (left untouched when unchanged); the dict."""
+    """Build, validate and write ``RUN_DIR/results.json`` and ``RUN_DIR/results.csv`` (its long
+    form, :func:`long_rows`), each atomically and left untouched when unchanged; the dict."""
     results = build_results(art, budgets)
     validate_results(results, art.run.results)
     write_json(art.run.results, results, if_changed=True)
+    write_if_changed(art.run.results.with_suffix(".csv"),
+                     csv_text(long_rows(Results.build(results, str(art.run.results)), art.name)).encode("utf-8"))
     return results
+
+
+# ---------------------------------------------------------------- results.csv (long format)
+#: Columns of results.csv: one row per run x attack x profile x metric.
+CSV_COLUMNS = ("run", "attack", "profile", "metric", "value", "k", "n", "low", "high")
+#: ``profile`` of offline figures (SLAYER) in the long format.
+OFFLINE = "offline"
+
+
+def long_rows(results: Results, run: str | None = None) -> list[dict[str, Any]]:
+    """results.json as rows of :data:`CSV_COLUMNS` (``run`` defaults to the file's own ``run``).
+
+    ``attack`` is empty for the clean figures; ``profile`` is ``offline`` or a device profile.
+    A rate gives value, k, n and its Wilson bounds; a median L0 its successful rows as n and
+    the bootstrap bounds; any other number (mean L0, ratios, totals) only its value. Maps give
+    one row per key, ``metric:key`` (``success_by_budget:100``, ``success_by_class:3``). Rates
+    come from their ``*_ci`` records where the file has them, else value only.
+    """
+    run = results.run if run is None else run
+    rows = _record_rows(results.clean.offline, run, "", OFFLINE)
+    for profile, clean in results.clean.device.items():
+        rows += _record_rows(clean, run, "", profile)
+    for attack in results.attacks:
+        rows += _record_rows(attack.offline, run, attack.id, OFFLINE)
+        for profile, device in attack.device.items():
+            rows += _record_rows(device, run, attack.id, profile)
+    return rows
+
+
+def _record_rows(record, run: str, attack: str, profile: str) -> list[dict[str, Any]]:
+    """The long rows of one stats record: its numbers, rates and maps of rates, in field order.
+
+    A number with an interval (``x`` beside ``x_ci``) gives one row, from the interval record,
+    where the number stands.
+    """
+    values = record.to_dict()
+    rows = []
+    for name, value in values.items():
+        if name.endswith("_ci") and name[:-3] in values:
+            continue
+        source = values.get(f"{name}_ci", value)
+        metric = name[:-3] if name.endswith("_ci") else name
+        rows += [{"run": run, "attack": attack, "profile": profile, "metric": key, **cells}
+                 for key, cells in _cells(metric, source)]
+    return rows
+
+
+def _cells(metric: str, value) -> list[tuple[str, dict[str, Any]]]:
+    """(metric, {value, k, n, low, high}) for a JSON value: a number, a rate, a median or a map of them.
+
+    Undefined numbers (null: not tracked, empty set) and descriptive objects (budget_curve) give
+    no row; a rate over an empty set does (k = n = 0).
+    """
+    if value is None or isinstance(value, bool):
+        return []
+    if isinstance(value, (int, float)):
+        return [(metric, {"value": value})]
+    if isinstance(value, dict) and "value" in value:
+        return [(metric, {k: value.get(k) for k in ("value", "k", "n", "low", "high")})]
+    if isinstance(value, dict) and metric.startswith(("success_by", "accuracy_by")):
+        return [(f"{metric}:{key}", cells) for key, item in value.items() for _, cells in _cells(metric, item)]
+    return []
+
+
+def csv_text(rows: list[dict[str, Any]]) -> str:
+    """Rows of :data:`CSV_COLUMNS` as CSV (header first; null as an empty cell; floats in full precision)."""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, CSV_COLUMNS, lineterminator="\n", extrasaction="raise")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: "" if row.get(k) is None else repr(row[k]) if isinstance(row[k], float) else row[k]
+                         for k in CSV_COLUMNS})
+    return buffer.getvalue()
