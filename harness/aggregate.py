@@ -90,10 +90,12 @@ def cell_key(results: Results) -> str:
 
 
 def seed_groups(runs: Mapping[str, Results]) -> list[list[str]]:
-    """Run names grouped by :func:`cell_key`, in first-seen order; only groups of 2+ runs with
-    distinct seeds (the seed grids among ``runs``)."""
-    groups: dict[str, list[str]] = {}
+    """Run names grouped by :func:`cell_key`, in first-seen order: the seed grids among ``runs``.
+
+    A group keeps the first run of each seed (a second run with the same content and seed is
+    a replicate, not another seed) and counts only with 2+ seeds.
+    """
+    groups: dict[str, dict[int, str]] = {}
     for name, results in runs.items():
-        groups.setdefault(cell_key(results), []).append(name)
-    return [names for names in groups.values()
-            if len(names) > 1 and len({runs[n].seed for n in names}) == len(names)]
+        groups.setdefault(cell_key(results), {}).setdefault(results.seed, name)
+    return [list(by_seed.values()) for by_seed in groups.values() if len(by_seed) > 1]

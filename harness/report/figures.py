@@ -59,12 +59,13 @@ def point(value) -> tuple[float, float, float]:
     return _as_percent(value), np.nan, np.nan
 
 
-def _error_bars(points: np.ndarray) -> np.ndarray | None:
-    """(2, N) distances below/above the value for matplotlib's ``yerr`` (None: no interval at all)."""
+def _error_bars(points: np.ndarray) -> list[list[float]] | None:
+    """(2, N) distances below/above the values of (N, 3) ``points`` for matplotlib's ``yerr``, as
+    lists (None: no interval at all)."""
     value, low, high = points.T
     if np.isnan(low).all():
         return None
-    return np.nan_to_num(np.stack([value - low, high - value]), nan=0.0).clip(min=0)
+    return np.nan_to_num(np.stack([value - low, high - value]), nan=0.0).clip(min=0).tolist()
 
 
 def grouped_bars(groups: Sequence[str], series: Mapping[str, Sequence], title: str,
@@ -217,7 +218,7 @@ def activity_energy(layer_names: Sequence[str], activity: Mapping[str, np.ndarra
     x = np.arange(len(layer_names))
     for i, (label, samples) in enumerate(activity.items()):
         mean, errors = _mean_and_error(samples)
-        ax_a.bar(x + (i - (n - 1) / 2) * width, mean, width, label=label, yerr=errors, capsize=2,
+        ax_a.bar(x + (i - (n - 1) / 2) * width, mean, width, label=label, yerr=errors.tolist(), capsize=2,
                  error_kw={"elinewidth": 0.8, "ecolor": CLEAN})
     ax_a.set_xticks(x, layer_names)
     ax_a.set_xlabel("layer")
@@ -228,7 +229,7 @@ def activity_energy(layer_names: Sequence[str], activity: Mapping[str, np.ndarra
     means, errors = zip(*(_mean_and_error(np.asarray(energy[k]).reshape(-1, 1)) for k in labels))
     means = np.array([m[0] for m in means])
     bars = ax_e.bar(np.arange(len(labels)), 1e9 * means, color=[f"C{i}" for i in range(len(labels))],
-                    yerr=1e9 * np.concatenate(errors, axis=1), capsize=2, error_kw={"elinewidth": 0.8, "ecolor": CLEAN})
+                    yerr=(1e9 * np.concatenate(errors, axis=1)).tolist(), capsize=2, error_kw={"elinewidth": 0.8, "ecolor": CLEAN})
     for bar, mean in zip(bars, means):
         ax_e.annotate(f"{mean / means[0]:.2f}x" if means[0] else "",
                       (bar.get_x() + bar.get_width() / 2, bar.get_height()), ha="center", va="bottom", fontsize=7)
