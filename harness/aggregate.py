@@ -18,9 +18,23 @@ import json
 from dataclasses import dataclass
 from typing import Mapping, Sequence
 
-from .results import long_rows
+from .results import OFFLINE, long_rows
 from .results_model import Rate, Results
 from .stats import mean_interval
+
+
+#: The headline figures (what the report's seed table and ``harness compare`` show), by the
+#: metric names of the long rows: clean, an attack offline, an attack on a device profile.
+CLEAN_METRICS = ("accuracy",)
+OFFLINE_METRICS = ("success_rate", "median_l0", "stalled_share", "zero_grad_share")
+DEVICE_METRICS = ("success_rate", "transfer_rate")
+
+
+def is_headline(attack: str, profile: str, metric: str) -> bool:
+    """Whether a figure (``attack`` "" for a clean one) is one of the headline figures."""
+    if not attack:
+        return metric in CLEAN_METRICS
+    return metric in (OFFLINE_METRICS if profile == OFFLINE else DEVICE_METRICS)
 
 
 @dataclass(frozen=True)

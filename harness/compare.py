@@ -22,21 +22,14 @@ from pathlib import Path
 from typing import Sequence
 
 from . import fmt
-from .aggregate import SeedFigure, across_seeds, seed_groups
+from .aggregate import across_seeds, is_headline, seed_groups
 from .errors import DataError
 from .report import figures
 from .report.render import Table, markdown_table
+from .report.sections import FIGURE_NAMES, Interval, seed_cell
 from .results import OFFLINE, csv_text, long_rows
 from .results_model import Rate, Results
 from .store import write_if_changed
-
-#: The figures of the side-by-side table: (clean or attack, profile kind, metric) in row order.
-CLEAN_METRICS = ("accuracy",)
-OFFLINE_METRICS = ("success_rate", "median_l0", "stalled_share", "zero_grad_share")
-DEVICE_METRICS = ("success_rate", "transfer_rate")
-_LABELS = {"accuracy": "clean accuracy", "success_rate": "success", "median_l0": "median L0",
-           "stalled_share": "stalled (of failed)", "zero_grad_share": "zero-gradient (of failed)",
-           "transfer_rate": "transfer"}
 
 
 @dataclass
@@ -88,9 +81,7 @@ def load_comparison(run_dirs: Sequence[str | Path]) -> Comparison:
 
 def _shown(row: dict) -> bool:
     """Whether a long row is one of the table's headline figures."""
-    if not row["attack"]:
-        return row["metric"] in CLEAN_METRICS
-    return row["metric"] in (OFFLINE_METRICS if row["profile"] == OFFLINE else DEVICE_METRICS)
+    return is_headline(row["attack"], row["profile"], row["metric"])
 
 
 def _cell(row: dict | None) -> str:
@@ -100,18 +91,11 @@ def _cell(row: dict | None) -> str:
     if row.get("k") is not None:
         return fmt.rate(Rate(value=row["value"], k=row["k"], n=row["n"], low=row["low"], high=row["high"]))
     digits = 0 if row["metric"].endswith("l0") else 2
-    return fmt.num_ci(_Interval(row["value"], row.get("low"), row.get("high")), digits=digits)
-
-
-@dataclass
-class _Interval:
-    value: float | None
-    low: float | None
-    high: float | None
+    return fmt.num_ci(Interval(row["value"], row.get("low"), row.get("high")), digits=digits)
 
 
 def _row_label(attack: str, profile: str, metric: str) -> list[str]:
-    return [attack or "(clean)", profile, _LABELS.get(metric, metric)]
+    return [attack or "(clean)", profile, FIGURE_NAMES.get(metric, metric)]
 
 
 def comparison_table(comparison: Comparison) -> Table:
@@ -126,24 +110,14 @@ def comparison_table(comparison: Comparison) -> Table:
                  "its bootstrap 95% interval; stalled and zero-gradient shares of the failed rows. — : not in that run.")
 
 
-def _seed_cell(figure: SeedFigure) -> str:
-    digits = 0 if figure.metric.endswith("l0") else 2
-    if figure.pooled is None:
-        mean = fmt.num_ci(_Interval(figure.mean, figure.low, figure.high), digits=digits)
-    else:
-        mean = fmt.mean_ci_pct(figure.mean, figure.low, figure.high)
-    pooled = "" if figure.pooled is None else f"; pooled {fmt.rate(figure.pooled)}"
-    return f"{mean} over {len(figure.values)} seeds{pooled}"
-
-
 def seed_tables(comparison: Comparison) -> list[Table]:
     """Per seed group among the runs: each headline figure's mean over seeds (t-interval) and pooled rate."""
     tables = []
     for names in comparison.groups:
         shown = [f for f in across_seeds([comparison.runs[n] for n in names])
-                 if _shown({"attack": f.attack, "profile": f.profile, "metric": f.metric})]
+                 if is_headline(f.attack, f.profile, f.metric)]
         tables.append(Table(["attack", "profile", "figure", "across seeds"],
-                            [_row_label(f.attack, f.profile, f.metric) + [_seed_cell(f)] for f in shown],
+                            [_row_label(f.attack, f.profile, f.metric) + [seed_cell(f)] for f in shown],
                             f"Seeds {', '.join(str(comparison.runs[n].seed) for n in names)} ({', '.join(names)}): "
                             "mean with Student-t 95% interval over seeds; pooled: all seeds' rows together (Wilson)."))
     return tables

@@ -233,3 +233,21 @@ def test_report_tables_carry_intervals(built_run, tmp_path):
     assert "stalled (of failed)" in md and "all-zero gradient (of failed)" in md
     assert "stalls not tracked" in md and "100.0% [20.7, 100.0], 1/1 stalled" in md
     assert csv_text([]) == ",".join(CSV_COLUMNS) + "\n"
+
+
+def test_report_has_an_across_seeds_section_for_seed_grids(results):
+    from PIL import Image
+
+    from harness.report.sections import Labels, seeds_section
+
+    runs = {"tiny-s0": _seed_variant(results, 0, 3), "tiny-s1": _seed_variant(results, 1, 2)}
+    section = seeds_section(runs, Labels(untargeted="G2S+RSF"))
+    (table,) = section.tables
+    cells = {(row[0], row[1], row[2]): row[3] for row in table.rows}
+    mean, low, high = mean_interval([0.75, 0.5])
+    pooled = Rate.of(5, 8)
+    assert cells[("G2S+RSF", "offline", "success")] == (
+        f"{fmt.mean_ci_pct(mean, low, high)} over 2 seeds; pooled {fmt.rate(pooled)}")
+    assert ("(clean)", "offline", "clean accuracy") in cells and ("G2S+RSF", PROFILE, "transfer") in cells
+    Image.open(io.BytesIO(section.figures[0].png)).load()
+    assert seeds_section({"tiny-s0": runs["tiny-s0"]}, Labels()) is None

@@ -14,9 +14,10 @@ from typing import Mapping
 
 import numpy as np
 
-from ..fmt import num, num_ci, pct, rate, times
+from ..aggregate import SeedFigure, across_seeds, is_headline, seed_groups
+from ..fmt import mean_ci_pct, num, num_ci, pct, rate, times
 from ..records import AttackRecord
-from ..results import RunArtifacts
+from ..results import OFFLINE, RunArtifacts
 from ..results_model import Attack, CleanDevice, OfflineStats, Rate, Results
 from . import figures
 from .render import Figure, Section, Table
@@ -76,6 +77,62 @@ def _device_clean_cell(d: CleanDevice | None) -> str:
             f"{rate(d.raster_exact_ci, d.raster_exact)}")
 
 
+# ---------------------------------------------------------------- across seeds
+#: Display names of the headline figures (:data:`harness.aggregate.OFFLINE_METRICS`, ...).
+FIGURE_NAMES = {"accuracy": "clean accuracy", "success_rate": "success", "median_l0": "median L0",
+                "stalled_share": "stalled (of failed)", "zero_grad_share": "zero-gradient (of failed)",
+                "transfer_rate": "transfer"}
+
+
+@dataclass
+class Interval:
+    """A number with its bounds (for :func:`harness.fmt.num_ci`)."""
+
+    value: float | None
+    low: float | None
+    high: float | None
+
+
+def seed_cell(figure: SeedFigure) -> str:
+    """A figure across seeds: "95.1% [93.0, 97.2] over 3 seeds; pooled 95.0% [92.1, 96.9], 270/284"."""
+    if figure.pooled is None:
+        mean = num_ci(Interval(*figure.interval), digits=0 if figure.metric.endswith("l0") else 2)
+    else:
+        mean = mean_ci_pct(*figure.interval)
+    pooled = "" if figure.pooled is None else f"; pooled {rate(figure.pooled)}"
+    return f"{mean} over {len(figure.values)} seeds{pooled}"
+
+
+def seeds_section(summaries: Mapping[str, Results], labels: Labels) -> Section | None:
+    """Runs that are seeds of one cell (:func:`harness.aggregate.seed_groups`): the headline figures
+    as mean over seeds (Student-t 95%) and pooled (Wilson 95%), and offline success per attack with
+    t-interval error bars. None when no run shares its cell with another seed."""
+    groups = seed_groups(summaries)
+    if not groups:
+        return None
+    tables, series = [], {}
+    attacks = list(dict.fromkeys(labels[a.id] for names in groups for n in names for a in summaries[n].attacks))
+    for names in groups:
+        shown = [f for f in across_seeds([summaries[n] for n in names]) if is_headline(f.attack, f.profile, f.metric)]
+        seeds = ", ".join(str(summaries[n].seed) for n in names)
+        tables.append(Table(["attack", "profile", "figure", "across seeds"],
+                            [[labels[f.attack] if f.attack else "(clean)", f.profile,
+                              FIGURE_NAMES.get(f.metric, f.metric), seed_cell(f)] for f in shown],
+                            f"{', '.join(names)} (seeds {seeds}): mean over seeds with its Student-t 95% interval; "
+                            "pooled: the rows of all seeds together, with the Wilson 95% interval."))
+        success = {labels[f.attack]: f.interval for f in shown if f.attack and f.profile == OFFLINE
+                   and f.metric == "success_rate"}
+        series[f"{names[0]} +{len(names) - 1} seeds"] = [success.get(a) for a in attacks]
+    png = figures.grouped_bars(attacks, series, "Offline attack success, mean over seeds", "attack success (%)",
+                               xlabel="attack")
+    return Section("Across seeds", [
+        "Runs with the same data, model, training and attacks that differ only in their seed are cells of one seed "
+        "grid. The t-interval treats each seed as one observation and so includes the seed-to-seed spread "
+        "(weights, coding); the pooled Wilson interval counts every row of every seed once."], tables,
+        [Figure("seeds-success", png, "Offline success per attack, mean over the seeds of each cell, with Student-t "
+                "95% error bars (none with fewer than 2 seeds where the figure is defined).")])
+
+
 # ---------------------------------------------------------------- one run
 def run_sections(art: RunArtifacts, results: Results, labels: Labels) -> list[Section]:
     """Every section about one run: attacks, L0, device, activity, examples, RSF usage."""
@@ -83,7 +140,8 @@ def run_sections(art: RunArtifacts, results: Results, labels: Labels) -> list[Se
     intro = Section(f"Run {art.name}", [
         f"Model `{model.name}` (T = {model.T} steps, seed {results.seed}), trained with the "
         f"{model.loss} loss and the {model.surrogate} surrogate gradient: "
-        f"{pct(model.train_accuracy)} train / {pct(model.test_accuracy)} test accuracy."]
+        f"{pct(model.train_accuracy)} train / {rate(results.clean.offline.accuracy_ci, model.test_accuracy)} test "
+        "accuracy."]
         + [headline(a, labels) for a in results.attacks])
     if not art.attacks:
         intro.paragraphs.append("No attack was run on this model.")
