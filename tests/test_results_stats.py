@@ -251,3 +251,17 @@ def test_report_has_an_across_seeds_section_for_seed_grids(results):
     assert ("(clean)", "offline", "clean accuracy") in cells and ("G2S+RSF", PROFILE, "transfer") in cells
     Image.open(io.BytesIO(section.figures[0].png)).load()
     assert seeds_section({"tiny-s0": runs["tiny-s0"]}, Labels()) is None
+
+
+@pytest.mark.parametrize("change, where", [
+    (lambda r: r.update(k=-1), "success_rate_ci/k"),
+    (lambda r: r.update(low=1.5), "success_rate_ci/low"),
+    (lambda r: r.update(extra=1), "success_rate_ci"),  # a closed record
+])
+def test_schema_checks_rate_records(results, change, where):
+    from harness.errors import DataError
+
+    bad = copy.deepcopy(results)
+    change(_attack(bad, "untargeted")["offline"]["success_rate_ci"])
+    with pytest.raises(DataError, match=where):
+        Results.from_dict(bad)
