@@ -85,13 +85,15 @@ def _shown(row: dict) -> bool:
 
 
 def _cell(row: dict | None) -> str:
-    """A long row as a table cell: a rate with interval and counts, a number with its interval."""
+    """A headline long row as a table cell: a rate with interval and counts (every headline figure but
+    the median L0, which gets its bootstrap interval)."""
     if row is None:
         return "—"
-    if row.get("k") is not None:
-        return fmt.rate(Rate(value=row["value"], k=row["k"], n=row["n"], low=row["low"], high=row["high"]))
-    digits = 0 if row["metric"].endswith("l0") else 2
-    return fmt.num_ci(Interval(row["value"], row.get("low"), row.get("high")), digits=digits)
+    if row["metric"].endswith("l0"):
+        return fmt.num_ci(Interval(row["value"], row.get("low"), row.get("high")))
+    if row.get("k") is None:  # a results.json written before the intervals: the rate alone
+        return fmt.rate(None, row["value"])
+    return fmt.rate(Rate(value=row["value"], k=row["k"], n=row["n"], low=row["low"], high=row["high"]))
 
 
 def _row_label(attack: str, profile: str, metric: str) -> list[str]:

@@ -101,3 +101,15 @@ def test_a_run_without_results_is_one_clear_error(results, tmp_path, capsys):
         run_labels([a, a])
     assert main(["compare", str(tmp_path / "nowhere")]) == 2
     assert "not a run directory" in capsys.readouterr().err
+
+
+def test_a_results_file_without_intervals_shows_its_numbers(results, tmp_path, capsys):
+    old = copy.deepcopy(results)
+    for attack in old["attacks"]:
+        attack["offline"] = {k: v for k, v in attack["offline"].items() if not k.endswith("_ci")}
+    write_json(tmp_path / "old" / "results.json", old)
+    new = _run_dir(tmp_path, "exp", "new", results, seed=3, k=3)
+    assert main(["compare", str(tmp_path / "old"), str(new)]) == 0
+    line = next(line for line in capsys.readouterr().out.splitlines()
+                if line.startswith("| untargeted | offline | success |"))
+    assert line.split(" | ")[3:] == ["75.0%", "75.0% [30.1, 95.4], 3/4 |"]
