@@ -140,22 +140,31 @@ def budget_curves(curves: Mapping[str, Mapping[str, Mapping]], title: str) -> by
     return to_png(fig)
 
 
-def l0_histograms(l0s: Mapping[str, np.ndarray], title: str, numel: int) -> bytes:
+def l0_histograms(l0s: Mapping[str, np.ndarray], title: str, numel: int,
+                  medians: Mapping[str, tuple] | None = None) -> bytes:
     """Distribution of L0 over successful samples, one step histogram per attack (log bins).
 
     Args:
         l0s: legend label -> (n,) flips of each successful sample.
         numel: input elements per sample (C*H*W*T), for the flip-rate axis on top.
+        medians: label -> (median, low, high) flips: the median's interval, drawn as a dotted line
+            and a band and given in the legend (default: the median of ``l0s`` alone).
     """
     fig, ax = plt.subplots(figsize=(6.4, 3.8))
     finite = [np.asarray(v) for v in l0s.values() if len(v)]
     top = max((int(v.max()) for v in finite), default=1)
     bins = np.unique(np.geomspace(1, max(top, 2) * 1.05, 30).astype(int))
-    for label, values in l0s.items():
+    for i, (label, values) in enumerate(l0s.items()):
         values = np.asarray(values)
-        if len(values):
-            ax.hist(np.maximum(values, 1), bins=bins, histtype="step", linewidth=1.6,
-                    label=f"{label} (median {np.median(values):.0f})")
+        if not len(values):
+            continue
+        median, low, high = (medians or {}).get(label, (np.median(values), None, None))
+        bounds = "" if low is None or high is None else f" [{low:.0f}, {high:.0f}]"
+        ax.hist(np.maximum(values, 1), bins=bins, histtype="step", linewidth=1.6, color=f"C{i % 10}",
+                label=f"{label} (median {median:.0f}{bounds})")
+        if bounds:
+            ax.axvline(max(median, 1), color=f"C{i % 10}", linestyle=":", linewidth=1)
+            ax.axvspan(max(low, 1), max(high, 1), color=f"C{i % 10}", alpha=0.12, linewidth=0)
     ax.set_xscale("log")
     ax.set_xlabel("L0: flipped spikes per successful sample (log scale)")
     ax.set_ylabel("successful samples")

@@ -146,7 +146,8 @@ def run_sections(art: RunArtifacts, results: Results, labels: Labels) -> list[Se
     if not art.attacks:
         intro.paragraphs.append("No attack was run on this model.")
         return [intro]
-    out = [intro, attacks_section(art, results, labels), l0_section(art, labels), rsf_section(art, results, labels)]
+    out = [intro, attacks_section(art, results, labels), l0_section(art, results, labels),
+           rsf_section(art, results, labels)]
     if art.profiles:
         out.append(device_section(art, results, labels))
         out += [activity_section(art, profile, labels) for profile in art.profiles]
@@ -203,17 +204,20 @@ def attacks_section(art: RunArtifacts, results: Results, labels: Labels) -> Sect
         "which is not the same as a run with that budget enforced.")], level=3)
 
 
-def l0_section(art: RunArtifacts, labels: Labels) -> Section:
-    """Distribution of L0 over successful rows, per attack."""
+def l0_section(art: RunArtifacts, results: Results, labels: Labels) -> Section:
+    """Distribution of L0 over successful rows, per attack, with the median's bootstrap interval."""
     l0s = {labels[i]: rec.l0[rec.success.astype(bool) & rec.correct_before.astype(bool)]
            for i, rec in art.attacks.items()}
+    medians = {labels[a.id]: a.offline.median_l0_ci.interval for a in results.attacks
+               if a.offline.median_l0_ci is not None and a.offline.median_l0_ci.n}
     numel = next(iter(art.attacks.values())).numel
-    png = figures.l0_histograms(l0s, f"{art.name}: size of successful perturbations", numel)
+    png = figures.l0_histograms(l0s, f"{art.name}: size of successful perturbations", numel, medians)
     return Section("Perturbation size (L0)", [
         "L0 counts flipped input elements: a spike added or removed at one time step. Smaller is stealthier. "
         "A random-flip baseline at the same L0 shows how much of an attack's effect is mere noise."], [],
         [Figure(slug(f"{art.name}-l0"), png, "Flips per successful row (log-spaced bins); the top axis gives the "
-                f"flip rate as a share of the {numel} input elements of a sample.")], level=3)
+                f"flip rate as a share of the {numel} input elements of a sample. Dotted: the median, shaded: its "
+                "bootstrap 95% interval.")], level=3)
 
 
 @dataclass
