@@ -215,6 +215,31 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+# ---------------------------------------------------------------- compare
+def add_compare(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("compare", help="compare runs of different experiments side by side",
+                       description="Print the headline figures of several run directories side by side (each "
+                                   "rate with its Wilson 95% interval and counts; runs that are seeds of one "
+                                   "cell also as mean over seeds and pooled), from their results.json. With "
+                                   "--csv, write every figure in results.csv's long format and a figure of "
+                                   "offline success next to it (or at --figure).")
+    p.add_argument("runs", nargs="+", metavar="RUN_DIR", help="run directories with a results.json")
+    p.add_argument("--csv", metavar="OUT", help="write the long-format CSV here (and the figure next to it)")
+    p.add_argument("--figure", metavar="PATH", help="write the figure (PNG) here")
+    p.set_defaults(func=cmd_compare)
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from .compare import write_comparison
+
+    text, csv_path, figure_path = write_comparison(args.runs, args.csv, args.figure)
+    print(text, end="")
+    for what, path in (("csv", csv_path), ("figure", figure_path)):
+        if path is not None:
+            print(f"{what}: {path}")
+    return 0
+
+
 # ---------------------------------------------------------------- attack
 def add_attack(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("attack", help="craft spike-domain adversarial examples (G2S/RSF) and baselines",
@@ -450,7 +475,8 @@ def build_parser() -> argparse.ArgumentParser:
     from . import __version__
     parser.add_argument("--version", action="version", version=f"harness {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for add in (add_train, add_import, add_export, add_attack, add_ann, add_replay, add_map, add_report, add_run):  # data-flow order
+    for add in (add_train, add_import, add_export, add_attack, add_ann, add_replay, add_map, add_report, add_run,
+                add_compare):  # data-flow order
         add(sub)
     return parser
 

@@ -15,6 +15,8 @@ so re-summarising the same artifacts gives the same file.
 """
 from __future__ import annotations
 
+import csv
+import io
 from pathlib import Path
 from typing import Any
 
@@ -23,16 +25,18 @@ import numpy as np
 from .records import AttackRecord, is_success
 from .errors import ConfigError
 from .metrics import success_by_budget
-from .results_model import (SCHEMA_VERSION, AnnComparison, Attack, Clean, CleanDevice, CleanOffline, Dataset,
-                            DeviceStats, Model, OfflineStats, Results, load_schema, validate_results)
+from .results_model import (CONFIDENCE, SCHEMA_VERSION, AnnComparison, Attack, BudgetCurve, Clean, CleanDevice,
+                            CleanOffline, Dataset, DeviceStats, MedianCI, Model, OfflineStats, Rate, Results,
+                            load_schema, validate_results)
 from .runs import Replay, RunArtifacts, open_run
-from .stages.measure import attack_measurements, clean_measurements, offline_outputs
-from .store import jsonable, write_json
+from .stages.measure import OfflineOutputs, attack_measurements, clean_measurements, offline_outputs, raster_exact
+from .stats import BOOTSTRAP_RESAMPLES, bootstrap_median
+from .store import jsonable, write_json, write_if_changed
 from .versions import package_versions
 
-__all__ = ["DEFAULT_BUDGETS", "RESULTS_SCHEMA_VERSION", "Replay", "RunArtifacts", "attack_device_entry",
-           "attack_entry", "build_results", "check_budgets", "load_run", "load_schema", "validate_results",
-           "write_results"]
+__all__ = ["CSV_COLUMNS", "DEFAULT_BUDGETS", "RESULTS_SCHEMA_VERSION", "Replay", "RunArtifacts",
+           "attack_device_entry", "attack_entry", "build_results", "check_budgets", "csv_text", "load_run",
+           "load_schema", "long_rows", "median_ci", "rate_of", "validate_results", "write_results"]
 
 RESULTS_SCHEMA_VERSION = SCHEMA_VERSION
 #: Flip budgets of ``success_by_budget`` when the experiment gives none.
@@ -42,6 +46,38 @@ _DEVICE_FIELDS = {"adversarial_accuracy": "accuracy", "clean_accuracy": "clean_a
                   "n_correct_clean": "n_correct_clean", "success_rate": "success_rate",
                   "transfer_rate": "transfer_rate", "activity_change": "activity_change",
                   "energy_change": "energy_change"}
+
+
+#: Seed of every bootstrap interval in results.json (the same values give the same interval).
+BOOTSTRAP_SEED = 0
+
+
+def rate_of(flags: np.ndarray, mask: np.ndarray | None = None) -> Rate:
+    """The rate of boolean ``flags`` (R,) over the rows of ``mask`` (R,) (all rows when None), with
+    its counts and Wilson interval (:meth:`Rate.of`)."""
+    flags = np.asarray(flags, dtype=bool)
+    mask = np.ones(flags.shape, dtype=bool) if mask is None else np.asarray(mask, dtype=bool)
+    return Rate.of(int((flags & mask).sum()), int(mask.sum()))
+
+
+def rates_by(keys: np.ndarray, flags: np.ndarray, mask: np.ndarray) -> dict[str, Rate]:
+    """Per value of ``keys`` (R,) ints among the rows of ``mask``: the rate of ``flags`` over those rows.
+
+    Keys are decimal strings in ascending order (e.g. true class -> success over its correct rows).
+    """
+    keys, mask = np.asarray(keys), np.asarray(mask, dtype=bool)
+    return {str(int(key)): rate_of(flags, mask & (keys == key)) for key in np.unique(keys[mask])}
+
+
+def median_ci(values: np.ndarray) -> MedianCI:
+    """Median of ``values`` (flips) with its bootstrap 95% interval (seed :data:`BOOTSTRAP_SEED`,
+    :data:`harness.stats.BOOTSTRAP_RESAMPLES` resamples)."""
+    values = np.asarray(values, dtype=np.float64)
+    low, high = bootstrap_median(values, seed=BOOTSTRAP_SEED, confidence=CONFIDENCE, resamples=BOOTSTRAP_RESAMPLES)
+    defined = len(values) > 0
+    return MedianCI(value=float(np.median(values)) if defined else None, n=len(values),
+                    low=low if defined else None, high=high if defined else None,
+                    resamples=BOOTSTRAP_RESAMPLES, seed=BOOTSTRAP_SEED)
 
 
 def load_run(run_dir: str | Path, attack_ids: list[str] | None = None, profiles: list[str] | None = None,
@@ -64,18 +100,27 @@ def _model_entry(card: dict[str, Any]) -> Model:
                  imported=card.get("kind") == "imported")
 
 
-def _clean_entries(art: RunArtifacts) -> dict[str, CleanDevice]:
-    """Per profile: the clean test split on the device vs SLAYER on the same inputs."""
-    if not art.device:
-        return {}
-    net, test = art.run.net, art.run.test()
-    offline = offline_outputs(net, test.spikes)
-    out = {}
-    for profile, replays in art.device.items():
-        measured = clean_measurements(replays["clean"].arrays, offline, test.labels)
-        out[profile] = CleanDevice(accuracy=measured["accuracy"], agreement=measured["agreement"],
-                                   raster_exact=measured["raster_exact"], n_samples=measured["n_samples"])
-    return out
+def _clean_entry(art: RunArtifacts) -> Clean:
+    """SLAYER on the clean test split (accuracy overall and per true class) and, per profile, the
+    device on the same inputs vs SLAYER."""
+    test = art.run.test()
+    offline = offline_outputs(art.run.net, test.spikes)
+    right = offline.predictions == test.labels
+    return Clean(offline=CleanOffline(accuracy=art.card["test_accuracy"], accuracy_ci=rate_of(right),
+                                      accuracy_by_class=rates_by(test.labels, right, np.ones(len(right), bool))),
+                 device={profile: _clean_device_entry(replays["clean"].arrays, offline, test.labels)
+                         for profile, replays in art.device.items()})
+
+
+def _clean_device_entry(device, offline: OfflineOutputs, labels: np.ndarray) -> CleanDevice:
+    """The clean test split on one profile (:func:`~harness.stages.measure.clean_measurements`), with intervals."""
+    measured = clean_measurements(device, offline, labels)
+    pred = device["predictions"]
+    exact = raster_exact(device["output_rasters"], offline.rasters) if len(pred) else np.zeros(0, bool)
+    return CleanDevice(accuracy=measured["accuracy"], agreement=measured["agreement"],
+                       raster_exact=measured["raster_exact"], n_samples=measured["n_samples"],
+                       accuracy_ci=rate_of(pred == labels), agreement_ci=rate_of(pred == offline.predictions),
+                       raster_exact_ci=rate_of(exact))
 
 
 def attack_device_entry(record: AttackRecord, replay: Replay, budgets) -> DeviceStats:
@@ -89,7 +134,17 @@ def attack_device_entry(record: AttackRecord, replay: Replay, budgets) -> Device
     correct = device["clean/predictions"] == record.labels
     success = is_success(device["predictions"], record.labels, record.targets) & correct
     return DeviceStats(**{new: measured[old] for old, new in _DEVICE_FIELDS.items()},
-                       success_by_budget=success_by_budget(record.l0, success, budgets, mask=correct))
+                       success_by_budget=success_by_budget(record.l0, success, budgets, mask=correct),
+                       accuracy_ci=rate_of(device["predictions"] == record.labels),
+                       clean_accuracy_ci=rate_of(correct), success_rate_ci=rate_of(success, correct),
+                       transfer_rate_ci=rate_of(success, record.success.astype(bool) & correct),
+                       success_by_budget_ci=_budget_rates(record.l0, success, budgets, correct))
+
+
+def _budget_rates(l0: np.ndarray, success: np.ndarray, budgets, mask: np.ndarray) -> dict[str, Rate]:
+    """Budget (flips) -> share of the ``mask`` rows that succeeded with L0 <= budget (as
+    :func:`harness.metrics.success_by_budget`, with counts and intervals)."""
+    return {str(int(b)): rate_of(success & (l0 <= b), mask) for b in budgets}
 
 
 def _crafted_elsewhere(record: AttackRecord) -> str | None:
@@ -98,13 +153,37 @@ def _crafted_elsewhere(record: AttackRecord) -> str | None:
     return None if not crafted or crafted == judged else str(crafted)
 
 
-def _offline_entry(stats: dict[str, Any]) -> OfflineStats:
-    """An attack's offline figures from :meth:`AttackRecord.stats`."""
-    return OfflineStats(
+#: Failure statistics of :meth:`AttackRecord.stats` written as null when undefined (not tracked, no
+#: gradient, no failed row) rather than left out.
+_NULLABLE_FAILURE_STATS = ("stall_window", "stalled_rows", "stalled_share", "zero_grad_share")
+
+
+def _offline_entry(record: AttackRecord, stats: dict[str, Any], budgets) -> OfflineStats:
+    """An attack's offline figures from :meth:`AttackRecord.stats`, with counts and intervals.
+
+    Rates are over the rows classified correctly before the attack; stall and zero-gradient
+    shares over the failed ones among them; the median L0 interval over the successful ones.
+    """
+    ok = record.correct_before.astype(bool)
+    won = record.success.astype(bool) & ok
+    failed = ok & ~won
+    tracked, has_grad = record.stalled is not None, bool((record.zero_grad_iterations >= 0).any())
+    undefined = frozenset(name for name in _NULLABLE_FAILURE_STATS if stats[name] is None)
+    return OfflineStats(nulls=undefined,
         success_rate=stats["success_rate"], mean_l0=stats["mean_l0"], median_l0=stats["median_l0"],
         median_l0_before_reduction=stats["median_l0_before_reduction"], median_flip_rate=stats["median_flip_rate"],
         mean_iterations=stats["mean_iterations"], rsf_iterations=stats["rsf_iterations"],
-        zero_grad_iterations=stats["zero_grad_iterations"], success_by_budget=stats["success_by_budget"])
+        zero_grad_iterations=stats["zero_grad_iterations"], success_by_budget=stats["success_by_budget"],
+        success_rate_ci=rate_of(won, ok), median_l0_ci=median_ci(record.l0[won]),
+        success_by_budget_ci=_budget_rates(record.l0, won, budgets, ok),
+        success_by_class=rates_by(record.labels, won, ok),
+        success_by_target=rates_by(record.targets, won, ok & (record.targets >= 0)) if record.targeted else None,
+        n_failed=stats["n_failed"], stall_window=stats["stall_window"], stalled_rows=stats["stalled_rows"],
+        stalled_share=stats["stalled_share"],
+        stalled_share_ci=rate_of(record.stalled, failed) if tracked else None,
+        zero_grad_share=stats["zero_grad_share"],
+        zero_grad_share_ci=rate_of(record.zero_grad_iterations > 0, failed) if has_grad else None,
+        budget_curve=BudgetCurve.build(stats["budget_curve"], f"attack {record.attrs.get('attack_id')} budget_curve"))
 
 
 def attack_entry(art: RunArtifacts, attack_id: str, budgets) -> Attack:
@@ -115,7 +194,8 @@ def attack_entry(art: RunArtifacts, attack_id: str, budgets) -> Attack:
     return Attack(
         id=attack_id, method=record.attrs["method"], targeted=mode is not None, target_mode=mode,
         crafted_on=_crafted_elsewhere(record), parameters=record.attrs.get("params", {}),
-        n_attacked=len(record), n_correct_before=stats["n_correct_before"], offline=_offline_entry(stats),
+        n_attacked=len(record), n_correct_before=stats["n_correct_before"],
+        offline=_offline_entry(record, stats, budgets),
         device={profile: attack_device_entry(record, replays[attack_id], budgets)
                 for profile, replays in art.device.items() if attack_id in replays})
 
@@ -137,15 +217,91 @@ def build_results(art: RunArtifacts, budgets=DEFAULT_BUDGETS) -> dict[str, Any]:
     results = Results(
         schema_version=RESULTS_SCHEMA_VERSION, run=art.name, seed=int(card["seed"]), versions=package_versions(),
         dataset=Dataset.build(card["dataset"], f"{art.run.card_file} dataset"), model=_model_entry(card), budgets=budgets,
-        clean=Clean(offline=CleanOffline(accuracy=card["test_accuracy"]), device=_clean_entries(art)),
+        clean=_clean_entry(art),
         attacks=[attack_entry(art, attack_id, budgets) for attack_id in art.attacks],
         ann=[_ann_entry(name, result) for name, result in art.ann.items()])
     return jsonable(results.to_dict())
 
 
 def write_results(art: RunArtifacts, budgets=DEFAULT_BUDGETS) -> dict[str, Any]:
-    """Build, validate and write ``RUN_DIR/results.json`` (left untouched when unchanged); the dict."""
+    """Build, validate and write ``RUN_DIR/results.json`` and ``RUN_DIR/results.csv`` (its long
+    form, :func:`long_rows`), each atomically and left untouched when unchanged; the dict."""
     results = build_results(art, budgets)
     validate_results(results, art.run.results)
     write_json(art.run.results, results, if_changed=True)
+    write_if_changed(art.run.results.with_suffix(".csv"),
+                     csv_text(long_rows(Results.build(results, str(art.run.results)), art.name)).encode("utf-8"))
     return results
+
+
+# ---------------------------------------------------------------- results.csv (long format)
+#: Columns of results.csv: one row per run x attack x profile x metric.
+CSV_COLUMNS = ("run", "attack", "profile", "metric", "value", "k", "n", "low", "high")
+#: ``profile`` of offline figures (SLAYER) in the long format.
+OFFLINE = "offline"
+
+
+def long_rows(results: Results, run: str | None = None) -> list[dict[str, Any]]:
+    """results.json as rows of :data:`CSV_COLUMNS` (``run`` defaults to the file's own ``run``).
+
+    ``attack`` is empty for the clean figures; ``profile`` is ``offline`` or a device profile.
+    A rate gives value, k, n and its Wilson bounds; a median L0 its successful rows as n and
+    the bootstrap bounds; any other number (mean L0, ratios, totals) only its value. Maps give
+    one row per key, ``metric:key`` (``success_by_budget:100``, ``success_by_class:3``). Rates
+    come from their ``*_ci`` records where the file has them, else value only.
+    """
+    run = results.run if run is None else run
+    rows = _record_rows(results.clean.offline, run, "", OFFLINE)
+    for profile, clean in results.clean.device.items():
+        rows += _record_rows(clean, run, "", profile)
+    for attack in results.attacks:
+        rows += _record_rows(attack.offline, run, attack.id, OFFLINE)
+        for profile, device in attack.device.items():
+            rows += _record_rows(device, run, attack.id, profile)
+    return rows
+
+
+def _record_rows(record, run: str, attack: str, profile: str) -> list[dict[str, Any]]:
+    """The long rows of one stats record: its numbers, rates and maps of rates, in field order.
+
+    A number with an interval (``x`` beside ``x_ci``) gives one row, from the interval record,
+    where the number stands.
+    """
+    values = record.to_dict()
+    rows = []
+    for name, value in values.items():
+        if name.endswith("_ci") and name[:-3] in values:
+            continue
+        source = values.get(f"{name}_ci", value)
+        metric = name[:-3] if name.endswith("_ci") else name
+        rows += [{"run": run, "attack": attack, "profile": profile, "metric": key, **cells}
+                 for key, cells in _cells(metric, source)]
+    return rows
+
+
+def _cells(metric: str, value) -> list[tuple[str, dict[str, Any]]]:
+    """(metric, {value, k, n, low, high}) for a JSON value: a number, a rate, a median or a map of them.
+
+    Undefined numbers (null: not tracked, empty set) and descriptive objects (budget_curve) give
+    no row; a rate over an empty set does (k = n = 0).
+    """
+    if value is None or isinstance(value, bool):
+        return []
+    if isinstance(value, (int, float)):
+        return [(metric, {"value": value})]
+    if isinstance(value, dict) and "value" in value:
+        return [(metric, {k: value.get(k) for k in ("value", "k", "n", "low", "high")})]
+    if isinstance(value, dict) and metric.startswith(("success_by", "accuracy_by")):
+        return [(f"{metric}:{key}", cells) for key, item in value.items() for _, cells in _cells(metric, item)]
+    return []
+
+
+def csv_text(rows: list[dict[str, Any]]) -> str:
+    """Rows of :data:`CSV_COLUMNS` as CSV (header first; null as an empty cell; floats in full precision)."""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, CSV_COLUMNS, lineterminator="\n", extrasaction="raise")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: "" if row.get(k) is None else repr(row[k]) if isinstance(row[k], float) else row[k]
+                         for k in CSV_COLUMNS})
+    return buffer.getvalue()

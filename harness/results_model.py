@@ -201,6 +201,80 @@ def _plain(value):
     return value
 
 
+# ---------------------------------------------------------------- intervals
+#: Confidence of every interval in results.json (two-sided).
+CONFIDENCE = 0.95
+
+
+@dataclass(kw_only=True)
+class Rate(Record):
+    """A rate with its counts and Wilson 95% interval: ``value`` = k / n, in [low, high].
+
+    With n = 0 the rate is undefined: ``value``, ``low`` and ``high`` are null.
+    """
+
+    CLOSED = True
+    value: Fraction
+    k: Count
+    n: Count
+    low: Fraction
+    high: Fraction
+
+    @classmethod
+    def of(cls, k: int, n: int) -> "Rate":
+        """k successes of n trials (ints), with the Wilson interval of :func:`harness.stats.wilson`."""
+        from .stats import wilson
+
+        k, n = int(k), int(n)
+        if not n:
+            return cls(value=None, k=k, n=0, low=None, high=None)
+        low, high = wilson(k, n, CONFIDENCE)
+        return cls(value=k / n, k=k, n=n, low=low, high=high)
+
+    @property
+    def interval(self) -> tuple[float | None, float | None, float | None]:
+        """``(value, low, high)`` (what the figures draw as a point with an error bar)."""
+        return self.value, self.low, self.high
+
+
+@dataclass(kw_only=True)
+class MedianCI(Record):
+    """A median with its percentile-bootstrap 95% interval (:func:`harness.stats.bootstrap_median`).
+
+    ``n`` values were resampled ``resamples`` times from a generator seeded by ``seed``; with
+    n = 0 ``value``, ``low`` and ``high`` are null.
+    """
+
+    CLOSED = True
+    value: Flips
+    n: Count
+    low: Flips
+    high: Flips
+    resamples: Annotated[int, Kw(minimum=1)]
+    seed: int
+
+    @property
+    def interval(self) -> tuple[float | None, float | None, float | None]:
+        """``(value, low, high)``."""
+        return self.value, self.low, self.high
+
+
+#: A :class:`Rate` as a schema definition (``$defs/rate``).
+RateCI = Annotated[Rate, Def("rate")]
+#: Key (budget in flips, true class or target class, as a decimal string) -> :class:`Rate`.
+RatesBy = Annotated[dict[str, RateCI], Kw(propertyNames={"pattern": "^(0|[1-9][0-9]*)$"})]
+
+
+@dataclass(kw_only=True)
+class BudgetCurve(Record):
+    """What ``success_by_budget`` is (:meth:`harness.records.AttackRecord.stats`)."""
+
+    kind: Annotated[str, _text("final-l0: from the final examples of one run (such an example exists at that "
+                               "budget; not the same as a run with that budget enforced)")]
+    enforced_budget: Annotated[Optional[int], _text("flips the attack itself enforced, or null")] = None
+    budget_mode: Optional[str] = None
+
+
 # ---------------------------------------------------------------- results.json
 @dataclass(kw_only=True)
 class Dataset(Record):
@@ -237,6 +311,8 @@ class CleanOffline(Record):
     """SLAYER on the clean test split."""
 
     accuracy: Fraction
+    accuracy_ci: Optional[RateCI] = absent()
+    accuracy_by_class: Annotated[Optional[RatesBy], _text("true class -> accuracy on its test samples")] = absent()
 
 
 @dataclass(kw_only=True)
@@ -248,6 +324,9 @@ class CleanDevice(Record):
     agreement: Annotated[Fraction, _text("fraction of samples whose device prediction equals the offline one")]
     raster_exact: Annotated[Fraction, _text("fraction of samples with identical output rasters")]
     n_samples: Optional[Count] = absent()
+    accuracy_ci: Optional[RateCI] = absent()
+    agreement_ci: Optional[RateCI] = absent()
+    raster_exact_ci: Optional[RateCI] = absent()
 
 
 @dataclass(kw_only=True)
@@ -274,10 +353,31 @@ class OfflineStats(Record):
     zero_grad_iterations: Annotated[Optional[Count], _text(
         "total over counted rows of iterations whose input gradient was all zero")] = absent()
     success_by_budget: ByBudget
+    success_rate_ci: Optional[RateCI] = absent()
+    median_l0_ci: Optional[MedianCI] = absent()
+    success_by_budget_ci: Optional[RatesBy] = absent()
+    success_by_class: Annotated[Optional[RatesBy], _text("true class -> success over its correct rows")] = absent()
+    success_by_target: Annotated[Optional[RatesBy], _text(
+        "target class -> success over its correct rows (targeted attacks)")] = absent()
+    n_failed: Annotated[Optional[Count], _text("correct rows the attack did not fool")] = absent()
+    stall_window: Annotated[Optional[int], _text(
+        "iterations without a change of prediction and margin that make a failed row stalled")] = absent(nullable=True)
+    stalled_rows: Annotated[Optional[Count], _text("failed rows that stalled; null: not tracked")] = absent(
+        nullable=True)
+    stalled_share: Annotated[Fraction, _text("stalled_rows / n_failed")] = absent(nullable=True)
+    stalled_share_ci: Optional[RateCI] = absent()
+    zero_grad_share: Annotated[Fraction, _text(
+        "share of the failed rows with at least one all-zero input gradient; null: no gradient")] = absent(nullable=True)
+    zero_grad_share_ci: Optional[RateCI] = absent()
+    budget_curve: Optional[BudgetCurve] = absent()
 
     def success_at(self, budget: int) -> float | None:
         """Success rate with L0 <= ``budget`` flips (a key of results.json's ``budgets``)."""
         return self.success_by_budget[str(budget)]
+
+    def success_ci_at(self, budget: int) -> "Rate | None":
+        """:meth:`success_at` with its counts and interval (None in a file without intervals)."""
+        return (self.success_by_budget_ci or {}).get(str(budget))
 
 
 @dataclass(kw_only=True)
@@ -293,6 +393,11 @@ class DeviceStats(Record):
     activity_change: Annotated[Ratio, _text("spikes of all layers, adversarial / clean")]
     energy_change: Annotated[Ratio, _text("energy estimate, adversarial / clean")]
     success_by_budget: Optional[ByBudget] = absent()
+    accuracy_ci: Optional[RateCI] = absent()
+    clean_accuracy_ci: Optional[RateCI] = absent()
+    success_rate_ci: Optional[RateCI] = absent()
+    transfer_rate_ci: Optional[RateCI] = absent()
+    success_by_budget_ci: Optional[RatesBy] = absent()
 
     @classmethod
     def not_replayed(cls) -> "DeviceStats":

@@ -54,7 +54,8 @@ def _write_replay(run: RunDir, input_id: str, arrays: dict) -> None:
 
 
 def _write_attack(run: RunDir, attack_id: str, test, targeted: bool) -> AttackRecord:
-    """Rows 0..5; rows 4, 5 misclassified before; successes on rows 0, 1, 2 with 1, 2, 8 flips."""
+    """Rows 0..5; rows 4, 5 misclassified before; successes on rows 0, 1, 2 with 1, 2, 8 flips; the
+    failed row 3 met all-zero gradients and (targeted: stalls tracked, window 5) stalled."""
     labels = test.labels[:N_ROWS]
     clean = test.spikes[:N_ROWS]
     adv = clean.copy()
@@ -71,9 +72,10 @@ def _write_attack(run: RunDir, attack_id: str, test, targeted: bool) -> AttackRe
         success=success, l0=l0, l0_before_reduction=l0 * 2, l0_at_success=np.where(success, l0 * 2, -1),
         iterations=np.array([1, 2, 3, 25, 0, 0]), rsf_iterations=np.array([0, 1, 2, 5, 0, 0]),
         zero_grad_iterations=np.array([0, 1, 2, 5, 0, 0]),
+        stalled=np.array([0, 0, 0, 1, 0, 0], bool) if targeted else None,  # untargeted: stalls not tracked
         attrs={"attack_id": attack_id, "method": "g2s-rsf", "targeted": "random" if targeted else "",
                "params": {"iterations": 25, "gamma": 0.05}, "model": "tiny", "crafted_on": "here",
-               "judged_on": "here", "seed": 0, "dataset": test.metadata()})
+               "judged_on": "here", "seed": 0, "dataset": test.metadata(), **({"stall_window": 5} if targeted else {})})
     record.save(run.attack_path(attack_id))
     return record
 

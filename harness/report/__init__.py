@@ -21,7 +21,7 @@ from ..results_model import Results, as_results
 from ..store import RunDir
 from ..versions import package_versions
 from .render import Section, Table, write_report
-from .sections import Labels, clean_section, run_sections
+from .sections import Labels, clean_section, run_sections, seeds_section
 from .studies import study_section, typed_runs
 
 
@@ -78,6 +78,8 @@ def write_experiment_report(root: str | Path, title: str, description: str,
     if study is not None:
         sections.append(study_section(study, runs, labels))
     sections.append(clean_section(summaries))
+    seeds = seeds_section(summaries, labels)
+    sections += [seeds] if seeds else []
     for art, results in tqdm(runs.values(), desc="report", unit="run", disable=not progress):
         sections += run_sections(art, results, labels)
     sections.append(config_section(config, package_versions()))

@@ -17,12 +17,12 @@ from __future__ import annotations
 
 from typing import Callable, Mapping
 
-from ..fmt import num, pct
+from ..fmt import num, num_ci, pct, rate
 from ..results import RunArtifacts
 from ..results_model import AnnComparison, Attack, Results, as_results
 from . import figures
 from .render import Figure, Section, Table
-from .sections import GradientUse, Labels
+from .sections import GradientUse, Labels, failure_cells
 
 Runs = Mapping[str, "tuple[RunArtifacts, Results]"]
 
@@ -39,43 +39,54 @@ def zero_grad_share(art: RunArtifacts, attack: Attack) -> float | None:
     return GradientUse.of(art.attacks[attack.id]).zero_grad_share
 
 
+def _success(attack: Attack) -> str:
+    """An attack's offline success with its interval and counts."""
+    return rate(attack.offline.success_rate_ci, attack.offline.success_rate)
+
+
 def methods_study(runs: Runs, labels: Labels) -> Section:
     """Success vs budget of every attack method on each run, overlaid."""
     several = len(runs) > 1
-    curves = {(f"{name}: " if several else "") + labels[a.id]: {"offline": a.offline.success_by_budget}
-              for name, _, _, a in _rows(runs)}
+    curves = {(f"{name}: " if several else "") + labels[a.id]:
+              {"offline": a.offline.success_by_budget_ci or a.offline.success_by_budget} for name, _, _, a in _rows(runs)}
     budgets = next(iter(runs.values()))[1].budgets
-    rows = [[name, labels[a.id], a.method, pct(a.offline.success_rate), num(a.offline.median_l0),
-             *[pct(a.offline.success_at(b)) for b in budgets]] for name, _, _, a in _rows(runs)]
+    rows = [[name, labels[a.id], a.method, _success(a), num_ci(a.offline.median_l0_ci, a.offline.median_l0),
+             *[rate(a.offline.success_ci_at(b), a.offline.success_at(b)) for b in budgets]]
+            for name, _, _, a in _rows(runs)]
     table = Table(["run", "attack", "method", "success", "median L0", *[f"<= {b}" for b in budgets]], rows,
-                  "Offline success (over correctly classified rows) at each flip budget.")
+                  "Offline success (over correctly classified rows) at each flip budget, with Wilson 95% intervals "
+                  "and counts; median L0 with its bootstrap 95% interval.")
     png = figures.budget_curves(curves, "Attack methods: success vs perturbation budget")
     return Section("Study: G2S+RSF vs G2S vs RSF vs random flips", [
         "Which part of the attack does the work? G2S turns the input gradient into spike flips; RSF flips at random "
         "where the gradient vanishes; RSF alone uses no gradient; random flips at the attack's own L0 show the "
         "effect of mere noise."], [table],
         [Figure("study-methods", png, "Offline attack success vs the number of flipped input spikes, one line per "
-                "method. A curve above the random-flip line is gradient information at work.")])
+                "method, with Wilson 95% bands. A curve above the random-flip line is gradient information at work.")])
 
 
 def loss_study(runs: Runs, labels: Labels) -> Section:
     """The same attacks on models trained with different losses."""
     attack_labels = list(dict.fromkeys(labels[a.id] for _, _, _, a in _rows(runs)))
     series = {f"{name} ({results.model.loss})": [
-        next((a.offline.success_rate for a in results.attacks if labels[a.id] == lab), None)
-        for lab in attack_labels] for name, (_, results) in runs.items()}
-    rows = [[name, results.model.loss, pct(results.clean.offline.accuracy), labels[a.id],
-             pct(a.offline.success_rate), num(a.offline.median_l0), pct(zero_grad_share(art, a)),
-             str(a.offline.rsf_iterations)] for name, art, results, a in _rows(runs)]
-    table = Table(["run", "training loss", "clean acc.", "attack", "success", "median L0", "all-zero gradients",
-                   "RSF iterations"], rows, "Attacks on models trained with each loss (offline).")
+        next((a.offline.success_rate_ci or a.offline.success_rate for a in results.attacks if labels[a.id] == lab),
+             None) for lab in attack_labels] for name, (_, results) in runs.items()}
+    rows = [[name, results.model.loss, rate(results.clean.offline.accuracy_ci, results.clean.offline.accuracy),
+             labels[a.id], _success(a), num_ci(a.offline.median_l0_ci, a.offline.median_l0),
+             pct(zero_grad_share(art, a)), *failure_cells(a.offline), str(a.offline.rsf_iterations)]
+            for name, art, results, a in _rows(runs)]
+    table = Table(["run", "training loss", "clean acc.", "attack", "success", "median L0",
+                   "all-zero gradients (iterations)", "stalled (of failed)", "all-zero gradient (of failed)",
+                   "RSF iterations"], rows, "Attacks on models trained with each loss (offline); rates with Wilson 95% "
+                                            "intervals and counts.")
     png = figures.grouped_bars(attack_labels, series, "Training loss vs attack success", "attack success (%)",
                                xlabel="attack")
     return Section("Study: training loss (spike rate vs cross-entropy)", [
         "The paper found cross-entropy training saturates the outputs, pushes membrane potentials out of the "
         "surrogate-gradient window and makes gradients vanish (the 'trap'). The share of all-zero gradients shows "
         "whether that happens here."], [table],
-        [Figure("study-loss", png, "Offline success of each attack on models trained with each loss.")])
+        [Figure("study-loss", png, "Offline success of each attack on models trained with each loss, with Wilson 95% "
+                "error bars.")])
 
 
 _METHOD_STYLES = {"g2s-rsf": "-", "g2s": "--", "rsf": ":"}
@@ -95,19 +106,23 @@ def threshold_study(runs: Runs, labels: Labels) -> Section:
         trained = trained_threshold(art.card)
         th = a.parameters.get("attack_threshold")  # parameters: the method's own settings, as recorded
         th = trained if th is None else float(th)
-        points.setdefault(f"{name}, {a.method}", {})[th] = (a.offline.success_rate, zero_grad_share(art, a))
+        points.setdefault(f"{name}, {a.method}", {})[th] = (
+            a.offline.success_rate_ci or a.offline.success_rate,
+            a.offline.zero_grad_share_ci or a.offline.zero_grad_share)
         rows.append([name, _variant(art.card), a.method, f"{th:g}" + (" (trained)" if th == trained else ""),
-                     pct(a.offline.success_rate), num(a.offline.median_l0), pct(zero_grad_share(art, a)),
-                     str(a.offline.rsf_iterations)])
+                     _success(a), num_ci(a.offline.median_l0_ci, a.offline.median_l0), pct(zero_grad_share(art, a)),
+                     *failure_cells(a.offline), str(a.offline.rsf_iterations)])
     xs = sorted({th for p in points.values() for th in p})
     success = {k: [p.get(x, (None, None))[0] for x in xs] for k, p in points.items()}
     vanish = {k: [p.get(x, (None, None))[1] for x in xs] for k, p in points.items()}
     vanish = {k: v for k, v in vanish.items() if any(share is not None for share in v)}  # methods with a gradient
     names = list(runs)
     styles = {k: (names.index(k.split(", ")[0]), _METHOD_STYLES.get(k.split(", ")[-1], "-.")) for k in points}
-    table = Table(["run", "variant", "method", "attack threshold", "success", "median L0", "all-zero gradients",
+    table = Table(["run", "variant", "method", "attack threshold", "success", "median L0",
+                   "all-zero gradients (iterations)", "stalled (of failed)", "all-zero gradient (of failed)",
                    "RSF iterations"], rows, "Penultimate-layer threshold during the gradient pass only; examples "
-                                            "are judged on the unchanged model.")
+                                            "are judged on the unchanged model. Rates with Wilson 95% intervals and "
+                                            "counts.")
     return Section("Study: penultimate threshold during the attack (the trap and its escape)", [
         "Raising the penultimate layer's threshold in the attack's gradient pass is the paper's escape from the "
         "gradient-vanishing trap. Whether the trap exists depends on what makes gradients vanish: the surrogate "
@@ -117,12 +132,13 @@ def threshold_study(runs: Runs, labels: Labels) -> Section:
                                                          "penultimate threshold in the gradient pass",
                                                          "attack success (%)", styles=styles),
                 "Offline success per model variant and method as the penultimate threshold used for the gradient "
-                "is raised (the leftmost point of a variant is usually its trained threshold)."),
+                "is raised (the leftmost point of a variant is usually its trained threshold); Wilson 95% bands."),
          Figure("study-threshold-vanishing", figures.lines(xs, vanish, "Vanishing gradients vs attack-time threshold",
                                                            "penultimate threshold in the gradient pass",
-                                                           "iterations with an all-zero gradient (%)", styles=styles),
-                "Share of attack iterations whose input gradient was exactly zero: where this is high, G2S alone "
-                "stalls and RSF does the work.")])
+                                                           "failed rows with an all-zero gradient (%)", styles=styles),
+                "Share of the failed rows that met an exactly zero input gradient (Wilson 95% bands): where this is "
+                "high, G2S alone stalls and RSF does the work. The table also gives the share of iterations and "
+                "the stalled share of the failed rows.")])
 
 
 def _variant(card: dict) -> str:
@@ -140,15 +156,18 @@ def device_study(runs: Runs, labels: Labels) -> Section:
     profiles = sorted({p for _, _, _, a in _rows(runs) for p in a.device})
     for name, _, _, a in _rows(runs):
         groups.append(f"{labels[a.id]} ({name})" if len(runs) > 1 else labels[a.id])
-        offline.append(a.offline.success_rate)
+        offline.append(a.offline.success_rate_ci or a.offline.success_rate)
         for p in profiles:
-            device.setdefault(p, []).append(a.on(p).success_rate)
-            transfer.setdefault(p, []).append(a.on(p).transfer_rate)
-        rows.append([name, labels[a.id], a.crafted_on or "this model", pct(a.offline.success_rate)]
-                    + [f"{pct(a.on(p).success_rate)} / {pct(a.on(p).transfer_rate)}" for p in profiles])
+            d = a.on(p)
+            device.setdefault(p, []).append(d.success_rate_ci or d.success_rate)
+            transfer.setdefault(p, []).append(d.transfer_rate_ci or d.transfer_rate)
+        rows.append([name, labels[a.id], a.crafted_on or "this model", _success(a)]
+                    + [f"{rate(a.on(p).success_rate_ci, a.on(p).success_rate)} / "
+                       f"{rate(a.on(p).transfer_rate_ci, a.on(p).transfer_rate)}" for p in profiles])
     table = Table(["run", "attack", "crafted on", "offline success", *[f"{p}: success / transfer" for p in profiles]],
                   rows, "Success over rows classified correctly (offline: by SLAYER; device: by the device when "
-                        "clean); transfer: share of offline successes that also fool the device.")
+                        "clean); transfer: share of offline successes that also fool the device. Wilson 95% intervals "
+                        "and counts.")
     return Section("Study: offline vs on-device", [
         "A bit-exact profile reproduces attacks crafted on the deployed model (a consistency check). The float and "
         "noisy profiles and the sets crafted on an independently trained model show what an attacker without the "
@@ -156,10 +175,12 @@ def device_study(runs: Runs, labels: Labels) -> Section:
         [Figure("study-device-success", figures.grouped_bars(groups, {"offline": offline, **device},
                                                              "Attack success offline and on each device",
                                                              "attack success (%)", xlabel="attack set"),
-                "Success of each adversarial set offline (SLAYER) and replayed on each hardware profile."),
+                "Success of each adversarial set offline (SLAYER) and replayed on each hardware profile, with Wilson "
+                "95% error bars."),
          Figure("study-device-transfer", figures.grouped_bars(groups, transfer, "Transfer of offline successes to "
                                                               "the device", "transfer rate (%)", xlabel="attack set"),
-                "Share of offline successes that also fool the device, per hardware profile.")])
+                "Share of offline successes that also fool the device, per hardware profile, with Wilson 95% error "
+                "bars.")])
 
 
 def _comparisons(runs: Runs):
