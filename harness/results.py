@@ -97,7 +97,7 @@ def _model_entry(card: dict[str, Any]) -> Model:
     return Model(name=card["model"], T=int(card["steps"]), train_accuracy=card["train_accuracy"],
                  test_accuracy=card["test_accuracy"], loss=spec["training"]["loss"],
                  surrogate=spec["surrogate"]["kind"], epochs=int(card.get("epochs", 0)),
-                 imported=card.get("kind") == "imported")
+                 **({"imported": True} if card.get("kind") == "imported" else {}))
 
 
 def _clean_entry(art: RunArtifacts) -> Clean:

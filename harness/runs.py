@@ -124,11 +124,19 @@ class Run(RunDir):
                         dt_ms=float(meta["dt_ms"]), sensor_size=tuple(meta["sensor_size"]), seed=meta.get("seed"))
 
     # ---------------------------------------------------------------- attacks
-    def attack(self, attack_id: str):
+    def attack(self, attack_id: str) -> AttackRecord:
         """``attacks/<attack_id>.h5`` as an :class:`harness.records.AttackRecord`."""
+        return AttackRecord.load(self._attack_file(attack_id))
+
+    def attack_arrays(self, attack_id: str) -> dict[str, np.ndarray]:
+        """The datasets of ``attacks/<attack_id>.h5`` as they are: what a replay needs (clean,
+        adversarial, labels, targets, sample_index), also from a file another tool wrote."""
+        return read_h5(self._attack_file(attack_id), "attack")[0]
+
+    def _attack_file(self, attack_id: str) -> Path:
         available = ", ".join(self.attack_ids()) or "none yet"
-        self.require(self.attack_path(attack_id), f"harness attack --run {self.root} (attacks in this run: {available})")
-        return AttackRecord.load(self.attack_path(attack_id))
+        return self.require(self.attack_path(attack_id), f"harness attack --run {self.root} (attacks in this run: "
+                                                          f"{available})")
 
     @functools.cached_property
     def attacks(self) -> dict[str, Any]:

@@ -99,9 +99,9 @@ def _replay_clean(run: Run, profile: Profile, data_path, force: bool, options: d
 
 def _replay_attack(run: Run, profile: Profile, attack_id: str, force: bool, options: dict) -> Path:
     """The attack's adversarial rows and, in the same Lava run, its distinct clean rows."""
-    network, attack = run.network_file, run.attack(attack_id)
+    network, attack = run.network_file, run.attack_arrays(attack_id)
     path = run.device(profile.name, attack_id)
-    clean, adversarial, keys = attack.clean, attack.adversarial, attack.sample_index
+    clean, adversarial, keys = attack["clean"], attack["adversarial"], attack["sample_index"]
     ident = _identity(network, profile, digest_arrays(clean, adversarial, keys))
 
     def compute() -> None:
@@ -112,7 +112,7 @@ def _replay_attack(run: Run, profile: Profile, attack_id: str, force: bool, opti
                       sample_keys=np.concatenate([keys[first], keys]), **options)
         distinct_clean, adv = both.subset(slice(0, len(first))), both.subset(slice(len(first), None))
         clean_arrays = {f"clean/{name}": array[rows.ravel()] for name, array in distinct_clean.arrays().items()}
-        arrays = {**adv.arrays(), **clean_arrays, "labels": attack.labels, "targets": attack.targets,
+        arrays = {**adv.arrays(), **clean_arrays, "labels": attack["labels"], "targets": attack["targets"],
                   "sample_index": keys, "input_crc32": input_crc32(adversarial), "clean/input_crc32": crc}
         write_h5(path, arrays, _attrs(adv, network, attack_id, ident), kind=KIND)
 
@@ -162,8 +162,7 @@ def replay_summary(run_dir: str | Path, profile: Profile | str, attack_id: str |
     run = open_run(run_dir)
     device = run.replay(as_profile(profile).name, attack_id or "clean").arrays
     if attack_id is not None:
-        attack = run.attack(attack_id)
-        return attack_measurements({name: getattr(attack, name) for name in attack.array_names()}, device)
+        return attack_measurements(run.attack_arrays(attack_id), device)
     test = run.test(data_path=data_path)
     return clean_measurements(device, offline_outputs(run.net, test.spikes), test.labels)
 
