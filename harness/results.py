@@ -26,9 +26,10 @@ from .records import AttackRecord, is_success
 from .errors import ConfigError
 from .metrics import success_by_budget
 from .results_model import (CONFIDENCE, SCHEMA_VERSION, AnnComparison, Attack, BudgetCurve, Clean, CleanDevice,
-                            CleanOffline, Dataset, DeviceStats, MedianCI, Model, OfflineStats, Rate, Results,
+                            CleanOffline, Dataset, DeviceStats, Hardware, MedianCI, Model, OfflineStats, Rate, Results,
                             load_schema, validate_results)
 from .runs import Replay, RunArtifacts, open_run
+from .stages.hardware import hardware_entries
 from .stages.measure import OfflineOutputs, attack_measurements, clean_measurements, offline_outputs, raster_exact
 from .stats import BOOTSTRAP_RESAMPLES, bootstrap_median
 from .store import jsonable, write_json, write_if_changed
@@ -219,8 +220,15 @@ def build_results(art: RunArtifacts, budgets=DEFAULT_BUDGETS) -> dict[str, Any]:
         dataset=Dataset.build(card["dataset"], f"{art.run.card_file} dataset"), model=_model_entry(card), budgets=budgets,
         clean=_clean_entry(art),
         attacks=[attack_entry(art, attack_id, budgets) for attack_id in art.attacks],
-        ann=[_ann_entry(name, result) for name, result in art.ann.items()])
+        ann=[_ann_entry(name, result) for name, result in art.ann.items()], **_hardware(art))
     return jsonable(results.to_dict())
+
+
+def _hardware(art: RunArtifacts) -> dict[str, Any]:
+    """``{"hardware": ...}`` for the replayed profiles that have a chip (:mod:`harness.stages.hardware`), else {}."""
+    entries = hardware_entries(art)
+    return {"hardware": {p: Hardware.build(jsonable(e), f"{art.run.root} hardware {p}") for p, e in entries.items()}} \
+        if entries else {}
 
 
 def write_results(art: RunArtifacts, budgets=DEFAULT_BUDGETS) -> dict[str, Any]:

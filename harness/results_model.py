@@ -513,6 +513,87 @@ Versions = Annotated[dict[str, str], Kw(
 
 
 @dataclass(kw_only=True)
+class LayerMapping(Record):
+    """One layer on the chip's neurocores (percentages: mean over its cores of each limit's share)."""
+
+    name: str
+    cores: Annotated[int, Kw(minimum=1)]
+    neurons: Count
+    synapses: Annotated[Count, _text("non-zero synapses into the layer (what the device stores)")]
+    connections: Count
+    neurons_pct: float
+    memory_pct: float
+    max_fan_in: Count
+    fan_in_pct: float
+    max_fan_out: Count
+
+
+@dataclass(kw_only=True)
+class MappingSummary(Record):
+    """The network's neurocore mapping on the profile's chip (harness.device.mapping)."""
+
+    cores: Annotated[int, Kw(minimum=1)]
+    chips: Annotated[int, Kw(minimum=1)]
+    system_cores: Annotated[int, _text("cores of the whole system (chips x cores per chip)")]
+    mesh_shape: Annotated[list[int], _text("rows, columns of one chip's core mesh; cores are placed row-major in "
+                                           "layer order")]
+    core_utilisation_pct: float
+    links: Count
+    mean_hops: Annotated[float, Kw(minimum=0)]
+    layers: list[LayerMapping]
+
+
+@dataclass(kw_only=True)
+class PerCore(Record):
+    """Means per inference, one value per core of the mapping."""
+
+    synops: list[float]
+    spikes_out: list[float]
+    spikes_in: list[float]
+
+
+@dataclass(kw_only=True)
+class Inference(Record):
+    """Absolute figures per inference, means over the replayed samples (harness.device.workload)."""
+
+    spikes_per_layer: Annotated[list[float], _text("mean spikes of each layer with neurons")]
+    synops: Annotated[float, _text("synaptic operations (spikes x fan-out)")]
+    energy_j: Annotated[float, _text("joules: per-core energy plus mesh hops (where the chip has a hop energy)")]
+    hop_energy_j: float
+    traffic_spike_hops: Annotated[float, _text("spikes x mesh hops between source and destination core")]
+    busiest_core_load: Annotated[float, _text("the largest synaptic operations one core performs in one step")]
+    latency_proxy: Annotated[float, _text("sum over steps of the busiest core's synaptic operations (lock-step)")]
+    per_core: PerCore
+
+
+@dataclass(kw_only=True)
+class SynapticOperations(Record):
+    effective_acs: Annotated[float, _text("per sample: spikes x fan-out over non-zero synapses")]
+    dense: Annotated[float, _text("per sample: every connection once per step")]
+
+
+@dataclass(kw_only=True)
+class NeuroBench(Record):
+    """NeuroBench's workload and static metrics on the clean test split (same definitions)."""
+
+    activation_sparsity: Fraction
+    synaptic_operations: SynapticOperations
+    footprint_bytes: Count
+    connection_sparsity: Fraction
+
+
+@dataclass(kw_only=True)
+class Hardware(Record):
+    """One profile's chip: the mapping and absolute per-inference figures for clean and each attack."""
+
+    mapping: Optional[MappingSummary] = None
+    mapping_error: Annotated[Optional[str], _text("why the network does not fit the chip")] = None
+    clean: Optional[Inference] = None
+    attacks: Annotated[dict[str, Inference], _text("attack id -> its adversarial inputs on this profile")]
+    neurobench: Optional[NeuroBench] = None
+
+
+@dataclass(kw_only=True)
 class Results(Record):
     """The whole of results.json."""
 
@@ -536,6 +617,8 @@ class Results(Record):
     ann: Annotated[list[AnnComparison], _text(
         "SNN vs ANN comparisons of this run (RUN_DIR/ann/comparison_*.json, timing removed); empty when none was "
         "run")] = field(default_factory=list)
+    hardware: Annotated[Optional[dict[str, Hardware]], _text(
+        "profile name -> neurocore mapping and per-inference hardware figures (profiles with a [chip] table)")] = absent()
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], where: str | Path = "results.json") -> "Results":

@@ -107,7 +107,7 @@ class Chip:
 
     def to_dict(self) -> dict:
         """JSON-friendly form (stored with replay outputs and mappings)."""
-        out = asdict(self)
+        out = {key: value for key, value in asdict(self).items() if value is not None}  # optional limits unset
         out["mesh_shape"] = list(self.mesh_shape)
         return out
 

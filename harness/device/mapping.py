@@ -400,6 +400,7 @@ def mapping_summary(mapping: Mapping) -> dict:
                        "fan_in_pct": 100 * share(cores, "fan_in", chip.input_axons_per_core),
                        "max_fan_out": int(max(c.fan_out for c in cores))})
     return {"cores": mapping.n_cores, "chips": mapping.chips_used, "system_cores": chip.cores,
+            "mesh_shape": list(chip.mesh_shape),
             "core_utilisation_pct": 100 * mapping.n_cores / chip.cores,
             "links": len(mapping.links),
             "mean_hops": float(np.mean([link.hops for link in mapping.links])) if mapping.links else 0.0,

@@ -149,8 +149,11 @@ def run_sections(art: RunArtifacts, results: Results, labels: Labels) -> list[Se
     out = [intro, attacks_section(art, results, labels), l0_section(art, results, labels),
            rsf_section(art, results, labels)]
     if art.profiles:
+        from .hardware import hardware_sections
+
         out.append(device_section(art, results, labels))
         out += [activity_section(art, profile, labels) for profile in art.profiles]
+        out += hardware_sections(results, labels, art.name)
     examples = examples_section(art, results, labels)
     return out + ([examples] if examples else [])
 
