@@ -17,8 +17,7 @@ import numpy as np  # noqa: E402
 from ..fmt import num, pct  # noqa: E402
 from ..results_model import Hardware, Inference, MappingSummary, Results  # noqa: E402
 from .figures import to_png  # noqa: E402
-from .render import Figure, Section, Table  # noqa: E402
-from .sections import Labels, slug  # noqa: E402
+from .render import Figure, Labels, Section, Table, slug  # noqa: E402
 
 
 def core_map(mapping: MappingSummary, title: str) -> bytes:

@@ -13,10 +13,23 @@ from __future__ import annotations
 
 import base64
 import html
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..store import write_if_changed
+
+
+def slug(text: str) -> str:
+    """A file-name-safe version of ``text`` (figure names)."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-")
+
+
+class Labels(dict):
+    """Attack id -> display label (from the experiment file); unknown ids show as themselves."""
+
+    def __missing__(self, key: str) -> str:
+        return key
 
 
 @dataclass

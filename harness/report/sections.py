@@ -20,24 +20,13 @@ from ..records import AttackRecord
 from ..results import OFFLINE, RunArtifacts
 from ..results_model import Attack, CleanDevice, OfflineStats, Rate, Results
 from . import figures
-from .render import Figure, Section, Table
+from .hardware import hardware_sections
+from .render import Figure, Labels, Section, Table, slug
 
 #: At most this many budget columns in a table (the figure shows them all).
 MAX_BUDGET_COLUMNS = 4
 #: At most this many attacks get a row in a run's example figure.
 MAX_EXAMPLES = 5
-
-
-def slug(text: str) -> str:
-    """A file-name-safe version of ``text`` (figure names)."""
-    return re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-")
-
-
-class Labels(dict):
-    """Attack id -> display label (from the experiment file); unknown ids show as themselves."""
-
-    def __missing__(self, key: str) -> str:
-        return key
 
 
 # ---------------------------------------------------------------- clean accuracy
@@ -145,12 +134,10 @@ def run_sections(art: RunArtifacts, results: Results, labels: Labels) -> list[Se
         + [headline(a, labels) for a in results.attacks])
     if not art.attacks:
         intro.paragraphs.append("No attack was run on this model.")
-        return [intro]
+        return [intro, *hardware_sections(results, labels, art.name)]
     out = [intro, attacks_section(art, results, labels), l0_section(art, results, labels),
            rsf_section(art, results, labels)]
     if art.profiles:
-        from .hardware import hardware_sections
-
         out.append(device_section(art, results, labels))
         out += [activity_section(art, profile, labels) for profile in art.profiles]
         out += hardware_sections(results, labels, art.name)
