@@ -301,7 +301,7 @@ def make_loss(spec: ModelSpec, name: str | None = None) -> torch.nn.Module:
         return CountMargin()
     if name in ENERGY_LOSSES:
         raise ConfigError(f"loss '{name}' is an energy objective of the network's hidden layers: "
-                          "build it with harness.attacks.energy.HiddenSynops(net)")
+                          "build it with harness.attacks.energy.SynapticOps(net)")
     raise ConfigError(f"unknown loss '{name}'; available: {', '.join(ATTACK_LOSSES)}")
 
 

@@ -57,8 +57,8 @@ class AttackRecord:
     zero_grad_iterations: np.ndarray  # (R,) int64, -1 = no gradient computed
     stalled: np.ndarray | None = None  # (R,) bool, failed with no change of pred/margin over the last
     #                                    attrs["stall_window"] iterations; None = not tracked (baselines)
-    activity_ratio: np.ndarray | None = None      # (R,) float64, energy attacks: hidden-layer synops of
-    #                                    `adversarial` / of `clean` (SLAYER); NaN = not attacked; None = no energy attack
+    activity_ratio: np.ndarray | None = None      # (R,) float64, energy attacks: the objective (attrs
+    #                                    ["energy"]["objective"]) of `adversarial` / of `clean` (SLAYER); NaN = not attacked; None = no energy attack
     activity_by_budget: np.ndarray | None = None  # (R, B) float64, energy attacks: best ratio among the examples
     #                                    met with L0 <= attrs["energy"]["budgets"][b]; NaN = not attacked
     attrs: dict[str, Any] = field(default_factory=dict)
@@ -154,7 +154,7 @@ class AttackRecord:
 
         Returns ``n_correct_before``, ``energy_target`` (None: success = ratio > 1),
         ``n_success``/``success_rate`` (reached the target), ``mean_activity_ratio`` and
-        ``median_activity_ratio`` (hidden-layer synops, adversarial / clean, SLAYER),
+        ``median_activity_ratio`` (the objective, adversarial / clean, SLAYER; ``objective``),
         ``prediction_kept`` (share of rows whose adversarial prediction is the clean one),
         ``mean_l0``, and ``activity_by_budget`` ({flips: mean best ratio with L0 <= flips}).
         Raises:
@@ -168,6 +168,7 @@ class AttackRecord:
         budgets = settings.get("budgets", [])
         by_budget = self.activity_by_budget[ok] if self.activity_by_budget is not None else np.zeros((0, 0))
         return {"n_correct_before": int(ok.sum()), "energy_target": settings.get("target"),
+                "objective": settings.get("objective", "hidden-synops"),
                 "n_success": int(won.sum()), "success_rate": _mean(won[ok]),
                 "mean_activity_ratio": _mean(self.activity_ratio[ok]),
                 "median_activity_ratio": _median(self.activity_ratio[ok]),

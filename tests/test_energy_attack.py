@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from harness.attacks import AttackConfig, AttackRecord, craft, run_attack, run_random_baseline
-from harness.attacks.energy import ENERGY_BUDGETS, HiddenSynops, activity_ratio, hidden_fan_out, random_energy_record
+from harness.attacks.energy import ENERGY_BUDGETS, SynapticOps, activity_ratio, fan_out, populations, random_energy_record
 from harness.attacks.invariant import _effective_weight
 from harness.cli import main
 from harness.errors import ConfigError, DataError
@@ -49,6 +49,8 @@ def _hidden_synops(net, spikes: np.ndarray) -> np.ndarray:
     (dict(loss="margin", energy_target=1.5), "energy_target"),
     (dict(loss="energy", energy_target=1.0), "energy_target"),      # a ratio <= 1 is met by the clean input
     (dict(loss="energy", reduce=True), "reduce"),
+    (dict(loss="energy", energy_objective="spikes"), "energy_objective"),
+    (dict(energy_objective="synops"), "energy_objective"),                 # needs an energy loss
 ])
 def test_bad_energy_settings_name_the_field(settings, key):
     with pytest.raises(SettingError) as err:
@@ -57,7 +59,7 @@ def test_bad_energy_settings_name_the_field(settings, key):
 
 
 def test_make_loss_refuses_the_energy_objectives_without_the_network(model_and_data):
-    with pytest.raises(ConfigError, match="HiddenSynops"):
+    with pytest.raises(ConfigError, match="SynapticOps"):
         make_loss(model_and_data[0].spec, "energy")
 
 
@@ -67,18 +69,24 @@ def test_a_network_without_hidden_layer_has_no_energy_objective():
            "layers": [{"type": "dense", "out": 10}]}
     from harness.models import SpikingNetwork
     with pytest.raises(ConfigError, match="hidden layer"):
-        hidden_fan_out(SpikingNetwork(spec_from_dict(raw, "flat")))
+        fan_out(SpikingNetwork(spec_from_dict(raw, "flat")))
 
 
 # ---------------------------------------------------------------- objective
-def test_objective_is_hidden_spikes_times_fan_out(model_and_data):
+def test_objectives_are_spikes_times_fan_out(model_and_data):
     net, x, _ = model_and_data
-    weight = _effective_weight(net.spiking_blocks[1].synapse)
-    (fan_out,) = hidden_fan_out(net)
-    assert torch.equal(fan_out, (weight != 0).sum(0).float())
+    first, second = (_effective_weight(block.synapse) for block in net.spiking_blocks)
+    into_first, into_second = fan_out(net)
+    assert torch.equal(into_second, (second != 0).sum(0).float())
+    assert torch.equal(into_first.reshape(-1), (first != 0).sum(0).float())
     with torch.no_grad():
-        per_row = HiddenSynops(net).per_row(net.forward_layers(torch.as_tensor(x[:5], dtype=torch.float32)))
-    assert np.array_equal(per_row.numpy(), _hidden_synops(net, x[:5]))
+        pops = populations(net, torch.as_tensor(x[:5], dtype=torch.float32))
+        hidden, every = SynapticOps(net).per_row(pops), SynapticOps(net, "synops").per_row(pops)
+    assert np.array_equal(hidden.numpy(), _hidden_synops(net, x[:5]))
+    inputs = x[:5].reshape(5, -1, x.shape[-1]).sum(-1) @ (first != 0).sum(0).numpy()
+    assert np.array_equal(every.numpy(), _hidden_synops(net, x[:5]) + inputs)
+    with pytest.raises(ConfigError, match="objective"):
+        SynapticOps(net, "spikes")
 
 
 def test_activity_ratio_of_silent_rows():
@@ -220,3 +228,17 @@ def test_energy_attack_on_the_device_matches_slayer(digits_run):
     assert m["change"]["energy_j"] == pytest.approx(m["adversarial"]["energy_j"] / m["clean"]["energy_j"])
     assert m["energy_rise"] > 0 and m["change"]["own_synops"] > 1
     assert m["clean"]["own_synops"] < m["clean"]["synops"] and m["mean_l0"] == pytest.approx(record.l0[ok].mean())
+
+
+def test_synops_objective_with_a_budget_beats_random_flips_on_all_synops(digits_run):
+    """Ascending every synaptic operation (the input stream's included) under a truncating budget
+    picks high-fan-out inputs: all synops rise more than under random flips at the same L0."""
+    config = AttackConfig(loss="energy", energy_objective="synops", iterations=4, eta=1.0, max_flips=30,
+                          budget_mode="truncate")
+    path = run_attack(digits_run, config, n=30, progress=False)
+    assert path.stem == "g2s-rsf_u_k4_g0.05_e1_b30_bt_syn_en_n30_s0"
+    ref, rand = AttackRecord.load(path), AttackRecord.load(run_random_baseline(digits_run, path.stem, progress=False))
+    ok = ref.correct_before
+    assert ref.attrs["energy"]["objective"] == rand.attrs["energy"]["objective"] == "synops"
+    assert ref.l0[ok].max() <= 30 and np.array_equal(rand.l0[ok], ref.l0[ok])
+    assert ref.activity_ratio[ok].mean() - 1 > 1.2 * (rand.activity_ratio[ok].mean() - 1) > 0

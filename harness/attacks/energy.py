@@ -7,16 +7,23 @@ run by the same pooled loop, G2S/RSF updates, budgets and per-row generators as 
 attacks; this module holds the objective and the per-row bookkeeping that replaces "stop at
 the first success".
 
-Objective (per row, differentiable through SLAYER's surrogate gradient): the synaptic
-operations of the hidden layers, A = sum over every spiking layer but the output of
-(spikes of neuron i over the window) x (fan-out of neuron i), the fan-out being the non-zero
-synapses (quantized weights) leaving the neuron. For a dense next layer that is exact; for a
-conv next layer a neuron's fan-out is taken as the non-zero weights of its channel over all
-output channels and kernel positions (border neurons, which reach fewer positions, are
-counted in full). The input stream's own synaptic operations (input spikes x their fan-out)
-are left out of A: every added input event adds its fan-out to them whatever the attack does,
-so they measure the L0 budget, not the attack; the device figures
-(:func:`harness.stages.measure.energy_measurements`) count them.
+Objective (per row, differentiable through SLAYER's surrogate gradient), one of
+:data:`ENERGY_OBJECTIVES` (``AttackConfig.energy_objective``):
+
+- ``"hidden-synops"`` (default): the synaptic operations of the hidden layers, A = sum over
+  every spiking layer but the output of (spikes of neuron i over the window) x (fan-out of
+  neuron i), the fan-out being the non-zero synapses (quantized weights) leaving the neuron:
+  the work the network generates itself;
+- ``"synops"``: the same plus the input stream's (input events x their fan-out into the first
+  layer): every synaptic operation of the network, what the device's energy counts. Its input
+  term is a fixed positive gradient (each element's fan-out), so G2S draws the elements with
+  a large fan-out more often and a budget-aware update (``budget_mode = "truncate"``) keeps
+  the largest; without a budget it flips thousands of elements.
+
+For a dense next layer the fan-out is exact; for a conv next layer a neuron's fan-out is
+taken as the non-zero weights of its channel over all output channels and kernel positions
+(border neurons, which reach fewer positions, are counted in full). The device figures
+(:func:`harness.stages.measure.energy_measurements`) count every synaptic operation.
 
 Per row, the *activity ratio* of an example is A(example) / A(clean); a clean row whose
 hidden layers are silent has ratio 1 while they stay silent and +inf once they spike. A row
@@ -49,6 +56,8 @@ from .baselines import RANDOM_STREAM, random_flip_inputs
 from .invariant import _effective_weight
 from .randomness import row_generators
 
+#: What an energy attack ascends (module docstring).
+ENERGY_OBJECTIVES = ("hidden-synops", "synops")
 #: Budgets (flips) at which an energy record keeps the best activity ratio.
 ENERGY_BUDGETS = DEFAULT_BUDGETS
 
@@ -58,21 +67,22 @@ def is_energy_loss(name: str | None) -> bool:
     return name in ENERGY_LOSSES
 
 
-def hidden_fan_out(net) -> list[torch.Tensor]:
-    """Per hidden layer (every spiking block but the last), each neuron's fan-out.
+def fan_out(net) -> list[torch.Tensor]:
+    """The fan-out of every input element and every hidden neuron.
 
     Returns:
-        One float32 tensor per hidden layer, shaped like that layer's output for one sample
-        without time ((C, H, W) or (n,)): the non-zero quantized synapses leaving each neuron.
+        One float32 tensor for the input, then one per hidden layer (every spiking block but
+        the last), each shaped like that population for one sample without time ((C, H, W)
+        or (n,)): the non-zero quantized synapses leaving each element or neuron.
     Raises:
         ConfigError: the network has no hidden layer (nothing for an energy attack to load).
     """
     blocks = net.spiking_blocks
     if len(blocks) < 2:
         raise ConfigError("an energy attack needs a network with at least one hidden layer")
-    shapes = _layer_shapes(net)
+    shapes = [tuple(net.spec.input_shape)] + _layer_shapes(net)
     fan_out = []
-    for shape, after in zip(shapes, blocks[1:]):
+    for shape, after in zip(shapes, blocks):
         weight = _effective_weight(after.synapse)  # (out, in * kernel)
         n_in = int(np.prod(shape))
         if weight.shape[1] == n_in:  # dense after this layer (flattened in SLAYER's order)
@@ -92,24 +102,32 @@ def _layer_shapes(net) -> list[tuple[int, ...]]:
     return [tuple(out.shape[1:-1]) for out in layers]
 
 
-class HiddenSynops(torch.nn.Module):
-    """The energy objective: hidden-layer synaptic operations (module docstring)."""
+def populations(net, x: torch.Tensor) -> list[torch.Tensor]:
+    """The input ``x`` (N, *input_shape, T) followed by every spiking layer's output spikes."""
+    return [x] + net.forward_layers(x)
 
-    def __init__(self, net):
+
+class SynapticOps(torch.nn.Module):
+    """The energy objective (module docstring): ``"hidden-synops"`` or ``"synops"``."""
+
+    def __init__(self, net, objective: str = ENERGY_OBJECTIVES[0]):
         super().__init__()
-        self.fan_out = hidden_fan_out(net)
+        if objective not in ENERGY_OBJECTIVES:
+            raise ConfigError(f"unknown energy objective '{objective}'; available: {', '.join(ENERGY_OBJECTIVES)}")
+        self.objective = objective
+        self.fan_out = fan_out(net)
+        self.first = 0 if objective == "synops" else 1  # the input stream counts, or not
 
-    def per_row(self, layers: list[torch.Tensor]) -> torch.Tensor:
-        """(N,) synaptic operations of the hidden layers, from every spiking layer's spikes
-        (``SpikingNetwork.forward_layers``: (N, *shape, T) each, the output last)."""
-        total = torch.zeros(len(layers[0]), dtype=layers[0].dtype)
-        for spikes, fan_out in zip(layers[:-1], self.fan_out):
-            total = total + (spikes.sum(-1) * fan_out).flatten(1).sum(1)
+    def per_row(self, pops: list[torch.Tensor]) -> torch.Tensor:
+        """(N,) synaptic operations from :func:`populations` (input first, output last; (N, *shape, T) each)."""
+        total = torch.zeros(len(pops[0]), dtype=torch.float32)
+        for spikes, fan in list(zip(pops[:-1], self.fan_out))[self.first:]:
+            total = total + (spikes.sum(-1) * fan).flatten(1).sum(1)
         return total
 
-    def forward(self, layers: list[torch.Tensor], cls: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, pops: list[torch.Tensor], cls: torch.Tensor | None = None) -> torch.Tensor:
         """Summed over the batch (a scalar to ascend); ``cls`` is ignored (untargeted)."""
-        return self.per_row(layers).sum()
+        return self.per_row(pops).sum()
 
 
 def activity_ratio(activity: np.ndarray, clean: np.ndarray) -> np.ndarray:
@@ -135,8 +153,9 @@ class EnergyTracker:
         by_budget: (R, B) best ratio among the examples with L0 <= each of ``budgets``.
     """
 
-    def __init__(self, net, rows: int, stealthy: bool, target: float | None, budgets=ENERGY_BUDGETS):
-        self.objective = HiddenSynops(net)
+    def __init__(self, net, rows: int, stealthy: bool, target: float | None, objective: str = ENERGY_OBJECTIVES[0],
+                 budgets=ENERGY_BUDGETS):
+        self.objective = SynapticOps(net, objective)
         self.stealthy, self.target = stealthy, target
         self.budgets = np.asarray(budgets, dtype=np.int64)
         self.clean_activity = np.full(rows, np.nan)
@@ -198,13 +217,14 @@ class EnergyTracker:
 
     def attrs(self) -> dict:
         """The record's ``energy`` attribute (stored as JSON; docs/attacks.md)."""
-        return {"energy": energy_attrs(self.budgets, self.target, self.stealthy, int(self.rejected_updates.sum()))}
+        return {"energy": energy_attrs(self.budgets, self.objective.objective, self.target, self.stealthy,
+                                       int(self.rejected_updates.sum()))}
 
 
-def energy_attrs(budgets, target: float | None, stealthy: bool, rejected_updates: int = 0) -> dict:
+def energy_attrs(budgets, objective: str, target: float | None, stealthy: bool, rejected_updates: int = 0) -> dict:
     """An energy record's ``energy`` attribute: budgets of ``activity_by_budget`` (flips), the
     objective, the target (None: success = ratio > 1), the mode and the rejected updates."""
-    return {"budgets": [int(b) for b in budgets], "objective": "hidden-synops", "target": target,
+    return {"budgets": [int(b) for b in budgets], "objective": objective, "target": target,
             "stealthy": stealthy, "rejected_updates": rejected_updates}
 
 
@@ -227,7 +247,7 @@ def random_energy_record(net, reference: AttackRecord, seed: int, batch_size: in
         part = slice(start, start + batch_size)
         noisy[part] = random_flip_inputs(ref.clean[part], flips[part], row_generators(
             seed, ref.sample_index[part], ref.targets[part], stream=RANDOM_STREAM))
-    objective = HiddenSynops(net)
+    objective = SynapticOps(net, ref.attrs.get("energy", {}).get("objective", ENERGY_OBJECTIVES[0]))
     clean_activity, _ = _activity(net, objective, ref.clean, batch_size)
     activity, pred = _activity(net, objective, noisy, batch_size)
     ratio = np.where(correct, activity_ratio(activity, clean_activity), np.nan)
@@ -243,13 +263,14 @@ def random_energy_record(net, reference: AttackRecord, seed: int, batch_size: in
         rsf_iterations=np.zeros(rows, dtype=np.int64), zero_grad_iterations=np.full(rows, -1, dtype=np.int64),
         activity_ratio=ratio, activity_by_budget=np.where(correct[:, None], by_budget, np.nan),
         attrs={"method": "random", "params": {"seed": seed}, "seed": seed,
-               "energy": energy_attrs(budgets, target, stealthy=False)})
+               "energy": energy_attrs(budgets, objective.objective, target, stealthy=False)})
 
 
-def _activity(net, objective: HiddenSynops, spikes: np.ndarray, batch_size: int):
-    """(hidden synops (N,), predictions (N,)) of the model on ``spikes``."""
+def _activity(net, objective: SynapticOps, spikes: np.ndarray, batch_size: int):
+    """(objective (N,), predictions (N,)) of the model on ``spikes``."""
     activity, preds = [], []
-    for layers in forward_batches(net, spikes, batch_size):
-        activity.append(objective.per_row(layers).numpy().astype(np.float64))
+    for start, layers in zip(range(0, len(spikes), batch_size), forward_batches(net, spikes, batch_size)):
+        x = torch.as_tensor(spikes[start:start + batch_size], dtype=torch.float32)
+        activity.append(objective.per_row([x] + layers).numpy().astype(np.float64))
         preds.append(predict(layers[-1].sum(-1).numpy()))
     return np.concatenate(activity), np.concatenate(preds)

@@ -56,7 +56,7 @@ from ..metrics import predict
 from ..models import ATTACK_LOSSES, THRESHOLD_MODES, SpikingNetwork, attack_threshold, count_margin, make_loss
 from .g2s import apply_update, g2s_from_uniform, per_sample_max, restrict_to_budget
 from .invariant import batch_invariant
-from .energy import EnergyTracker, is_energy_loss
+from .energy import ENERGY_OBJECTIVES, EnergyTracker, is_energy_loss, populations
 from .judge import check_spikes
 from .randomness import row_generators, uniform
 from ..records import AttackRecord, is_success
@@ -97,6 +97,8 @@ class AttackConfig:
         energy_target: energy losses only: stop a row once its activity ratio (hidden-layer
             synops, adversarial / clean) reaches this value (> 1); success = reached it. None:
             every row runs its K iterations, success = ratio > 1.
+        energy_objective: energy losses: "hidden-synops" (the hidden layers' synaptic
+            operations) or "synops" (the input stream's too: all the device counts).
     """
 
     method: str = "g2s-rsf"
@@ -113,6 +115,7 @@ class AttackConfig:
     rsf_trigger_ratio: float = 0.0
     budget_mode: str = "stop"
     energy_target: float | None = None
+    energy_objective: str = ENERGY_OBJECTIVES[0]
 
     def __post_init__(self) -> None:
         check_types(self)
@@ -159,6 +162,12 @@ class AttackConfig:
                                    f"'{self.loss}')", "loss")
             if not self.energy_target > 1:
                 raise SettingError("energy_target", f"must be > 1 (an activity ratio vs clean), got {self.energy_target}")
+        if self.energy_objective not in ENERGY_OBJECTIVES:
+            raise SettingError("energy_objective", f"unknown objective '{self.energy_objective}' ({{key}}); "
+                               f"available: {', '.join(ENERGY_OBJECTIVES)}")
+        if self.energy_objective != ENERGY_OBJECTIVES[0] and not is_energy_loss(self.loss):
+            raise SettingError("energy_objective", f"applies to the energy losses only (given with {{}} "
+                               f"'{self.loss}')", "loss")
         if is_energy_loss(self.loss) and self.reduce:
             raise SettingError("reduce", f"cannot be combined with {{}} '{self.loss}' (an energy attack keeps "
                                "its most active example, there is no success to keep while reverting flips)", "loss")
@@ -217,8 +226,8 @@ class _IterativeAttack:
         self.net, self.clean, self.labels, self.targets, self.config = net, clean, labels, targets, config
         self.sample_index = sample_index
         rows = len(clean)
-        self.energy = EnergyTracker(net, rows, config.loss == "energy-stealthy", config.energy_target) \
-            if is_energy_loss(config.loss) else None
+        self.energy = EnergyTracker(net, rows, config.loss == "energy-stealthy", config.energy_target,
+                                    config.energy_objective) if is_energy_loss(config.loss) else None
         self.loss_fn = self.energy.objective if self.energy is not None else make_loss(net.spec, config.loss)
         self.budget = config.budget(int(np.prod(clean.shape[1:])))
         self.use_grad = config.method != "rsf"
@@ -291,8 +300,9 @@ class _IterativeAttack:
         return go_on
 
     def _forward(self, x: torch.Tensor):
-        """The model's output spikes (N, K, T), or for an energy loss every spiking layer's."""
-        return self.net.forward_layers(x) if self.energy is not None else self.net(x)
+        """The model's output spikes (N, K, T), or for an energy loss the input and every
+        spiking layer's spikes (:func:`harness.attacks.energy.populations`, the output last)."""
+        return populations(self.net, x) if self.energy is not None else self.net(x)
 
     def _loss(self, outputs, index, cls: torch.Tensor) -> torch.Tensor:
         """The attack loss of the rows ``index`` of ``outputs`` (as :meth:`_forward` returns them)."""

@@ -45,7 +45,7 @@ def attack_id(config: AttackConfig, targeted: str | None, n: int, loss: str) -> 
     Example: ``g2s-rsf_u_k25_g0.05_e1_sr_n100_s0``; optional parts: ``red`` (reduction),
     ``b<flips>`` or ``r<rate>`` (budget), ``bt`` (budget_mode "truncate"), ``th<threshold>``
     (attack-time threshold), ``fs`` (threshold_mode "fixed-surrogate"), ``rz<ratio>``
-    (rsf_trigger_ratio > 0), ``et<ratio>`` (energy_target). Defaults add nothing, so existing ids stay valid.
+    (rsf_trigger_ratio > 0), ``et<ratio>`` (energy_target), ``syn`` (energy_objective "synops"). Defaults add nothing, so existing ids stay valid.
 
     Args:
         loss: the resolved loss name (the model's training loss when the config has none).
@@ -60,6 +60,7 @@ def attack_id(config: AttackConfig, targeted: str | None, n: int, loss: str) -> 
     parts += ["fs"] if config.threshold_mode == "fixed-surrogate" else []
     parts += [f"rz{_num(config.rsf_trigger_ratio)}"] if config.rsf_trigger_ratio > 0 else []
     parts += [f"et{_num(config.energy_target)}"] if config.energy_target is not None else []
+    parts += ["syn"] if config.energy_objective == "synops" else []
     return "_".join(parts + [_LOSS_TAGS[loss], f"n{n}", f"s{config.seed}"])
 
 
@@ -233,7 +234,7 @@ def _energy_lines(e: dict) -> list[str]:
     """An energy record's activity ratios (hidden-layer synops, adversarial / clean, SLAYER)."""
     target = f"reached x{e['energy_target']:g}" if e["energy_target"] is not None else "ratio > 1"
     return [f"  energy: activity ratio mean x{e['mean_activity_ratio']:.3f}, median x{e['median_activity_ratio']:.3f} "
-            f"(hidden-layer synops vs clean); success ({target}) {e['n_success']}/{e['n_correct_before']}; "
+            f"({e['objective']} vs clean); success ({target}) {e['n_success']}/{e['n_correct_before']}; "
             f"prediction kept {e['n_prediction_kept']}/{e['n_correct_before']}",
             "  mean activity ratio by budget: " + "  ".join(f"{b}: x{r:.3f}" for b, r in e["activity_by_budget"].items())]
 

@@ -119,14 +119,14 @@ def _ratio(adversarial: float, clean: float) -> float:
     return adversarial / clean if clean > 0 else float("nan")
 
 
-def _own_synops(mapping, neuron_counts: np.ndarray, steps: int) -> np.ndarray:
-    """(N,) synaptic operations driven by the network's own spikes: those of every core but
-    the first layer's (whose synaptic operations the input stream drives)."""
+def _synops(mapping, neuron_counts: np.ndarray, steps: int) -> tuple[np.ndarray, np.ndarray]:
+    """(all (N,), own (N,)) synaptic operations per sample: all of them, and those driven by the
+    network's own spikes (every core's but the first layer's, which the input stream drives)."""
     from ..device.workload import core_activity
 
     synops = core_activity(mapping, neuron_counts, steps).synops
     first = list(mapping.layers[0].cores)
-    return synops.sum(axis=1) - synops[:, first].sum(axis=1)
+    return synops.sum(axis=1), synops.sum(axis=1) - synops[:, first].sum(axis=1)
 
 
 def energy_measurements(attack: Arrays, device: Arrays, mapping, energy, steps: int,
@@ -152,9 +152,10 @@ def energy_measurements(attack: Arrays, device: Arrays, mapping, energy, steps: 
         the network's own spikes, i.e. outside the first layer's cores); ``change``: adversarial
         / clean of each of energy_j, synops, own_synops, busiest_core_load, latency_proxy,
         traffic_spike_hops, and per layer spikes_per_layer; ``energy_rise`` = change of
-        energy_j - 1; ``offline_activity_ratio`` (mean per-row ratio of the hidden layers'
-        synops in SLAYER, the attack's objective) and ``device_activity_ratio`` (the same
-        per-row mean of own_synops on the device: equal on a bit-exact profile);
+        energy_j - 1; ``offline_activity_ratio`` (mean per-row ratio of the attack's objective
+        in SLAYER, attrs ``energy.objective``) and ``device_activity_ratio`` (the same per-row
+        mean on the device: own_synops for "hidden-synops", all synops for "synops"; equal on
+        a bit-exact profile); ``objective``;
         ``prediction_kept`` (device prediction on the adversarial row = on its clean row),
         with ``n_prediction_kept`` and its 95% Wilson interval ``prediction_kept_ci``.
     Raises:
@@ -174,14 +175,15 @@ def energy_measurements(attack: Arrays, device: Arrays, mapping, energy, steps: 
     if attack.get("activity_ratio") is None:
         raise DataError("not an energy attack record (no activity_ratio dataset)")
     rows = np.asarray(attack["correct_before"], dtype=bool)
+    objective = (dict(attrs or {}).get("energy") or {}).get("objective", "hidden-synops")
     figures = {}
     for side, prefix in (("clean", "clean/"), ("adversarial", "")):
         counts, core_synops = device[f"{prefix}neuron_counts"][rows], device[f"{prefix}core_synops"][rows]
         figures[side] = inference_figures(mapping, counts, core_synops, energy, steps)
         figures[side].pop("per_core")
-        own = _own_synops(mapping, counts, steps)
+        every, own = _synops(mapping, counts, steps)
         figures[side]["own_synops"] = float(own.mean()) if len(own) else float("nan")
-        figures[f"{side}_own"] = own
+        figures[f"{side}_objective"] = every if objective == "synops" else own
     change = {key: _ratio(figures["adversarial"][key], figures["clean"][key])
               for key in ("energy_j", "synops", "own_synops", "busiest_core_load", "latency_proxy",
                           "traffic_spike_hops")}
@@ -193,10 +195,10 @@ def energy_measurements(attack: Arrays, device: Arrays, mapping, energy, steps: 
     return {"n_rows": int(rows.sum()), "budget": params.get("max_flips"),
             "mean_l0": float(l0.mean()) if len(l0) else float("nan"),
             "median_l0": float(np.median(l0)) if len(l0) else float("nan"),
-            "clean": figures["clean"], "adversarial": figures["adversarial"], "change": change,
+            "objective": objective, "clean": figures["clean"], "adversarial": figures["adversarial"], "change": change,
             "energy_rise": change["energy_j"] - 1,
             "offline_activity_ratio": float(np.mean(attack["activity_ratio"][rows])) if rows.any() else float("nan"),
-            "device_activity_ratio": float(np.mean(activity_ratio(figures["adversarial_own"], figures["clean_own"])))
+            "device_activity_ratio": float(np.mean(activity_ratio(figures["adversarial_objective"], figures["clean_objective"])))
             if rows.any() else float("nan"),
             "prediction_kept": rate(kept), "n_prediction_kept": int(kept.sum()),
             "prediction_kept_ci": list(wilson(int(kept.sum()), int(len(kept))))}
