@@ -273,8 +273,17 @@ def add_attack(sub: argparse._SubParsersAction) -> None:
                         "the gradient is exactly zero, the paper)")
     p.add_argument("--attack-threshold", type=float, metavar="TH",
                    help="penultimate-layer threshold during the gradient pass only (judging uses the model as trained)")
-    p.add_argument("--loss", choices=("spike-rate", "cross-entropy", "margin"),
-                   help="loss whose gradient drives the attack (default: the model's training loss)")
+    p.add_argument("--loss", choices=("spike-rate", "cross-entropy", "margin", "energy", "energy-stealthy"),
+                   help="loss whose gradient drives the attack (default: the model's training loss); energy: "
+                        "raise the hidden layers' synaptic operations (a sponge attack), energy-stealthy: the "
+                        "same while keeping the clean prediction")
+    p.add_argument("--energy-target", type=float, metavar="R",
+                   help="energy losses: stop a sample once its activity ratio (adversarial / clean hidden-layer "
+                        "synops) reaches R > 1; success = reached R (default: run all K iterations, success = "
+                        "ratio > 1)")
+    p.add_argument("--energy-objective", default="hidden-synops", choices=("hidden-synops", "synops"),
+                   help="energy losses: what to raise: the hidden layers' synaptic operations (default) or all "
+                        "of them, the input stream's included (what the device's energy counts)")
     p.add_argument("--n", type=int, metavar="N", help="attack the first N test samples (default all)")
     p.add_argument("--seed", type=int, default=0, help="seed of the per-sample generators (default 0)")
     p.add_argument("--match", metavar="ID", help="with --method random: the attack id in this run whose "

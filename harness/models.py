@@ -27,8 +27,12 @@ from .errors import ConfigError
 
 LAYER_TYPES = ("dense", "conv", "flatten")
 LOSSES = ("spike-rate", "cross-entropy")
-#: Losses an attack may ascend/descend: the training losses plus the C&W-style count margin.
-ATTACK_LOSSES = LOSSES + ("margin",)
+#: The energy ("sponge") objectives: hidden-layer synaptic operations, alone or with the prediction
+#: kept (harness/attacks/energy.py; they need the network, not only its spec).
+ENERGY_LOSSES = ("energy", "energy-stealthy")
+#: Losses an attack may ascend/descend: the training losses, the C&W-style count margin and the
+#: energy objectives.
+ATTACK_LOSSES = LOSSES + ("margin",) + ENERGY_LOSSES
 #: How the attack-time threshold override treats SLAYER's surrogate width tau_rho.
 THRESHOLD_MODES = ("scale-surrogate", "fixed-surrogate")
 SURROGATES = ("slayer", "rectangular")
@@ -304,6 +308,9 @@ def make_loss(spec: ModelSpec, name: str | None = None) -> torch.nn.Module:
         return slayer.loss.SpikeMax(mode="logsoftmax", reduction="sum")
     if name == "margin":
         return CountMargin()
+    if name in ENERGY_LOSSES:
+        raise ConfigError(f"loss '{name}' is an energy objective of the network's hidden layers: "
+                          "build it with harness.attacks.energy.SynapticOps(net)")
     raise ConfigError(f"unknown loss '{name}'; available: {', '.join(ATTACK_LOSSES)}")
 
 

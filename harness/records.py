@@ -19,8 +19,9 @@ from .store import read_h5, write_h5
 #: Budgets (flips) of the robustness curve in summaries, as in the experiments' default.
 DEFAULT_BUDGETS = (10, 20, 50, 100, 200, 500, 1000, 2000)
 KIND = "attack"
-#: Datasets that older files and the baselines' records lack (then None).
-OPTIONAL_ARRAYS = ("stalled",)
+#: Datasets that older files and some records lack (then None): ``stalled`` (not tracked by the
+#: baselines), ``activity_ratio`` and ``activity_by_budget`` (energy attacks only).
+OPTIONAL_ARRAYS = ("stalled", "activity_ratio", "activity_by_budget")
 
 
 def is_success(pred: np.ndarray, labels: np.ndarray, targets: np.ndarray) -> np.ndarray:
@@ -56,6 +57,10 @@ class AttackRecord:
     zero_grad_iterations: np.ndarray  # (R,) int64, -1 = no gradient computed
     stalled: np.ndarray | None = None  # (R,) bool, failed with no change of pred/margin over the last
     #                                    attrs["stall_window"] iterations; None = not tracked (baselines)
+    activity_ratio: np.ndarray | None = None      # (R,) float64, energy attacks: the objective (attrs
+    #                                    ["energy"]["objective"]) of `adversarial` / of `clean` (SLAYER); NaN = not attacked; None = no energy attack
+    activity_by_budget: np.ndarray | None = None  # (R, B) float64, energy attacks: best ratio among the examples
+    #                                    met with L0 <= attrs["energy"]["budgets"][b]; NaN = not attacked
     attrs: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -138,6 +143,39 @@ class AttackRecord:
                                  for t in np.unique(self.targets[self.targets >= 0])}
         return out
 
+
+    @property
+    def is_energy(self) -> bool:
+        """True for an energy attack's record (or its random baseline): it has ``activity_ratio``."""
+        return self.activity_ratio is not None
+
+    def energy_stats(self) -> dict[str, Any]:
+        """Activity aggregates of an energy record over the rows classified correctly before.
+
+        Returns ``n_correct_before``, ``energy_target`` (None: success = ratio > 1),
+        ``n_success``/``success_rate`` (reached the target), ``mean_activity_ratio`` and
+        ``median_activity_ratio`` (the objective, adversarial / clean, SLAYER; ``objective``),
+        ``prediction_kept`` (share of rows whose adversarial prediction is the clean one),
+        ``mean_l0``, and ``activity_by_budget`` ({flips: mean best ratio with L0 <= flips}).
+        Raises:
+            ValueError: the record is not an energy record.
+        """
+        if not self.is_energy:
+            raise ValueError("not an energy attack record (no activity_ratio)")
+        ok = self.correct_before.astype(bool)
+        won = self.success.astype(bool) & ok
+        settings = self.attrs.get("energy", {})
+        budgets = settings.get("budgets", [])
+        by_budget = self.activity_by_budget[ok] if self.activity_by_budget is not None else np.zeros((0, 0))
+        return {"n_correct_before": int(ok.sum()), "energy_target": settings.get("target"),
+                "objective": settings.get("objective", "hidden-synops"),
+                "n_success": int(won.sum()), "success_rate": _mean(won[ok]),
+                "mean_activity_ratio": _mean(self.activity_ratio[ok]),
+                "median_activity_ratio": _median(self.activity_ratio[ok]),
+                "prediction_kept": _mean(self.pred_adv[ok] == self.pred_clean[ok]),
+                "n_prediction_kept": int((self.pred_adv[ok] == self.pred_clean[ok]).sum()),
+                "mean_l0": _mean(self.l0[ok]),
+                "activity_by_budget": {int(b): _mean(by_budget[:, i]) for i, b in enumerate(budgets)}}
 
     def _failure_stats(self, failed: np.ndarray) -> dict[str, Any]:
         """Stall and zero-gradient counts of the ``failed`` rows (mask (R,))."""

@@ -12,6 +12,11 @@ Options beyond the paper (each off by default, each in the attack id):
   surrogate width (:func:`harness.models.attack_threshold`).
 - ``rsf_trigger_ratio = r > 0``: RSF also where the gradient nearly vanishes, max|g| < r times
   the row's max|g| at its first update (the paper: exactly zero only).
+- ``loss = "energy"`` / ``"energy-stealthy"``: the energy ("sponge") attack
+  (:mod:`harness.attacks.energy`): ascent on the hidden layers' synaptic operations; a row
+  does not stop at a first success but runs its K iterations (or until ``energy_target`` or its
+  budget), keeps its best example, and the stealthy mode undoes updates that change the
+  prediction.
 - ``budget_mode = "truncate"``: the budget is enforced inside every update (the spec's
   budget-aware RSF, and the same for G2S): new flips beyond the budget are dropped, most useful
   kept, so L0 never exceeds B; a row whose budget is spent is judged once more and stops.
@@ -51,6 +56,7 @@ from ..metrics import predict
 from ..models import ATTACK_LOSSES, THRESHOLD_MODES, SpikingNetwork, attack_threshold, count_margin, make_loss
 from .g2s import apply_update, g2s_from_uniform, per_sample_max, restrict_to_budget
 from .invariant import batch_invariant
+from .energy import ENERGY_OBJECTIVES, EnergyTracker, is_energy_loss, populations
 from .judge import check_spikes
 from .randomness import row_generators, uniform
 from ..records import AttackRecord, is_success
@@ -88,6 +94,11 @@ class AttackConfig:
             max|g| < r * the row's max|g| at its first update ("g2s-rsf" only).
         budget_mode: "stop" (the spec: a row whose L0 exceeds the budget stops, failed) or
             "truncate" (flips beyond the budget are never made; the row stops when it is spent).
+        energy_target: energy losses only: stop a row once its activity ratio (hidden-layer
+            synops, adversarial / clean) reaches this value (> 1); success = reached it. None:
+            every row runs its K iterations, success = ratio > 1.
+        energy_objective: energy losses: "hidden-synops" (the hidden layers' synaptic
+            operations) or "synops" (the input stream's too: all the device counts).
     """
 
     method: str = "g2s-rsf"
@@ -103,6 +114,8 @@ class AttackConfig:
     threshold_mode: str = "scale-surrogate"
     rsf_trigger_ratio: float = 0.0
     budget_mode: str = "stop"
+    energy_target: float | None = None
+    energy_objective: str = ENERGY_OBJECTIVES[0]
 
     def __post_init__(self) -> None:
         check_types(self)
@@ -139,6 +152,25 @@ class AttackConfig:
         if self.budget_mode != BUDGET_MODES[0] and self.max_flips is None and self.max_flip_rate is None:
             raise SettingError("budget_mode", f"'{self.budget_mode}' needs a budget ({{}} or {{}})",
                                "max_flips", "max_flip_rate")
+        self._check_energy()
+
+    def _check_energy(self) -> None:
+        """energy_target: > 1, energy losses only; energy losses keep their best example (no reduction)."""
+        if self.energy_target is not None:
+            if not is_energy_loss(self.loss):
+                raise SettingError("energy_target", f"applies to the energy losses only (given with {{}} "
+                                   f"'{self.loss}')", "loss")
+            if not self.energy_target > 1:
+                raise SettingError("energy_target", f"must be > 1 (an activity ratio vs clean), got {self.energy_target}")
+        if self.energy_objective not in ENERGY_OBJECTIVES:
+            raise SettingError("energy_objective", f"unknown objective '{self.energy_objective}' ({{key}}); "
+                               f"available: {', '.join(ENERGY_OBJECTIVES)}")
+        if self.energy_objective != ENERGY_OBJECTIVES[0] and not is_energy_loss(self.loss):
+            raise SettingError("energy_objective", f"applies to the energy losses only (given with {{}} "
+                               f"'{self.loss}')", "loss")
+        if is_energy_loss(self.loss) and self.reduce:
+            raise SettingError("reduce", f"cannot be combined with {{}} '{self.loss}' (an energy attack keeps "
+                               "its most active example, there is no success to keep while reverting flips)", "loss")
 
     def budget(self, numel: int) -> int | None:
         """The L0 budget in flips for inputs of ``numel`` elements (None: unlimited)."""
@@ -193,11 +225,13 @@ class _IterativeAttack:
     def __init__(self, net, clean, labels, targets, sample_index, config: AttackConfig):
         self.net, self.clean, self.labels, self.targets, self.config = net, clean, labels, targets, config
         self.sample_index = sample_index
-        self.loss_fn = make_loss(net.spec, config.loss)
+        rows = len(clean)
+        self.energy = EnergyTracker(net, rows, config.loss == "energy-stealthy", config.energy_target,
+                                    config.energy_objective) if is_energy_loss(config.loss) else None
+        self.loss_fn = self.energy.objective if self.energy is not None else make_loss(net.spec, config.loss)
         self.budget = config.budget(int(np.prod(clean.shape[1:])))
         self.use_grad = config.method != "rsf"
         self.keep_grad = self.use_grad and config.reduce  # gradient at success orders flips for reduction
-        rows = len(clean)
         self.adversarial = clean.copy()
         self.pred_clean = np.full(rows, -1, dtype=np.int64)
         self.pred_adv = np.full(rows, -1, dtype=np.int64)
@@ -244,13 +278,15 @@ class _IterativeAttack:
         want_grad = self.use_grad and self.config.attack_threshold is None
         x_in = x.clone().requires_grad_() if want_grad else x
         with torch.set_grad_enabled(want_grad):
-            out = self.net(x_in)
-        counts = out.detach().sum(-1)
+            out = self._forward(x_in)
+        counts = (out[-1] if self.energy is not None else out).detach().sum(-1)
         pred = predict(counts.numpy())
         fresh = k == 0
         self.pred_clean[pool[fresh]] = pred[fresh]
         self._track_stall(pool, counts, pred, fresh)
         correct = ~fresh | (pred == labels)
+        if self.energy is not None:
+            return self._energy_step(pool, x, x_in, out, pred, fresh, correct)
         won = ~fresh & is_success(pred, labels, targets)
         go_on = correct & ~won & (k < self.config.iterations) & ~self.spent[pool]
         graded = go_on | (won & self.keep_grad)
@@ -262,6 +298,58 @@ class _IterativeAttack:
             self._stopped(pool, over)
             go_on &= ~over
         return go_on
+
+    def _forward(self, x: torch.Tensor):
+        """The model's output spikes (N, K, T), or for an energy loss the input and every
+        spiking layer's spikes (:func:`harness.attacks.energy.populations`, the output last)."""
+        return populations(self.net, x) if self.energy is not None else self.net(x)
+
+    def _loss(self, outputs, index, cls: torch.Tensor) -> torch.Tensor:
+        """The attack loss of the rows ``index`` of ``outputs`` (as :meth:`_forward` returns them)."""
+        if self.energy is not None:
+            return self.loss_fn([layer[index] for layer in outputs], cls)
+        return self.loss_fn(outputs[index], cls)
+
+    def _energy_step(self, pool, x, x_in, layers, pred, fresh, correct) -> np.ndarray:
+        """:meth:`_step` for an energy loss: judge activity, undo rejected (stealthy) updates,
+        keep each row's best example, update the rows that go on; return their mask."""
+        tracker, k = self.energy, self.iterations[pool]
+        activity = tracker.objective.per_row([layer.detach() for layer in layers]).numpy().astype(np.float64)
+        rejected = tracker.reject(pool, pred, self.pred_clean[pool], fresh)
+        kept_grad = {}
+        for i in np.flatnonzero(rejected):  # back to the previous example, with its gradient
+            row = int(pool[i])
+            x[i], kept_grad[i], self.l0_last[row], pred[i], activity[i] = tracker.restore(row)
+            if self.config.budget_mode == "truncate":
+                self.spent[row] = self.l0_last[row] >= self.budget
+        improved, reached = tracker.observe(pool, activity, self.l0_last[pool], pred, fresh)
+        for i in np.flatnonzero(improved & correct):
+            self.adversarial[pool[i]] = x[i].numpy().astype(np.uint8)
+        go_on = correct & ~reached & (k < self.config.iterations) & ~self.spent[pool]
+        grad = None
+        if self.use_grad and go_on.any():
+            graded = go_on & ~rejected
+            grad = self._gradient(x, x_in, layers, pool, graded) if graded.any() else torch.zeros_like(x)
+            for i, kept in kept_grad.items():
+                grad[i] = kept
+        for i in np.flatnonzero(go_on & ~rejected):
+            row = int(pool[i])
+            tracker.keep(row, x[i], None if grad is None else grad[i], int(self.l0_last[row]), int(pred[i]),
+                         float(activity[i]))
+        self._energy_finished(pool, ~go_on)
+        if go_on.any():
+            over = self._update(pool, x, go_on, grad)
+            self._energy_finished(pool, over)
+            go_on &= ~over
+        return go_on
+
+    def _energy_finished(self, pool, done) -> None:
+        """Energy rows in ``done`` end with their best example (already in ``adversarial``)."""
+        rows = pool[done]
+        self.pred_adv[rows] = self.energy.best_pred[rows]
+        for row in rows.tolist():
+            del self.generators[row]
+            self.energy.kept.pop(row, None)
 
     def _attack_class(self, pool: np.ndarray) -> np.ndarray:
         """(P,) the class each row's loss is taken at: the label (untargeted) or the target."""
@@ -281,11 +369,11 @@ class _IterativeAttack:
         if self.config.attack_threshold is not None:  # a separate pass on the overridden model
             x_in = x[index].clone().requires_grad_(True)
             with attack_threshold(self.net, self.config.attack_threshold, self.config.threshold_mode):
-                (part,) = torch.autograd.grad(self.loss_fn(self.net(x_in), cls), x_in)
+                (part,) = torch.autograd.grad(self._loss(self._forward(x_in), slice(None), cls), x_in)
             grad = torch.zeros_like(x)
             grad[index] = part
         else:
-            (grad,) = torch.autograd.grad(self.loss_fn(out[index], cls), x_in)
+            (grad,) = torch.autograd.grad(self._loss(out, index, cls), x_in)
         direction = torch.as_tensor(np.where(self.targets[pool] < 0, 1.0, -1.0), dtype=grad.dtype)
         return grad * direction.view(-1, *[1] * (grad.ndim - 1))  # ascend (untargeted) or descend (targeted)
 
@@ -389,6 +477,11 @@ class _IterativeAttack:
     def record(self) -> AttackRecord:
         correct = self.pred_clean == self.labels
         l0 = (self.adversarial != self.clean).reshape(len(self.clean), -1).sum(1).astype(np.int64)
+        energy, energy_attrs = {}, {}
+        if self.energy is not None:  # success = reached the target (or ratio > 1), at the best example's L0
+            self.success = self.energy.success(correct)
+            self.l0_at_success = np.where(self.success, l0, -1)
+            energy, energy_attrs = self.energy.arrays(correct), self.energy.attrs()
         stalled = correct & ~self.success & (self.unchanged >= STALL_WINDOW)
         curve = {"kind": "final-l0", "enforced_budget": self.budget,
                  "budget_mode": self.config.budget_mode if self.budget is not None else None}
@@ -397,6 +490,6 @@ class _IterativeAttack:
             sample_index=self.sample_index, pred_clean=self.pred_clean, pred_adv=self.pred_adv,
             correct_before=correct, success=self.success, l0=l0, l0_before_reduction=self.l0_last,
             l0_at_success=self.l0_at_success, iterations=self.iterations, rsf_iterations=self.rsf_iterations,
-            zero_grad_iterations=self.zero_grad_iterations, stalled=stalled,
+            zero_grad_iterations=self.zero_grad_iterations, stalled=stalled, **energy,
             attrs={"method": self.config.method, "params": self.config.to_dict(), "seed": self.config.seed,
-                   "stall_window": STALL_WINDOW, "budget_curve": curve})
+                   "stall_window": STALL_WINDOW, "budget_curve": curve, **energy_attrs})

@@ -25,6 +25,7 @@ from ..store import cached, check_writable, digest_file, identity, stored_identi
 from ..train import output_counts
 from ..versions import numeric_versions
 from .baselines import random_flips
+from .energy import is_energy_loss, random_energy_record
 from .loop import AttackConfig, craft
 from .targets import TARGET_MODES, expand_targets
 from .transfer import transfer
@@ -32,7 +33,7 @@ from .transfer import transfer
 _MODE_TAGS = {None: "u", "every-other": "eo", "random": "rt", "least-likely": "ll"}
 #: The default attack loss of an imported network (:func:`default_loss`).
 IMPORTED_LOSS = "margin"
-_LOSS_TAGS = {"spike-rate": "sr", "cross-entropy": "ce", "margin": "mg"}
+_LOSS_TAGS = {"spike-rate": "sr", "cross-entropy": "ce", "margin": "mg", "energy": "en", "energy-stealthy": "ens"}
 
 
 def _num(value: float) -> str:
@@ -46,7 +47,7 @@ def attack_id(config: AttackConfig, targeted: str | None, n: int, loss: str) -> 
     Example: ``g2s-rsf_u_k25_g0.05_e1_sr_n100_s0``; optional parts: ``red`` (reduction),
     ``b<flips>`` or ``r<rate>`` (budget), ``bt`` (budget_mode "truncate"), ``th<threshold>``
     (attack-time threshold), ``fs`` (threshold_mode "fixed-surrogate"), ``rz<ratio>``
-    (rsf_trigger_ratio > 0). Defaults add nothing, so existing ids stay valid.
+    (rsf_trigger_ratio > 0), ``et<ratio>`` (energy_target), ``syn`` (energy_objective "synops"). Defaults add nothing, so existing ids stay valid.
 
     Args:
         loss: the resolved loss name (the model's training loss when the config has none).
@@ -60,6 +61,8 @@ def attack_id(config: AttackConfig, targeted: str | None, n: int, loss: str) -> 
     parts += [f"th{_num(config.attack_threshold)}"] if config.attack_threshold is not None else []
     parts += ["fs"] if config.threshold_mode == "fixed-surrogate" else []
     parts += [f"rz{_num(config.rsf_trigger_ratio)}"] if config.rsf_trigger_ratio > 0 else []
+    parts += [f"et{_num(config.energy_target)}"] if config.energy_target is not None else []
+    parts += ["syn"] if config.energy_objective == "synops" else []
     return "_".join(parts + [_LOSS_TAGS[loss], f"n{n}", f"s{config.seed}"])
 
 
@@ -97,6 +100,8 @@ def run_attack(run_dir: str | Path, config: AttackConfig = AttackConfig(), targe
     """
     if targeted not in _MODE_TAGS:
         raise ConfigError(f"unknown target mode '{targeted}'; available: {', '.join(TARGET_MODES)}")
+    if targeted is not None and is_energy_loss(config.loss):
+        raise ConfigError(f"the energy loss '{config.loss}' is untargeted: it cannot be combined with --targeted")
     run = open_run(run_dir)
     net, data = run.net, run.test(n, data_path)
     loss = config.loss or default_loss(run)
@@ -120,7 +125,9 @@ def run_random_baseline(run_dir: str | Path, reference: str, seed: int | None = 
                         force: bool = False, progress: bool = True, data_path=None) -> Path:
     """Random flips at the per-row L0 of the attack ``reference`` (an id in the same run).
 
-    Rows where the reference failed get no flips. Writes ``attacks/random_s<seed>_<reference>.h5``,
+    Rows where the reference failed get no flips. For an energy attack (rows "succeed" by
+    activity, not by fooling the model) every attacked row gets its final L0 and keeps its flipped
+    example (:func:`harness.attacks.energy.random_energy_record`). Writes ``attacks/random_s<seed>_<reference>.h5``,
     whose identity includes the reference file's own.
     """
     run = open_run(run_dir)
@@ -134,8 +141,11 @@ def run_random_baseline(run_dir: str | Path, reference: str, seed: int | None = 
                       or digest_file(run.attack_path(reference)))
 
     def compute() -> None:
-        record = random_flips(run.net, ref.clean, ref.labels, ref.l0 * ref.success, seed, ref.targets,
-                              ref.sample_index, batch_size)
+        if ref.is_energy:
+            record = random_energy_record(run.net, ref, seed, batch_size)
+        else:
+            record = random_flips(run.net, ref.clean, ref.labels, ref.l0 * ref.success, seed, ref.targets,
+                                  ref.sample_index, batch_size)
         _attrs(record, path.stem, params, run, ref.attrs.get("dataset", {}), ident,
                targeted=ref.attrs.get("targeted", "")).save(path)
 
@@ -214,8 +224,11 @@ def format_summary(record: AttackRecord, path: str | Path | None = None, budgets
     lines.append(f"  iterations: mean {s['mean_iterations']:.2f}; RSF iterations {s['rsf_iterations']}"
                  + (f"; all-zero gradients {s['zero_grad_iterations']}" if gradients else ""))
     lines.append(_failure_line(s))
-    lines.append("  success by budget: " + "  ".join(f"{b}: {fmt_pct(r)}" for b, r in s["success_by_budget"].items()))
-    lines.append("  " + _curve_note(s["budget_curve"]))
+    if record.is_energy:
+        lines += _energy_lines(record.energy_stats())
+    else:
+        lines.append("  success by budget: " + "  ".join(f"{b}: {fmt_pct(r)}" for b, r in s["success_by_budget"].items()))
+        lines.append("  " + _curve_note(s["budget_curve"]))
     if "per_target" in s:
         lines.append("  target  pairs  success  median L0")
         lines += [f"  {t:>6}  {v['n']:>5}  {fmt_pct(v['success_rate']):>7}  {fmt_count(v['median_l0']):>9}"
@@ -223,6 +236,15 @@ def format_summary(record: AttackRecord, path: str | Path | None = None, budgets
     if path is not None:
         lines.append(f"  file: {path}")
     return "\n".join(lines)
+
+
+def _energy_lines(e: dict) -> list[str]:
+    """An energy record's activity ratios (hidden-layer synops, adversarial / clean, SLAYER)."""
+    target = f"reached x{e['energy_target']:g}" if e["energy_target"] is not None else "ratio > 1"
+    return [f"  energy: activity ratio mean x{e['mean_activity_ratio']:.3f}, median x{e['median_activity_ratio']:.3f} "
+            f"({e['objective']} vs clean); success ({target}) {e['n_success']}/{e['n_correct_before']}; "
+            f"prediction kept {e['n_prediction_kept']}/{e['n_correct_before']}",
+            "  mean activity ratio by budget: " + "  ".join(f"{b}: x{r:.3f}" for b, r in e["activity_by_budget"].items())]
 
 
 def _failure_line(s: dict) -> str:

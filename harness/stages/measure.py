@@ -111,3 +111,94 @@ def attack_measurements(attack: Arrays, device: Arrays) -> dict[str, float | int
         "synops_change": _change(device["synops"][correct], device["clean/synops"][correct]),
         "energy_change": _change(device["energy_j"][correct], device["clean/energy_j"][correct]),
     }
+
+
+# ---------------------------------------------------------------- energy attacks on the device
+def _ratio(adversarial: float, clean: float) -> float:
+    """adversarial / clean, NaN when clean is 0."""
+    return adversarial / clean if clean > 0 else float("nan")
+
+
+def _synops(mapping, neuron_counts: np.ndarray, steps: int) -> tuple[np.ndarray, np.ndarray]:
+    """(all (N,), own (N,)) synaptic operations per sample: all of them, and those driven by the
+    network's own spikes (every core's but the first layer's, which the input stream drives)."""
+    from ..device.workload import core_activity
+
+    synops = core_activity(mapping, neuron_counts, steps).synops
+    first = list(mapping.layers[0].cores)
+    return synops.sum(axis=1), synops.sum(axis=1) - synops[:, first].sum(axis=1)
+
+
+def energy_measurements(attack: Arrays, device: Arrays, mapping, energy, steps: int,
+                        attrs: Mapping[str, object] | None = None) -> dict:
+    """An energy attack (or its random baseline) replayed on one profile, relative to clean.
+
+    Args:
+        attack: ``attacks/<id>.h5`` arrays of an energy record (``activity_ratio``,
+            ``correct_before``, ``l0``, ``labels``).
+        device: ``device/<profile>/<id>.h5`` arrays with per-neuron and per-core records
+            (``neuron_counts``, ``core_synops``, and the same under ``clean/``).
+        mapping: the network's :class:`~harness.device.mapping.Mapping` on the profile's chip.
+        energy: the profile's :class:`~harness.device.energy.EnergyModel`.
+        steps: T, time steps per sample.
+        attrs: the attack file's root attributes (for its enforced budget), optional.
+    Returns:
+        Over the rows the attack attacked (classified correctly before it, offline):
+        ``n_rows``; ``budget`` (flips the attack enforced, None: none) and ``mean_l0``,
+        ``median_l0`` (flips of the replayed examples); ``clean`` and ``adversarial``: the
+        absolute per-inference figures of :func:`harness.device.workload.inference_figures`
+        (energy_j in joules, synops, busiest_core_load and latency_proxy in synaptic
+        operations, traffic in spike-hops) plus ``own_synops`` (synaptic operations driven by
+        the network's own spikes, i.e. outside the first layer's cores); ``change``: adversarial
+        / clean of each of energy_j, synops, own_synops, busiest_core_load, latency_proxy,
+        traffic_spike_hops, and per layer spikes_per_layer; ``energy_rise`` = change of
+        energy_j - 1; ``offline_activity_ratio`` (mean per-row ratio of the attack's objective
+        in SLAYER, attrs ``energy.objective``) and ``device_activity_ratio`` (the same per-row
+        mean on the device: own_synops for "hidden-synops", all synops for "synops"; equal on
+        a bit-exact profile); ``objective``;
+        ``prediction_kept`` (device prediction on the adversarial row = on its clean row),
+        with ``n_prediction_kept`` and its 95% Wilson interval ``prediction_kept_ci``.
+    Raises:
+        DataError: the device file has no per-neuron or per-core records (profile without a
+            [chip] table, or a network that does not fit it), or the attack is no energy record.
+    """
+    from ..device.workload import inference_figures
+    from ..errors import DataError
+    from ..stats import wilson
+    from ..attacks.energy import activity_ratio
+
+    missing = [name for name in ("neuron_counts", "core_synops", "clean/neuron_counts", "clean/core_synops")
+               if name not in device]
+    if missing:
+        raise DataError(f"device output lacks {', '.join(missing)}: replay on a profile with a [chip] table "
+                        "the network fits, with this harness version")
+    if attack.get("activity_ratio") is None:
+        raise DataError("not an energy attack record (no activity_ratio dataset)")
+    rows = np.asarray(attack["correct_before"], dtype=bool)
+    objective = (dict(attrs or {}).get("energy") or {}).get("objective", "hidden-synops")
+    figures = {}
+    for side, prefix in (("clean", "clean/"), ("adversarial", "")):
+        counts, core_synops = device[f"{prefix}neuron_counts"][rows], device[f"{prefix}core_synops"][rows]
+        figures[side] = inference_figures(mapping, counts, core_synops, energy, steps)
+        figures[side].pop("per_core")
+        every, own = _synops(mapping, counts, steps)
+        figures[side]["own_synops"] = float(own.mean()) if len(own) else float("nan")
+        figures[f"{side}_objective"] = every if objective == "synops" else own
+    change = {key: _ratio(figures["adversarial"][key], figures["clean"][key])
+              for key in ("energy_j", "synops", "own_synops", "busiest_core_load", "latency_proxy",
+                          "traffic_spike_hops")}
+    change["spikes_per_layer"] = [_ratio(a, c) for a, c in zip(figures["adversarial"]["spikes_per_layer"],
+                                                               figures["clean"]["spikes_per_layer"])]
+    kept = device["predictions"][rows] == device["clean/predictions"][rows]
+    params = dict(attrs or {}).get("params", {}) or {}
+    l0 = np.asarray(attack["l0"])[rows]
+    return {"n_rows": int(rows.sum()), "budget": params.get("max_flips"),
+            "mean_l0": float(l0.mean()) if len(l0) else float("nan"),
+            "median_l0": float(np.median(l0)) if len(l0) else float("nan"),
+            "objective": objective, "clean": figures["clean"], "adversarial": figures["adversarial"], "change": change,
+            "energy_rise": change["energy_j"] - 1,
+            "offline_activity_ratio": float(np.mean(attack["activity_ratio"][rows])) if rows.any() else float("nan"),
+            "device_activity_ratio": float(np.mean(activity_ratio(figures["adversarial_objective"], figures["clean_objective"])))
+            if rows.any() else float("nan"),
+            "prediction_kept": rate(kept), "n_prediction_kept": int(kept.sum()),
+            "prediction_kept_ci": list(wilson(int(kept.sum()), int(len(kept))))}

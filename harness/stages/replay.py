@@ -167,6 +167,29 @@ def replay_summary(run_dir: str | Path, profile: Profile | str, attack_id: str |
     return clean_measurements(device, offline_outputs(run.net, test.spikes), test.labels)
 
 
+def energy_summary(run_dir: str | Path, profile: Profile | str, attack_id: str) -> dict[str, Any]:
+    """:func:`harness.stages.measure.energy_measurements` of an energy attack (or its random
+    baseline) replayed on ``profile``: the run's network mapped onto the profile's chip.
+
+    Raises:
+        ConfigError: the profile has no [chip] table; StageMissing: no such attack or replay.
+    """
+    from ..device.mapping import map_network
+    from ..device.netx_reader import read_network
+    from ..errors import ConfigError
+    from .measure import energy_measurements
+
+    run, profile = open_run(run_dir), as_profile(profile)
+    if profile.chip is None:
+        raise ConfigError(f"profile '{profile.name}' has no [chip] table: energy per core needs one")
+    replayed = run.replay(profile.name, attack_id)
+    attack = run.attack(attack_id)
+    shape = run.card.get("spec", {}).get("data", {}).get("input_shape")
+    mapping = map_network(read_network(run.network_file, tuple(shape) if shape else None), profile.chip)
+    return energy_measurements({name: getattr(attack, name) for name in attack.array_names()}, replayed.arrays,
+                               mapping, profile.energy, int(replayed.attrs["steps"]), attack.attrs)
+
+
 def format_summary(summary: dict[str, Any], profile: str, attack_id: str | None = None) -> str:
     """One line of :func:`replay_summary`'s measurements, for the command line."""
     if attack_id is None:
