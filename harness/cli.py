@@ -394,10 +394,10 @@ def add_replay(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
-    from .fmt import pct as fmt_pct
+    from .fmt import pct
     from .device.profiles import load_profile
     from .errors import ConfigError
-    from .stages.replay import format_summary, replay_file, replay_run, replay_summary
+    from .stages.replay import energy_summary, format_summary, replay_file, replay_run, replay_summary
     from .store import read_h5
 
     standalone = (args.network, args.input, args.out)
@@ -423,7 +423,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
         if args.labels:
             arrays, _ = read_h5(out, kind="device")
             correct = int((arrays["predictions"] == arrays["labels"]).sum())
-            print(f"device accuracy {fmt_pct(correct / len(arrays['labels']))} ({correct} of {len(arrays['labels'])}; "
+            print(f"device accuracy {pct(correct / len(arrays['labels']))} ({correct} of {len(arrays['labels'])}; "
                   "a tie or silence is wrong)")
         return 0
     from .runs import open_run
@@ -432,6 +432,11 @@ def cmd_replay(args: argparse.Namespace) -> int:
         path = replay_run(args.run, profile, attack_id, data_path=args.data, **options)
         print(format_summary(replay_summary(args.run, profile, attack_id, data_path=args.data),
                              profile.name, attack_id))
+        if attack_id is not None and profile.chip is not None and open_run(args.run).attack(attack_id).is_energy:
+            e = energy_summary(args.run, profile, attack_id)
+            print(f"  energy per inference x{e['change']['energy_j']:.3f} (rise {pct(e['energy_rise'])}), synops "
+                  f"x{e['change']['synops']:.3f}, busiest core x{e['change']['busiest_core_load']:.3f}, latency proxy "
+                  f"x{e['change']['latency_proxy']:.3f}; predictions kept {pct(e['prediction_kept'])}")
         print(f"device output: {path}")
     return 0
 

@@ -26,10 +26,11 @@ from .records import AttackRecord, is_success
 from .errors import ConfigError
 from .metrics import success_by_budget
 from .results_model import (CONFIDENCE, SCHEMA_VERSION, AnnComparison, Attack, BudgetCurve, Clean, CleanDevice,
-                            CleanOffline, Dataset, DeviceStats, Hardware, MedianCI, Model, OfflineStats, Rate, Results,
+                            CleanOffline, Dataset, DeviceStats, EnergyAttack, Hardware, MedianCI, Model, OfflineStats, Rate, Results,
                             load_schema, validate_results)
 from .runs import Replay, RunArtifacts, open_run
-from .stages.hardware import hardware_entries
+from .stages.hardware import hardware_entries, replay_profile
+from .stages.replay import energy_summary
 from .stages.measure import OfflineOutputs, attack_measurements, clean_measurements, offline_outputs, raster_exact
 from .stats import BOOTSTRAP_RESAMPLES, bootstrap_median
 from .store import jsonable, write_json, write_if_changed
@@ -198,7 +199,20 @@ def attack_entry(art: RunArtifacts, attack_id: str, budgets) -> Attack:
         n_attacked=len(record), n_correct_before=stats["n_correct_before"],
         offline=_offline_entry(record, stats, budgets),
         device={profile: attack_device_entry(record, replays[attack_id], budgets)
-                for profile, replays in art.device.items() if attack_id in replays})
+                for profile, replays in art.device.items() if attack_id in replays},
+        **({"energy": _energy_entry(art, attack_id)} if record.is_energy else {}))
+
+
+def _energy_entry(art: RunArtifacts, attack_id: str) -> EnergyAttack:
+    """An energy attack's offline activity and, on every replayed profile with a chip, the device's figures."""
+    record = art.attacks[attack_id]
+    profiles = {name: replay_profile(replays[attack_id]) for name, replays in art.device.items() if attack_id in replays}
+    device = {name: energy_summary(art.run.root, profile, attack_id)
+              for name, profile in profiles.items() if profile.chip is not None}
+    stats = record.energy_stats()
+    return EnergyAttack.build(jsonable({**stats, "activity_by_budget": {str(b): v for b, v in
+                                                                       stats["activity_by_budget"].items()},
+                                        "device": device}), f"{attack_id} energy")
 
 
 def _ann_entry(name: str, result: dict[str, Any]) -> AnnComparison:

@@ -406,6 +406,27 @@ class DeviceStats(Record):
 
 
 @dataclass(kw_only=True)
+class EnergyAttack(Record):
+    """An energy ("sponge") attack or its random baseline: the activity it reached (offline, SLAYER) and, per
+    profile, what the device measured (harness.stages.measure.energy_measurements)."""
+
+    objective: Annotated[str, _text("hidden-synops (the hidden layers' spikes x fan-out) or synops (input too)")]
+    energy_target: Annotated[Optional[float], _text("activity ratio a row stops at; null: every row runs K")] = None
+    n_correct_before: Count
+    success_rate: Annotated[Fraction, _text("rows that reached the target (or a ratio above 1 without one)")]
+    mean_activity_ratio: Annotated[Optional[float], _text("objective adversarial / clean, mean over rows")] = None
+    median_activity_ratio: Optional[float] = None
+    prediction_kept: Fraction
+    n_prediction_kept: Count
+    mean_l0: Optional[float] = None
+    activity_by_budget: Annotated[dict[str, Optional[float]], _text("flips -> mean best activity ratio with L0 <= flips")]
+    device: Annotated[dict[str, dict[str, Any]], _text(
+        "profile -> device figures: clean and adversarial per-inference figures (energy_j, synops, own_synops, "
+        "busiest_core_load, latency_proxy, traffic), change (adversarial / clean), energy_rise, offline and device "
+        "activity ratio, prediction_kept with its Wilson interval")] = field(default_factory=dict)
+
+
+@dataclass(kw_only=True)
 class Attack(Record):
     """One element of results.json's ``attacks``: an attack set, offline and on each profile."""
 
@@ -421,6 +442,7 @@ class Attack(Record):
     n_correct_before: Annotated[Count, _text("rows classified correctly before the attack")]
     offline: OfflineStats
     device: Annotated[dict[str, DeviceStats], _text("profile name -> replay of the adversarial inputs")]
+    energy: Annotated[Optional[EnergyAttack], _text("energy attacks and their random baselines only")] = absent()
 
     def on(self, profile: str) -> DeviceStats:
         """The figures on ``profile`` (:meth:`DeviceStats.not_replayed` where there is no replay)."""

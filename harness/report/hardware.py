@@ -15,7 +15,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from ..fmt import num, pct  # noqa: E402
-from ..results_model import Hardware, Inference, MappingSummary, Results  # noqa: E402
+from ..results_model import EnergyAttack, Hardware, Inference, MappingSummary, Results  # noqa: E402
 from .figures import to_png  # noqa: E402
 from .render import Figure, Labels, Section, Table, slug  # noqa: E402
 
@@ -65,6 +65,28 @@ def core_heatmap(sets: dict[str, Inference], title: str) -> bytes:
     return to_png(fig)
 
 
+def energy_curves(attacks: dict[str, EnergyAttack], profile: str, title: str) -> bytes:
+    """Activity ratio vs flip budget (offline, SLAYER, from one run's trajectory) per energy attack, with the
+    device's measured ratio on ``profile`` at the attack's mean L0."""
+    fig, ax = plt.subplots(figsize=(6.0, 3.4), constrained_layout=True)
+    for i, (name, energy) in enumerate(attacks.items()):
+        colour = plt.get_cmap("tab10")(i)
+        points = sorted((int(b), v) for b, v in energy.activity_by_budget.items() if v is not None)
+        if points:
+            ax.plot(*zip(*points), "o-", color=colour, label=f"{name} (offline)")
+        device = energy.device.get(profile)
+        if device is not None and energy.mean_l0:
+            ax.plot([energy.mean_l0], [device["device_activity_ratio"]], "s", color=colour, markersize=9,
+                    markerfacecolor="none", label=f"{name} (device, at mean L0)")
+    ax.axhline(1.0, color="grey", lw=0.8)
+    ax.set_xscale("log")
+    ax.set_xlabel("flip budget (L0)")
+    ax.set_ylabel("activity ratio (adversarial / clean)")
+    ax.legend(fontsize=7)
+    ax.set_title(title, fontsize=10)
+    return to_png(fig)
+
+
 def _ratio(value: float, clean: float) -> str:
     return f"{value / clean:.2f}x" if clean else "n/a"
 
@@ -106,6 +128,12 @@ def hardware_section(results: Results, profile: str, hardware: Hardware, labels:
                                       core_heatmap(sets, f"per-core load, {run} on {profile}"),
                                       "Per-core traffic: synaptic operations per core per inference, clean and "
                                       "under each attack, and their ratio to clean."))
+    energy = {labels[a.id]: a.energy for a in results.attacks if a.energy is not None}
+    if energy:
+        section.figures.append(Figure(f"energy-{slug(run)}-{slug(profile)}", energy_curves(energy, profile,
+                                      f"energy attack, {run}"), "Energy attack: the objective's activity ratio "
+                                      "reached within each flip budget offline (one trajectory), and the device's "
+                                      f"ratio on {profile} at the attack's mean L0."))
     if hardware.neurobench is not None:
         nb = hardware.neurobench
         section.tables.append(Table(["activation sparsity", "effective ACs / sample", "dense ops / sample",

@@ -147,6 +147,8 @@ def run_sections(art: RunArtifacts, results: Results, labels: Labels) -> list[Se
 
 def headline(attack: Attack, labels: Labels) -> str:
     """One sentence with an attack's main numbers (offline, then each device)."""
+    if attack.energy is not None:
+        return energy_headline(attack, labels)
     off = attack.offline
     text = (f"{labels[attack.id]}: fooled {rate(off.success_rate_ci, off.success_rate)} of the "
             f"{attack.n_correct_before} correctly classified rows, median L0 {num_ci(off.median_l0_ci, off.median_l0)} "
@@ -156,6 +158,18 @@ def headline(attack: Attack, labels: Labels) -> str:
     devices = [f"{rate(d.transfer_rate_ci, d.transfer_rate)} of those successes transfer to {p}"
                for p, d in attack.device.items()]
     return text + ("; " + ", ".join(devices) if devices else "") + "."
+
+
+def energy_headline(attack: Attack, labels: Labels) -> str:
+    """An energy attack's sentence: the activity it reached and what the device's energy did (its "success"
+    is reaching the target, not a misclassification)."""
+    e = attack.energy
+    text = (f"{labels[attack.id]} (energy, objective {e.objective}): activity x{e.mean_activity_ratio:.2f} of clean "
+            f"offline (mean over {e.n_correct_before} rows, mean L0 {num(e.mean_l0)}), predictions kept on "
+            f"{pct(e.prediction_kept)}")
+    devices = [f"energy per inference x{d['change']['energy_j']:.2f} and latency proxy x{d['change']['latency_proxy']:.2f} "
+               f"on {p}" for p, d in e.device.items()]
+    return text + ("; " + "; ".join(devices) if devices else "") + "."
 
 
 def _shown_budgets(budgets: list[int]) -> list[int]:
