@@ -208,7 +208,7 @@ def _energy_entry(art: RunArtifacts, attack_id: str) -> EnergyAttack:
     record = art.attacks[attack_id]
     profiles = {name: replay_profile(replays[attack_id]) for name, replays in art.device.items() if attack_id in replays}
     device = {name: energy_summary(art.run.root, profile, attack_id)
-              for name, profile in profiles.items() if profile.chip is not None}
+              for name, profile in profiles.items() if profile is not None and profile.chip is not None}
     stats = record.energy_stats()
     return EnergyAttack.build(jsonable({**stats, "activity_by_budget": {str(b): v for b, v in
                                                                        stats["activity_by_budget"].items()},

@@ -32,9 +32,12 @@ from ..runs import Replay, RunArtifacts
 RECORDED = ("neuron_counts", "core_synops")
 
 
-def replay_profile(replay: Replay) -> Profile:
-    """The hardware profile a replay ran on, from its ``profile_config`` attribute."""
-    config = replay.attrs["profile_config"]  # read_h5 decodes JSON attributes already
+def replay_profile(replay: Replay) -> Profile | None:
+    """The hardware profile a replay ran on, from its ``profile_config`` attribute (None: a file without it,
+    written by another tool)."""
+    config = replay.attrs.get("profile_config")  # read_h5 decodes JSON attributes already
+    if config is None:
+        return None
     return profile_from_dict(json.loads(config) if isinstance(config, str) else config,
                              f"{replay.attrs.get('profile')} (replay)")
 
@@ -45,7 +48,7 @@ def hardware_entries(art: RunArtifacts) -> dict[str, dict[str, Any]]:
     for name, replays in art.device.items():
         clean = replays["clean"]
         profile = replay_profile(clean)
-        if profile.chip is None or not all(key in clean.arrays for key in RECORDED):
+        if profile is None or profile.chip is None or not all(key in clean.arrays for key in RECORDED):
             continue
         network = read_network(art.run.network_file, tuple(art.run.spec.input_shape))
         steps = int(clean.attrs["steps"])
