@@ -13,11 +13,11 @@ from pathlib import Path
 
 import numpy as np
 
-from ..data import check_binary
 from ..errors import DataError
 from .output import DeviceOutput
 from .profiles import Profile, as_profile
 from .registry import backend_for
+from .session import check_spikes
 
 
 def replay(network_file: str | Path, spikes: np.ndarray, profile: str | Path | Profile, *,
@@ -44,13 +44,3 @@ def replay(network_file: str | Path, spikes: np.ndarray, profile: str | Path | P
         raise DataError(f"sample_keys must be ({len(spikes)},), one per sample, got shape {np.shape(sample_keys)}")
     run = backend_for(profile)
     return run(network_file, spikes, profile, sample_keys=sample_keys, lanes=lanes, timeout=timeout, progress=progress)
-
-
-def check_spikes(spikes) -> np.ndarray:
-    """Binary (N, C, T) or (N, C, H, W, T) spikes as uint8; DataError naming the shape otherwise."""
-    spikes = np.asarray(spikes)
-    if spikes.ndim not in (3, 5):
-        raise DataError(f"input spikes must be (N, C, T) or (N, C, H, W, T), got shape {spikes.shape}")
-    if spikes.shape[0] == 0 or spikes.shape[-1] == 0:
-        raise DataError(f"input spikes of shape {spikes.shape} hold no sample or no time step")
-    return check_binary(spikes, f"input spikes {spikes.shape}")
