@@ -4,6 +4,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import h5py
 import numpy as np
 import psutil
 import pytest
@@ -117,3 +118,52 @@ def test_a_call_past_its_timeout_stops_the_session(tmp_path):
             dev.replay(families.random_spikes(shape, 2, 20))
     leaked = {p for p in set(SHM.glob("*")) - shm_before if p.exists()}
     assert leaked == set()
+
+
+@pytest.mark.slow
+def test_replay_sets_writes_what_replay_run_writes_and_skips_up_to_date_files(tmp_path, monkeypatch):
+    """The clean split and two attack sets through one session: the same files (arrays and
+    identities) as replay_run of each; a second call replays nothing, a missing file only itself."""
+    from test_device_replay import _synthetic_attack
+
+    from harness.models import load_checkpoint
+    from harness.stages import replay_run, replay_sets
+    from harness.store import read_h5
+    from harness.train import load_split, train_run
+
+    run = tmp_path / "digits"
+    train_run("digits-mlp", run, seed=0, epochs=1, progress=False)
+    net = load_checkpoint(run / "model" / "checkpoint.pt")
+    data = load_split(net.spec, "test", seed=0, limit=100)
+    for flips in (60, 20):
+        made, _ = _synthetic_attack(run, net, data, flips=flips)
+        with h5py.File(run / "attacks" / f"{made}.h5", "a") as f:  # a field added to attack files since
+            f["zero_grad_iterations"] = np.full(60, -1, dtype=np.int64)
+        (run / "attacks" / f"{made}.h5").rename(run / "attacks" / f"flips-{flips}.h5")
+    ids = ["clean", "flips-60", "flips-20"]
+
+    paths = replay_sets(run, "loihi2-fixed", ids, progress=False)
+    assert paths == [run / "device" / "loihi2-fixed" / f"{i}.h5" for i in ids]
+    from_sets = [read_h5(p, kind="device") for p in paths]
+    for input_id, (arrays, attrs) in zip(ids, from_sets):
+        path = replay_run(run, "loihi2-fixed", None if input_id == "clean" else input_id, force=True, progress=False)
+        fresh, fresh_attrs = read_h5(path, kind="device")
+        assert attrs["identity"] == fresh_attrs["identity"]
+        assert sorted(arrays) == sorted(fresh)
+        for name in fresh:
+            assert np.asarray(arrays[name]).tobytes() == np.asarray(fresh[name]).tobytes(), (input_id, name)
+
+    replayed = []
+    real = DeviceSession.replay
+
+    def counting(self, spikes, **kwargs):
+        replayed.append(len(spikes))
+        return real(self, spikes, **kwargs)
+
+    monkeypatch.setattr(DeviceSession, "replay", counting)
+    assert replay_sets(run, "loihi2-fixed", ids, progress=False) == paths
+    assert replayed == []  # all up to date: no network built
+    paths[1].unlink()
+    replay_sets(run, "loihi2-fixed", ids, progress=False)
+    assert replayed == [90]  # 30 distinct clean rows + 60 adversarial rows of flips-60
+    assert _living_descendants() == []

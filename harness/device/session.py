@@ -47,21 +47,22 @@ class DeviceSession:
     Args:
         network_file: netx HDF5 network.
         profile: a profile name, path or Profile (its backend must be ``lava-sim``).
-        lanes: samples side by side (default: from the network size and free memory, for the
-            first set's size).
+        lanes: samples side by side (default: from the network size and free memory, for sets of
+            ``expected_samples``, or of the first set's size).
         steps: T of every set (default: the first set's); a set of another T is refused.
         timeout: watchdog seconds per call (default: from the amount of work of each call).
+        expected_samples: the size of the largest set to come (sets the default lanes).
     """
 
     def __init__(self, network_file: str | Path, profile: str | Path | Profile, *, lanes: int | None = None,
-                 steps: int | None = None, timeout: float | None = None) -> None:
+                 steps: int | None = None, timeout: float | None = None, expected_samples: int | None = None) -> None:
         self.network_file, self.profile = Path(network_file), as_profile(profile)
         if self.profile.backend != LAVA_SIM:
             raise DeviceError(f"profile '{self.profile.name}': a device session needs the {LAVA_SIM} backend, "
                               f"not '{self.profile.backend}'")
         if lanes is not None and lanes < 1:
             raise DataError(f"lanes must be >= 1, got {lanes}")
-        self.lanes, self.steps, self.timeout = lanes, steps, timeout
+        self.lanes, self.steps, self.timeout, self.expected_samples = lanes, steps, timeout, expected_samples
         self.sample_shape: tuple[int, ...] | None = None
         self._server: SupervisedServer | None = None
         self._tmp: Path | None = None
@@ -80,7 +81,8 @@ class DeviceSession:
         self.mapping, self.mapping_error = _mapping(self.network, self.profile)
         self.lowered = lower(self.network)
         self.steps = self.steps or spikes.shape[-1]
-        self.lanes = min(self.lanes, len(spikes)) if self.lanes else choose_lanes(self.lowered, len(spikes))
+        largest = max(len(spikes), self.expected_samples or 0)
+        self.lanes = min(self.lanes, largest) if self.lanes else choose_lanes(self.lowered, largest)
         self.sample_shape = spikes.shape[1:]
         self._input_order, self._output_order = input_order(self.network), output_order(self.network)
         preload()
