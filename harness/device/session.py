@@ -55,7 +55,8 @@ class DeviceSession:
     """
 
     def __init__(self, network_file: str | Path, profile: str | Path | Profile, *, lanes: int | None = None,
-                 steps: int | None = None, timeout: float | None = None, expected_samples: int | None = None) -> None:
+                 steps: int | None = None, timeout: float | None = None,
+                 expected_samples: int | None = None) -> None:
         self.network_file, self.profile = Path(network_file), as_profile(profile)
         if self.profile.backend != LAVA_SIM:
             raise DeviceError(f"profile '{self.profile.name}': a device session needs the {LAVA_SIM} backend, "
@@ -187,10 +188,12 @@ class DeviceSession:
 
 @contextlib.contextmanager
 def device_session(network_file: str | Path, profile: str | Path | Profile, *, lanes: int | None = None,
-                   steps: int | None = None, timeout: float | None = None) -> Iterator[DeviceSession]:
+                   steps: int | None = None, timeout: float | None = None,
+                   expected_samples: int | None = None) -> Iterator[DeviceSession]:
     """``with device_session(net, profile) as dev: out = dev.replay(spikes)``: a
-    :class:`DeviceSession`, stopped when the block ends (also on an error or Ctrl-C)."""
-    session = DeviceSession(network_file, profile, lanes=lanes, steps=steps, timeout=timeout)
+    :class:`DeviceSession` (same arguments), stopped when the block ends (also on an error or Ctrl-C)."""
+    session = DeviceSession(network_file, profile, lanes=lanes, steps=steps, timeout=timeout,
+                            expected_samples=expected_samples)
     with session:
         yield session
 
