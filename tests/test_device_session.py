@@ -88,8 +88,7 @@ def test_session_refuses_other_shapes_and_closed_use(tmp_path):
     with pytest.raises(DataError, match="T = 20 steps"):
         with device_session(path, "loihi2-fixed", steps=20) as dev:
             dev.replay(families.random_spikes(shape, 2, 12))
-    session = DeviceSession(path, "loihi2-fixed", lanes=2)
-    with session as dev:
+    with device_session(path, "loihi2-fixed", lanes=2) as dev:
         dev.replay(families.random_spikes(shape, 2, 20))
         with pytest.raises(DataError, match=r"shape \(24, 20\)"):
             dev.replay(families.random_spikes((25,), 2, 20))
@@ -97,8 +96,8 @@ def test_session_refuses_other_shapes_and_closed_use(tmp_path):
             dev.replay(families.random_spikes(shape, 2, 20), sample_keys=np.arange(3))
         dev.replay(families.random_spikes(shape, 1, 20))  # a refused set leaves the session usable
     with pytest.raises(DeviceError, match="closed"):
-        session.replay(families.random_spikes(shape, 2, 20))
-    session.close()  # closing again is harmless
+        dev.replay(families.random_spikes(shape, 2, 20))
+    dev.close()  # closing again is harmless
     assert _living_descendants() == []
 
 

@@ -9,7 +9,9 @@ else.
 """
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 
@@ -17,7 +19,7 @@ from ..errors import DataError
 from .output import DeviceOutput
 from .profiles import Profile, as_profile
 from .registry import backend_for
-from .session import check_spikes
+from .session import DeviceSession, check_spikes
 
 
 def replay(network_file: str | Path, spikes: np.ndarray, profile: str | Path | Profile, *,
@@ -44,3 +46,16 @@ def replay(network_file: str | Path, spikes: np.ndarray, profile: str | Path | P
         raise DataError(f"sample_keys must be ({len(spikes)},), one per sample, got shape {np.shape(sample_keys)}")
     run = backend_for(profile)
     return run(network_file, spikes, profile, sample_keys=sample_keys, lanes=lanes, timeout=timeout, progress=progress)
+
+
+@contextlib.contextmanager
+def device_session(network_file: str | Path, profile: str | Path | Profile, *, lanes: int | None = None,
+                   steps: int | None = None, timeout: float | None = None,
+                   expected_samples: int | None = None) -> Iterator[DeviceSession]:
+    """``with device_session(net, profile) as dev: out = dev.replay(spikes)``: one compiled network
+    replaying many spike sets (:class:`harness.device.session.DeviceSession`, same arguments;
+    ``profile`` as for :func:`replay`), stopped when the block ends (also on an error or Ctrl-C)."""
+    session = DeviceSession(network_file, as_profile(profile), lanes=lanes, steps=steps, timeout=timeout,
+                            expected_samples=expected_samples)
+    with session:
+        yield session

@@ -2,7 +2,7 @@
 
 ::
 
-    with device_session("runs/digits/model/network.net", "loihi2-fixed") as dev:
+    with harness.device.device_session("runs/digits/model/network.net", "loihi2-fixed") as dev:
         clean = dev.replay(spikes)              # builds, compiles and starts the network
         adversarial = dev.replay(other_spikes)  # the same network, reset between the sets
 
@@ -21,12 +21,11 @@ T); every later set must have the same per-sample shape. The one-call backend,
 """
 from __future__ import annotations
 
-import contextlib
 import shutil
 import tempfile
 import time
 from pathlib import Path
-from typing import Iterator
+from typing import TYPE_CHECKING
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -35,8 +34,10 @@ from ..errors import DataError, DeviceError
 from ..data import check_binary
 from .lava_sim import TIMEOUT_FLOOR_SECONDS, Batch, LavaNetwork, choose_lanes, default_timeout, preload, write_source
 from .output import DeviceOutput
-from .profiles import Profile, as_profile
 from .watchdog import SupervisedServer
+
+if TYPE_CHECKING:  # type-only: profiles -> registry -> session must not loop back
+    from .profiles import Profile
 
 LAVA_SIM = "lava-sim"
 
@@ -46,7 +47,8 @@ class DeviceSession:
 
     Args:
         network_file: netx HDF5 network.
-        profile: a profile name, path or Profile (its backend must be ``lava-sim``).
+        profile: the Profile (its backend must be ``lava-sim``); :func:`harness.device.device_session`
+            also takes a name or a path.
         lanes: samples side by side (default: from the network size and free memory, for sets of
             ``expected_samples``, or of the first set's size).
         steps: T of every set (default: the first set's); a set of another T is refused.
@@ -54,10 +56,10 @@ class DeviceSession:
         expected_samples: the size of the largest set to come (sets the default lanes).
     """
 
-    def __init__(self, network_file: str | Path, profile: str | Path | Profile, *, lanes: int | None = None,
+    def __init__(self, network_file: str | Path, profile: "Profile", *, lanes: int | None = None,
                  steps: int | None = None, timeout: float | None = None,
                  expected_samples: int | None = None) -> None:
-        self.network_file, self.profile = Path(network_file), as_profile(profile)
+        self.network_file, self.profile = Path(network_file), profile
         if self.profile.backend != LAVA_SIM:
             raise DeviceError(f"profile '{self.profile.name}': a device session needs the {LAVA_SIM} backend, "
                               f"not '{self.profile.backend}'")
@@ -186,24 +188,12 @@ class DeviceSession:
                             mapping=self.mapping, mapping_error=self.mapping_error)
 
 
-@contextlib.contextmanager
-def device_session(network_file: str | Path, profile: str | Path | Profile, *, lanes: int | None = None,
-                   steps: int | None = None, timeout: float | None = None,
-                   expected_samples: int | None = None) -> Iterator[DeviceSession]:
-    """``with device_session(net, profile) as dev: out = dev.replay(spikes)``: a
-    :class:`DeviceSession` (same arguments), stopped when the block ends (also on an error or Ctrl-C)."""
-    session = DeviceSession(network_file, profile, lanes=lanes, steps=steps, timeout=timeout,
-                            expected_samples=expected_samples)
-    with session:
-        yield session
-
-
 def replay_lava_sim(network_file, spikes: np.ndarray, profile, *, sample_keys=None, lanes: int | None = None,
                     timeout: float | None = None, progress: bool = False) -> DeviceOutput:
     """The ``lava-sim`` backend of :func:`harness.device.backend.replay` (same arguments): a
     session of one set (``wall_seconds`` includes build, compile and stop)."""
     started = time.perf_counter()
-    with device_session(network_file, profile, lanes=lanes, timeout=timeout) as dev:
+    with DeviceSession(network_file, profile, lanes=lanes, timeout=timeout) as dev:
         output = dev.replay(spikes, sample_keys=sample_keys, progress=progress)
     output.wall_seconds = time.perf_counter() - started
     return output
@@ -233,7 +223,7 @@ def check_spikes(spikes) -> np.ndarray:
     return check_binary(spikes, f"input spikes {spikes.shape}")
 
 
-def _mapping(network, profile: Profile):
+def _mapping(network, profile: "Profile"):
     """(mapping, None) on the profile's chip, or (None, why not): a network that does not fit
     the chip still replays in simulation, without per-core records."""
     from .mapping import map_network
