@@ -3,8 +3,9 @@
 - :func:`replay` (``backend``): ``replay(network_file, spikes, profile) -> DeviceOutput``
   (``output``); backends are registered in :mod:`.registry`;
 - :func:`load_profile`, :class:`Profile` (``profiles``): ``hw_profiles/*.toml``;
-- :func:`device_session` (``backend``, :class:`DeviceSession` in ``session``): ``with device_session(net, profile) as dev:
-  out = dev.replay(spikes)``, one compiled network replaying many sets (hardware in the loop);
+- :func:`device_session` (``backend``; :class:`DeviceSession` in ``session``):
+  ``with device_session(net, profile) as dev: out = dev.replay(spikes)``, one compiled network
+  replaying many sets (hardware in the loop);
 - :func:`preload`: import Lava, netx and Lava's compiler once, ahead of the first replay (5-6 s).
 
 Lava-specific pieces: :mod:`.netx_reader` (reading netx HDF5 files), :mod:`.lowering` (every
@@ -26,5 +27,5 @@ from .output import DeviceOutput
 from .profiles import Profile, available_profiles, load_profile
 from .session import DeviceSession
 
-__all__ = ["DeviceOutput", "DeviceSession", "Profile", "available_profiles", "device_session", "load_profile", "preload",
-           "replay"]
+__all__ = ["DeviceOutput", "DeviceSession", "Profile", "available_profiles", "device_session", "load_profile",
+           "preload", "replay"]

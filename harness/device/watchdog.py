@@ -255,10 +255,10 @@ def _fork_keeper(job: Callable[..., Any], args: tuple) -> tuple[int, Connection,
     caller's signal mask, to restore inside the ``try`` that stops the tree).
 
     The child closes the request ends of this caller's servers (:class:`SupervisedServer`), so
-    that each server's job sees its own caller go away. Ctrl-C or SIGTERM arriving during fork would be raised inside an at-fork hook
-    (logging's lock release), where CPython prints and drops the KeyboardInterrupt: the run would
-    then go on to the end. They are held over the fork and raised afterwards, where the caller's
-    ``try`` stops the tree.
+    that each server's job sees its own caller go away. Ctrl-C or SIGTERM arriving during fork
+    would be raised inside an at-fork hook (logging's lock release), where CPython prints and
+    drops the KeyboardInterrupt: the run would then go on to the end. They are held over the fork
+    and raised afterwards, where the caller's ``try`` stops the tree.
     """
     receiver, sender = multiprocessing.Pipe(duplex=False)
     sys.stdout.flush()  # the children must not inherit unwritten output
