@@ -37,6 +37,7 @@ processes can hang).
 """
 from __future__ import annotations
 
+import contextlib
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -289,7 +290,13 @@ class LavaNetwork:
         if self.fresh:
             return self._fresh_windows(index, samples)
         windows = math.ceil(samples / self.lanes)
-        run_steps(self.network, windows * self.steps, self.tag)
+        try:
+            run_steps(self.network, windows * self.steps, self.tag)
+        except DeviceError:  # stop now (the first error is the one reported); the session is over
+            network, self.network = self.network, None
+            with contextlib.suppress(DeviceError):
+                stop(network)
+            raise
         first = self.windows_done
         self.windows_done += windows
         result = self._result(self.folder, range(first, first + windows), self.lanes, samples)
@@ -328,7 +335,7 @@ class LavaNetwork:
                          recorded=[np.concatenate(columns) for columns in zip(*(r.recorded for r in results))])
 
     def close(self) -> None:
-        """Stop the network (always: without it the interpreter hangs on exit)."""
+        """Stop the network if it ever ran (always: without it the interpreter hangs on exit)."""
         if self.network is not None and self.windows_done:
             network, self.network = self.network, None
             stop(network)

@@ -17,6 +17,9 @@ every replay runs as a *job* in a child process tree that the caller supervises:
   every process of the tree (orphans would otherwise stay zombies where PID 1 does not reap
   them, as in many containers), and the shared-memory segments the tree had mapped are
   unlinked. Nothing is left behind.
+
+:class:`SupervisedServer` keeps such a tree alive across calls (a device session: one compiled
+network answering many replays), with the same rules for every call.
 """
 from __future__ import annotations
 
