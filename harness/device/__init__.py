@@ -3,7 +3,10 @@
 - :func:`replay` (``backend``): ``replay(network_file, spikes, profile) -> DeviceOutput``
   (``output``); backends are registered in :mod:`.registry`;
 - :func:`load_profile`, :class:`Profile` (``profiles``): ``hw_profiles/*.toml``;
-- :func:`preload`: import Lava and netx once, ahead of the first replay (5-6 s).
+- :func:`device_session` (``backend``; :class:`DeviceSession` in ``session``):
+  ``with device_session(net, profile) as dev: out = dev.replay(spikes)``, one compiled network
+  replaying many sets (hardware in the loop);
+- :func:`preload`: import Lava, netx and Lava's compiler once, ahead of the first replay (5-6 s).
 
 Lava-specific pieces: :mod:`.netx_reader` (reading netx HDF5 files), :mod:`.lowering` (every
 layer as a sparse matrix), :mod:`.lava_sim` (the Lava network, batched), :mod:`.watchdog`
@@ -18,9 +21,11 @@ Example::
     out = replay("runs/digits/model/network.net", spikes, load_profile("loihi2-fixed"))
     out.predictions, out.rasters.shape, out.energy_j.mean()
 """
-from .backend import replay
+from .backend import device_session, replay
 from .lava_sim import preload
 from .output import DeviceOutput
 from .profiles import Profile, available_profiles, load_profile
+from .session import DeviceSession
 
-__all__ = ["DeviceOutput", "Profile", "available_profiles", "load_profile", "preload", "replay"]
+__all__ = ["DeviceOutput", "DeviceSession", "Profile", "available_profiles", "device_session", "load_profile",
+           "preload", "replay"]

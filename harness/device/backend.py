@@ -9,15 +9,17 @@ else.
 """
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 
-from ..data import check_binary
 from ..errors import DataError
 from .output import DeviceOutput
 from .profiles import Profile, as_profile
 from .registry import backend_for
+from .session import DeviceSession, check_spikes
 
 
 def replay(network_file: str | Path, spikes: np.ndarray, profile: str | Path | Profile, *,
@@ -46,11 +48,14 @@ def replay(network_file: str | Path, spikes: np.ndarray, profile: str | Path | P
     return run(network_file, spikes, profile, sample_keys=sample_keys, lanes=lanes, timeout=timeout, progress=progress)
 
 
-def check_spikes(spikes) -> np.ndarray:
-    """Binary (N, C, T) or (N, C, H, W, T) spikes as uint8; DataError naming the shape otherwise."""
-    spikes = np.asarray(spikes)
-    if spikes.ndim not in (3, 5):
-        raise DataError(f"input spikes must be (N, C, T) or (N, C, H, W, T), got shape {spikes.shape}")
-    if spikes.shape[0] == 0 or spikes.shape[-1] == 0:
-        raise DataError(f"input spikes of shape {spikes.shape} hold no sample or no time step")
-    return check_binary(spikes, f"input spikes {spikes.shape}")
+@contextlib.contextmanager
+def device_session(network_file: str | Path, profile: str | Path | Profile, *, lanes: int | None = None,
+                   steps: int | None = None, timeout: float | None = None,
+                   expected_samples: int | None = None) -> Iterator[DeviceSession]:
+    """``with device_session(net, profile) as dev: out = dev.replay(spikes)``: one compiled network
+    replaying many spike sets (:class:`harness.device.session.DeviceSession`, same arguments;
+    ``profile`` as for :func:`replay`), stopped when the block ends (also on an error or Ctrl-C)."""
+    session = DeviceSession(network_file, as_profile(profile), lanes=lanes, steps=steps, timeout=timeout,
+                            expected_samples=expected_samples)
+    with session:
+        yield session

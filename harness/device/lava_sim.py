@@ -8,7 +8,8 @@ How many samples run at once (../shared/notes/lava-replay.md, "Throughput"):
   after another and Lava's ``LIFReset`` clears every layer at the step the new sample's first
   input reaches it (netx's ``reset_interval`` / ``reset_offset``, one step later per layer).
 
-The whole batch is one build, one compile and one ``run``. Neuron parameters come from netx
+A device session builds and compiles the network once and replays set after set on it, each
+set as the next windows of the same run. Neuron parameters come from netx
 (:meth:`lava.lib.dl.netx.hdf5.Network.get_neuron_params`), weight scaling from netx
 (:func:`lava.lib.dl.netx.utils.optimize_weight_bits`); the arithmetic is Lava's own
 fixed-point (``fixed_pt``, bit-exact Loihi) or floating-point (``floating_pt``) models.
@@ -27,27 +28,26 @@ measurements behind the two rules that make the replay equal to it, bias include
 - a reset clears a neuron but not the currents still travelling in a ``DelaySparse`` synapse,
   and no number of silent steps empties them (bias, or a slow current decay, keeps neurons
   firing between samples). A network with axonal delays therefore runs every window on a
-  freshly built network (:func:`run_fresh_windows`): lanes side by side still, one build each.
+  freshly built network (:class:`LavaNetwork`): lanes side by side still, one build each.
 
-Everything run by :func:`build_and_run` executes inside the supervised child process of
-:mod:`harness.device.watchdog`; nothing there may touch torch (torch calls inside Lava worker
+Everything here runs inside the supervised job of a device session (:class:`LavaNetwork`,
+served by :class:`harness.device.watchdog.SupervisedServer`; the caller's side is
+:mod:`harness.device.session`); nothing there may touch torch (torch calls inside Lava worker
 processes can hang).
 """
 from __future__ import annotations
 
+import contextlib
 import math
-import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from scipy import sparse
-from tqdm.auto import tqdm
 
 from ..errors import DeviceError
 from .lowering import LoweredLayer, fanout
-from .watchdog import IDLE, RUNNING, report_phase, run_supervised
+from .watchdog import IDLE, RUNNING, report_phase
 
 FLOATING_POINT = "floating_pt"
 DECAY_UNIT = 4096  # Loihi decays are 12-bit fractions
@@ -146,11 +146,12 @@ def scaled_weights(matrix: sparse.csr_matrix) -> tuple[sparse.csr_matrix, int, i
     return out, bits, exponent
 
 
-def _synapse(layer: LoweredLayer, lanes: int, tag: str):
-    """Lava's Sparse (or DelaySparse) process for ``lanes`` copies of ``layer``'s weights."""
+def _synapse(layer: LoweredLayer, scaled: tuple[sparse.csr_matrix, int, int], lanes: int, tag: str):
+    """Lava's Sparse (or DelaySparse) process for ``lanes`` copies of ``layer``'s weights, scaled
+    by netx (``scaled``: :func:`scaled_weights` of ``layer.weight``)."""
     from lava.proc.sparse.process import DelaySparse, Sparse
 
-    weight, bits, exponent = scaled_weights(layer.weight)
+    weight, bits, exponent = scaled
     if tag == FLOATING_POINT:  # the float models take the real weights and ignore the exponent
         weight = weight.astype(np.float64) * 2.0 ** exponent
     weights = _lanes(weight, lanes)
@@ -186,53 +187,158 @@ def _neuron(layer: LoweredLayer, lanes: int, window: int, depth: int, tag: str):
     return process(shape=(lanes * layer.size,), **params)
 
 
-def build_and_run(lowered: list[LoweredLayer], batch: Batch, source_file: Path, workdir: Path,
-                  tag: str, monitors: list[dict] | None = None) -> SimResult:
-    """Build the Lava network for ``batch``, run it once, stop it, and read the sinks' files.
+def build(lowered: list[LoweredLayer], lanes: int, window: int, folder: Path, tag: str,
+          monitors: list[dict] | None = None, weights: list | None = None):
+    """Build the Lava network of ``lanes`` copies, fed from ``folder``'s input files; returns its
+    output monitor (any process of the network runs it).
+
+    Processes: the source (which also counts the input stream), per layer a synapse (if any) and
+    a ``LIFReset``, an :class:`ActivityMonitor` per layer, the last one also recording the output
+    raster; the monitors save every window into ``folder`` (:func:`read_windows`).
 
     Args:
         lowered: the network's layers (:func:`harness.device.lowering.lower`).
-        batch: samples, steps, lanes and gap.
-        source_file: the input stream written by :func:`write_source`.
-        workdir: directory for the sinks' output files.
+        window: steps per window (T): the reset interval and the monitors' window.
         tag: ``fixed_pt`` or ``floating_pt``.
         monitors: per population (input, then each layer), extra ActivityMonitor options
             (:func:`harness.device.recording.monitor_options`), or None.
+        weights: per layer, :func:`scaled_weights` of its matrix (None: computed here).
     """
-    from .lava_procs.io import ActivityMonitor, SpikeFileSource, SpikeRecorder
+    from .lava_procs.io import ActivityMonitor, SpikeFileSource
 
-    lanes, window, windows = batch.lanes, batch.window, batch.windows
     n_in = lowered[0].weight.shape[1] if lowered[0].weight is not None else lowered[0].size
-    source = SpikeFileSource(path=str(source_file), size=lanes * n_in)
-    monitor_files = [workdir / f"activity_{i}.npy" for i in range(len(lowered) + 1)]
+    weights = weights or [None if layer.weight is None else scaled_weights(layer.weight) for layer in lowered]
 
-    def monitor(port, index: int, fan: np.ndarray, depth: int) -> None:
-        extra = monitors[index] if monitors else {}
-        sink = ActivityMonitor(path=str(monitor_files[index]), lanes=lanes, fanout=fan, interval=window,
-                               windows=windows, first=depth, last=batch.steps, **extra)
-        port.connect(sink.a_in)
+    def options(index: int, fan: np.ndarray, depth: int) -> dict:
+        return {"prefix": str(folder / f"population_{index}"), "lanes": lanes, "fanout": fan, "interval": window,
+                "first": depth, "last": window, **(monitors[index] if monitors else {})}
 
+    source = SpikeFileSource(folder=str(folder), size=lanes * n_in, monitor=options(0, fanout(lowered[0].weight,
+                                                                                              n_in), 0))
     port, depth = source.s_out, 0
-    for i, layer in enumerate(lowered):
-        monitor(port, i, fanout(layer.weight, n_in), depth)
+    for i, (layer, scaled) in enumerate(zip(lowered, weights)):
+        if i > 0:
+            sink = ActivityMonitor(**options(i, fanout(layer.weight, n_in), depth))
+            port.connect(sink.a_in)
         if layer.weight is not None:
-            synapse = _synapse(layer, lanes, tag)
+            synapse = _synapse(layer, scaled, lanes, tag)
             port.connect(synapse.s_in)
             port, depth = synapse.a_out, depth + 1
         neuron = _neuron(layer, lanes, window, depth, tag)
         port.connect(neuron.a_in)
         port, n_in = neuron.s_out, layer.size
-    monitor(port, len(lowered), np.zeros(n_in, dtype=np.int64), depth)
-    raster_file = workdir / "output.npy"
-    recorder = SpikeRecorder(path=str(raster_file), size=lanes * n_in, steps=batch.total_steps)
-    port.connect(recorder.a_in)
-    run_network(recorder, batch.total_steps, tag)
-    raster = np.load(raster_file).reshape(lanes, n_in, windows, window)[..., :batch.steps].transpose(2, 0, 1, 3)
-    raster = raster.reshape(windows * lanes, n_in, batch.steps)[:batch.samples]
-    raster[..., :depth] = raster[0, :, :depth]  # window 0 starts fresh; the transient is input-independent
-    monitored = [np.load(f).reshape(windows * lanes, -1)[:batch.samples] for f in monitor_files]
-    activity = np.stack([m[:, :2] for m in monitored], axis=1)
-    return SimResult(rasters=raster, activity=activity, recorded=[m[:, 2:] for m in monitored])
+    output = ActivityMonitor(**options(len(lowered), np.zeros(n_in, dtype=np.int64), depth), raster=True)
+    port.connect(output.a_in)
+    return output
+
+
+def depth_of(lowered: list[LoweredLayer]) -> int:
+    """L, the synapse layers: the output's delay in steps, and the length of the transient."""
+    return sum(layer.weight is not None for layer in lowered)
+
+
+def read_windows(folder: Path, populations: int, windows: range, lanes: int, samples: int
+                 ) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Read (and delete) the windows the monitors saved in ``folder``.
+
+    Returns the output rasters (samples, K, T) uint8 in Lava's order (window w, lane l is sample
+    ``(w - windows.start) * lanes + l``) and, per population, (samples, columns) int64 counts.
+    """
+    from .lava_procs.io import window_file
+
+    def load(path: str) -> np.ndarray:
+        array = np.load(path)
+        Path(path).unlink()
+        return array
+
+    prefixes = [str(folder / f"population_{p}") for p in range(populations)]
+    rasters = []
+    for w in windows:
+        block = load(window_file(prefixes[-1], w, raster=True))
+        rasters.append(block.reshape(lanes, -1, block.shape[1]))
+    counts = [np.concatenate([load(window_file(prefix, w)) for w in windows])[:samples] for prefix in prefixes]
+    return np.concatenate(rasters)[:samples], counts
+
+
+class LavaNetwork:
+    """The job side of a device session: one Lava network (per lane layout) answering replays.
+
+    Lives inside the supervised job (:class:`harness.device.watchdog.SupervisedServer`). Each
+    request ``(index, samples)`` replays ``folder/input_<index>.npy`` (``samples`` samples,
+    written by :func:`write_source` for ``lanes`` lanes) and answers a :class:`SimResult`.
+
+    Without axonal delays the network is built once and runs on: each request runs its windows
+    as the next windows of the same network (every layer resets at the step a new sample reaches
+    it, as between the windows of one request; the first ``L`` output steps get the transient of
+    the very first window, a fresh start). With delays every window runs on a freshly built
+    network (module docstring); what is kept across them is this process (imports done, the
+    compiler loaded), the lowered layers and netx's weight scaling.
+    """
+
+    def __init__(self, lowered: list[LoweredLayer], lanes: int, steps: int, folder: Path, tag: str,
+                 monitors: list[dict] | None) -> None:
+        preload()
+        self.lowered, self.lanes, self.steps, self.folder, self.tag = lowered, lanes, steps, folder, tag
+        self.monitors, self.depth, self.fresh = monitors, depth_of(lowered), has_delays(lowered)
+        self.weights = [None if layer.weight is None else scaled_weights(layer.weight) for layer in lowered]
+        self.network, self.windows_done, self.transient = None, 0, None
+        if not self.fresh:
+            self.network = build(lowered, lanes, steps, folder, tag, monitors, self.weights)
+
+    def __call__(self, request: tuple[int, int]) -> SimResult:
+        index, samples = request
+        if self.fresh:
+            return self._fresh_windows(index, samples)
+        windows = math.ceil(samples / self.lanes)
+        try:
+            run_steps(self.network, windows * self.steps, self.tag)
+        except DeviceError:  # stop now (the first error is the one reported); the session is over
+            network, self.network = self.network, None
+            with contextlib.suppress(DeviceError):
+                stop(network)
+            raise
+        first = self.windows_done
+        self.windows_done += windows
+        result = self._result(self.folder, range(first, first + windows), self.lanes, samples)
+        if self.transient is None:  # window 0 is a fresh start; the transient is input-independent
+            self.transient = result.rasters[0, :, :self.depth].copy()
+        result.rasters[..., :self.depth] = self.transient
+        return result
+
+    def _result(self, folder: Path, windows: range, lanes: int, samples: int) -> SimResult:
+        rasters, monitored = read_windows(folder, len(self.lowered) + 1, windows, lanes, samples)
+        activity = np.stack([m[:, :2] for m in monitored], axis=1)
+        return SimResult(rasters=rasters, activity=activity, recorded=[m[:, 2:] for m in monitored])
+
+    def _fresh_windows(self, index: int, samples: int) -> SimResult:
+        """Every window of request ``index`` on a newly built network, results concatenated."""
+        from .lava_procs.io import input_file
+
+        stream = np.load(input_file(str(self.folder), index), mmap_mode="r")
+        results = []
+        for w in range(math.ceil(samples / self.lanes)):
+            lanes = min(self.lanes, samples - w * self.lanes)
+            folder = self.folder / f"window_{index}_{w}"
+            folder.mkdir()
+            n = stream.shape[1] // self.lanes
+            np.save(input_file(str(folder), 0), stream[w * self.steps:(w + 1) * self.steps, :lanes * n])
+            output = build(self.lowered, lanes, self.steps, folder, self.tag, self.monitors, self.weights)
+            try:
+                run_steps(output, self.steps, self.tag)
+            finally:
+                stop(output)
+            result = self._result(folder, range(1), lanes, lanes)
+            result.rasters[..., :self.depth] = result.rasters[0, :, :self.depth]
+            results.append(result)
+        return SimResult(rasters=np.concatenate([r.rasters for r in results]),
+                         activity=np.concatenate([r.activity for r in results]),
+                         recorded=[np.concatenate(columns) for columns in zip(*(r.recorded for r in results))])
+
+    def close(self) -> None:
+        """Stop the network if it ever ran (always: without it the interpreter hangs on exit)."""
+        if self.network is not None and self.windows_done:
+            network, self.network = self.network, None
+            stop(network)
 
 
 def has_delays(lowered: list[LoweredLayer]) -> bool:
@@ -240,49 +346,46 @@ def has_delays(lowered: list[LoweredLayer]) -> bool:
     return any(layer.delay is not None and layer.delay.max() > 0 for layer in lowered)
 
 
-def run_fresh_windows(lowered: list[LoweredLayer], batch: Batch, source_files: list[Path], workdir: Path,
-                      tag: str, monitors: list[dict] | None = None) -> SimResult:
-    """:func:`build_and_run` once per window on a newly built network, results concatenated.
+def run_steps(process, steps: int, tag: str) -> None:
+    """Run (compile and start on the first call, else continue) the Lava network ``process``
+    belongs to for ``steps`` steps under ``Loihi2SimCfg`` (``select_tag`` = ``tag``); a
+    failure becomes a DeviceError (the network must then be stopped: :func:`stop`).
 
-    Args:
-        source_files: one input stream per window (:func:`write_source` of that window's samples).
-    """
-    results = []
-    for window, source_file in enumerate(source_files):
-        samples = min(batch.lanes, batch.samples - window * batch.lanes)
-        window_dir = workdir / f"window_{window}"
-        window_dir.mkdir()
-        results.append(build_and_run(lowered, Batch(samples, batch.steps, samples), source_file, window_dir, tag,
-                                     monitors))
-    return SimResult(rasters=np.concatenate([r.rasters for r in results]),
-                     activity=np.concatenate([r.activity for r in results]),
-                     recorded=[np.concatenate(columns) for columns in zip(*(r.recorded for r in results))])
-
-
-def run_network(process, steps: int, tag: str) -> None:
-    """Run the Lava network ``process`` belongs to for ``steps`` steps under ``Loihi2SimCfg``
-    (``select_tag`` = ``tag``), and always stop it; a failure becomes a DeviceError.
-
-    Meant to run inside a supervised job (:func:`harness.device.watchdog.run_supervised`):
-    it reports the ``running`` phase, during which a dead worker is detected.
+    Meant to run inside a supervised job: it reports the ``running`` phase, during which a dead
+    worker is detected.
     """
     from lava.magma.core.run_conditions import RunSteps
     from lava.magma.core.run_configs import Loihi2SimCfg
 
-    failure = None
     try:
         report_phase(RUNNING)
         process.run(condition=RunSteps(num_steps=steps), run_cfg=Loihi2SimCfg(select_tag=tag))
     except Exception as exc:
-        failure = f"Lava run failed: {_describe(exc, process)}"
+        raise DeviceError(f"Lava run failed: {_describe(exc, process)}") from None
     finally:
         report_phase(IDLE)
+
+
+def stop(process) -> None:
+    """Stop the Lava network ``process`` belongs to; a failure becomes a DeviceError."""
+    try:
+        process.stop()
+    except Exception as exc:
+        raise DeviceError(f"stopping Lava failed: {type(exc).__name__}: {exc}") from None
+
+
+def run_network(process, steps: int, tag: str) -> None:
+    """:func:`run_steps`, then always :func:`stop` (after a failed run stopping often fails too:
+    the first error is reported)."""
+    try:
+        run_steps(process, steps, tag)
+    except DeviceError:
         try:
-            process.stop()  # always: without it the interpreter hangs on exit
-        except Exception as exc:  # after a failed run, stopping often fails too: report the first error
-            failure = failure or f"stopping Lava failed: {type(exc).__name__}: {exc}"
-    if failure:
-        raise DeviceError(failure)
+            stop(process)
+        except DeviceError:
+            pass
+        raise
+    stop(process)
 
 
 def _describe(exc: Exception, process) -> str:
@@ -300,6 +403,7 @@ def preload() -> None:
     The replay job runs in a forked child, which inherits whatever the caller has imported.
     """
     import lava.lib.dl.netx.hdf5  # noqa: F401
+    import lava.magma.compiler.compiler  # noqa: F401  (with networkx: 0.3 s a call when left to the job)
     import lava.magma.core.run_configs  # noqa: F401
     import lava.magma.runtime.runtime  # noqa: F401
     import lava.proc.lif.models  # noqa: F401
@@ -331,82 +435,3 @@ def default_timeout(lowered: list[LoweredLayer], batch: Batch) -> float:
     per_step = STEP_SECONDS + batch.lanes * synapses * SYNAPSE_SECONDS
     builds = batch.windows - 1 if has_delays(lowered) else 0
     return TIMEOUT_FLOOR_SECONDS + 10.0 * (batch.total_steps * per_step + builds * BUILD_SECONDS)
-
-
-class _Progress:
-    """Feeds a progress bar of samples from a job's step counts, also when its source restarts its
-    count per build (one fresh build per window of a delayed network)."""
-
-    def __init__(self, bar, batch: Batch) -> None:
-        self.bar, self.batch, self.offset, self.last = bar, batch, 0, 0
-
-    def __call__(self, done: int, total: int) -> None:
-        if done < self.last:  # a new build (fresh window) started counting again
-            self.offset += total
-        self.last = done
-        self.bar.update(self.batch.samples_done(self.offset + done) - self.bar.n)
-
-
-def replay_lava_sim(network_file, spikes: np.ndarray, profile, *, sample_keys=None, lanes: int | None = None,
-                    timeout: float | None = None, progress: bool = False):
-    """The ``lava-sim`` backend of :func:`harness.device.backend.replay` (same arguments;
-    ``spikes`` already checked to be binary (N, C, T) or (N, C, H, W, T))."""
-    from ..metrics import predict
-    from .output import DeviceOutput
-    from .energy import activity_from_monitors
-    from .lowering import input_order, lower, output_order
-    from .netx_reader import check_input, read_network
-    from .recording import decode, monitor_options
-
-    network = read_network(network_file, spikes.shape[1:-1])
-    check_input(network, spikes.shape)
-    mapping, mapping_error = _mapping(network, profile)
-    replayed = profile.noise.apply(spikes, sample_keys)
-    lowered = lower(network)
-    samples, steps = len(spikes), spikes.shape[-1]
-    batch = Batch(samples, steps, min(lanes, samples) if lanes else choose_lanes(lowered, samples))
-    preload()
-    started = time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix="harness-replay-") as tmp, \
-            tqdm(total=samples, unit="sample", disable=not progress,
-                 desc=f"replay on {profile.name} ({batch.lanes} lanes)") as bar:
-        workdir = Path(tmp)
-        flat, order = replayed.reshape(samples, -1, steps), input_order(network)
-        if has_delays(lowered):
-            job, source = run_fresh_windows, [workdir / f"input_{w}.npy" for w in range(batch.windows)]
-            for w, path in enumerate(source):
-                chunk = flat[w * batch.lanes:(w + 1) * batch.lanes]
-                write_source(chunk, order, Batch(len(chunk), steps, len(chunk)), path)
-        else:
-            job, source = build_and_run, workdir / "input.npy"
-            write_source(flat, order, batch, source)
-        result = run_supervised(job, lowered, batch, source, workdir, profile.select_tag,
-                                monitor_options(network, mapping), timeout=timeout or default_timeout(lowered, batch),
-                                what="Lava replay", on_progress=_Progress(bar, batch))
-    wall = time.perf_counter() - started
-    rasters = result.rasters[:, output_order(network)]
-    counts = rasters.sum(axis=-1, dtype=np.int64)
-    activity = activity_from_monitors(result.activity, [layer.size for layer in lowered], steps)
-    recorded = decode(network, mapping, result.recorded, steps)
-    return DeviceOutput(rasters=rasters, counts=counts, predictions=predict(counts),
-                        layer_counts=activity.layer_spikes, input_spikes=activity.input_spikes,
-                        synops=activity.synops, neuron_updates=activity.neuron_updates,
-                        energy_j=profile.energy.estimate(activity.synops, activity.neuron_updates, activity.spikes),
-                        layer_names=[layer.layer.name for layer in lowered], wall_seconds=wall,
-                        lanes=batch.lanes, profile=profile, neuron_counts=recorded.neuron_counts,
-                        core_spikes=recorded.core_spikes, core_synops=recorded.core_synops, mapping=mapping,
-                        mapping_error=mapping_error)
-
-
-def _mapping(network, profile):
-    """(mapping, None) on the profile's chip, or (None, why not): a network that does not fit
-    the chip still replays in simulation, without per-core records."""
-    from ..errors import DeviceError
-    from .mapping import map_network
-
-    if profile.chip is None:
-        return None, f"profile '{profile.name}' has no [chip] table"
-    try:
-        return map_network(network, profile.chip), None
-    except DeviceError as exc:
-        return None, str(exc)

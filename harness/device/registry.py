@@ -15,7 +15,7 @@ Backend = Callable[..., "DeviceOutput"]  # noqa: F821 - harness.device.output.De
 
 
 def _lava_sim() -> Backend:
-    from .lava_sim import replay_lava_sim
+    from .session import replay_lava_sim
 
     return replay_lava_sim
 

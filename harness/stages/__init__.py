@@ -9,7 +9,7 @@
 The backend itself (:mod:`harness.device`) knows nothing of runs or attacks.
 """
 from .measure import attack_measurements, clean_measurements, offline_outputs
-from .replay import format_summary, replay_file, replay_run, replay_summary
+from .replay import format_summary, replay_file, replay_run, replay_sets, replay_summary
 
 __all__ = ["attack_measurements", "clean_measurements", "format_summary", "offline_outputs",
-           "replay_file", "replay_run", "replay_summary"]
+           "replay_file", "replay_run", "replay_sets", "replay_summary"]

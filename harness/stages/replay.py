@@ -6,6 +6,8 @@
   and transfer need nothing else. An output is kept, not recomputed, when its identity (the
   network file's bytes, the profile's settings, the input spikes, the package versions) matches
   (:func:`harness.store.cached`).
+- :func:`replay_sets`: the clean split and several attack sets of one run through one device
+  session (one compiled network; the same files as :func:`replay_run`, up-to-date ones skipped);
 - :func:`replay_file`: any netx network on spikes from a .npy or .h5 file (the form for
   hardware-in-the-loop scripts), written to an .h5 file that documents its own layout.
 """
@@ -14,7 +16,8 @@ from __future__ import annotations
 import json
 import zlib
 from pathlib import Path
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Callable
 
 import numpy as np
 
@@ -22,12 +25,14 @@ from ..data.inputs import Binning, load_input, load_labels
 from ..device.backend import replay
 from ..device.output import DeviceOutput
 from ..device.profiles import Profile, as_profile
+from ..device.session import DeviceSession
 from ..errors import DataError
 from ..runs import Run, open_run
 from ..store import cached, digest_arrays, digest_file, identity, read_h5, write_h5
 from ..versions import numeric_versions
 
 KIND = "device"
+CLEAN = "clean"  # the id of the clean test split
 LAYOUT = ("output_rasters (R, K, T) uint8: output spikes, channels in SLAYER's order, step t = SLAYER's "
           "output step t; output_counts (R, K) int64; predictions (R,) int64, -1 = tie or silence; "
           "layer_counts (R, L) int64 spikes per layer (names in attr layer_names); input_spikes, synops, "
@@ -58,6 +63,31 @@ def _attrs(output: DeviceOutput, network: Path, input_name: str, ident: dict[str
             "steps": int(output.rasters.shape[-1]), "layer_names": output.layer_names, "layout": LAYOUT, **ident}
 
 
+@dataclass
+class _SetReplay:
+    """One set to replay into one device file: what goes in, and how its output is written.
+
+    Attributes:
+        path: ``RUN_DIR/device/<profile>/<id>.h5``.
+        identity: the file's identity attributes (:func:`_identity`).
+        spikes: (R, ...) the spikes replayed (for an attack: its distinct clean rows, then its
+            adversarial rows); keys: (R,) their noise keys (test-split indices).
+        write: writes the file from the replay's DeviceOutput of ``spikes``.
+    """
+
+    path: Path
+    identity: dict[str, str]
+    spikes: np.ndarray
+    keys: np.ndarray
+    write: Callable[[DeviceOutput], None]
+
+    def replay_with(self, replay_fn: Callable[..., DeviceOutput], force: bool) -> Path:
+        """Replay through ``replay_fn(spikes, sample_keys=...)`` unless an up-to-date file exists."""
+        cached(self.path, self.identity["identity"],
+               lambda: self.write(replay_fn(self.spikes, sample_keys=self.keys)), force=force)
+        return self.path
+
+
 def replay_run(run_dir: str | Path, profile: Profile | str, attack_id: str | None = None, *, data_path=None,
                lanes: int | None = None, timeout: float | None = None, force: bool = False,
                progress: bool = True) -> Path:
@@ -75,49 +105,77 @@ def replay_run(run_dir: str | Path, profile: Profile | str, attack_id: str | Non
             command that makes it).
     """
     run, profile = open_run(run_dir), as_profile(profile)
-    options = {"lanes": lanes, "timeout": timeout, "progress": progress}
-    if attack_id is None:
-        return _replay_clean(run, profile, data_path, force, options)
-    return _replay_attack(run, profile, attack_id, force, options)
+    one = _set_replay(run, profile, attack_id or CLEAN, data_path)
+
+    def replay_fn(spikes, sample_keys):
+        return replay(run.network_file, spikes, profile, sample_keys=sample_keys, lanes=lanes, timeout=timeout,
+                      progress=progress)
+
+    return one.replay_with(replay_fn, force)
 
 
-def _replay_clean(run: Run, profile: Profile, data_path, force: bool, options: dict) -> Path:
+def replay_sets(run_dir: str | Path, profile: Profile | str, input_ids: list[str | None], *, data_path=None,
+                lanes: int | None = None, timeout: float | None = None, force: bool = False,
+                progress: bool = True) -> list[Path]:
+    """Replay several sets of one run on ``profile`` through one device session.
+
+    The same files and identities as :func:`replay_run` of each id; sets whose file is up to
+    date are skipped, and no network is built when all are. The session's lanes fit the largest
+    set in one window when memory allows (``lanes`` overrides).
+
+    Args:
+        input_ids: ``"clean"`` (or None) for the clean test split, else attack ids.
+        timeout: watchdog seconds per set (default: from each set's work).
+    Returns:
+        The device files, in the order of ``input_ids``.
+    """
+    run, profile = open_run(run_dir), as_profile(profile)
+    sets = [_set_replay(run, profile, input_id or CLEAN, data_path) for input_id in input_ids]
+    largest = max((len(one.spikes) for one in sets), default=1)
+    with DeviceSession(run.network_file, profile, lanes=lanes, timeout=timeout, expected_samples=largest) as dev:
+        def replay_fn(spikes, sample_keys):
+            return dev.replay(spikes, sample_keys=sample_keys, progress=progress)
+
+        return [one.replay_with(replay_fn, force) for one in sets]
+
+
+def _set_replay(run: Run, profile: Profile, input_id: str, data_path) -> _SetReplay:
+    return _clean_set(run, profile, data_path) if input_id == CLEAN else _attack_set(run, profile, input_id)
+
+
+def _clean_set(run: Run, profile: Profile, data_path) -> _SetReplay:
     network, test = run.network_file, run.test(data_path=data_path)
     spikes, labels = test.spikes, test.labels
-    path = run.device(profile.name, "clean")
+    path = run.device(profile.name, CLEAN)
     ident = _identity(network, profile, digest_arrays(spikes))
+    keys = np.arange(len(spikes))
 
-    def compute() -> None:
-        keys = np.arange(len(spikes))
-        output = replay(network, spikes, profile, sample_keys=keys, **options)
+    def write(output: DeviceOutput) -> None:
         extra = {"labels": labels, "sample_index": keys, "input_crc32": input_crc32(spikes)}
-        write_h5(path, {**output.arrays(), **extra}, _attrs(output, network, "clean", ident), kind=KIND)
+        write_h5(path, {**output.arrays(), **extra}, _attrs(output, network, CLEAN, ident), kind=KIND)
 
-    cached(path, ident["identity"], compute, force=force)
-    return path
+    return _SetReplay(path, ident, spikes, keys, write)
 
 
-def _replay_attack(run: Run, profile: Profile, attack_id: str, force: bool, options: dict) -> Path:
-    """The attack's adversarial rows and, in the same Lava run, its distinct clean rows."""
+def _attack_set(run: Run, profile: Profile, attack_id: str) -> _SetReplay:
+    """The attack's distinct clean rows and its adversarial rows, replayed together."""
     network, attack = run.network_file, run.attack_arrays(attack_id)
     path = run.device(profile.name, attack_id)
     clean, adversarial, keys = attack["clean"], attack["adversarial"], attack["sample_index"]
     ident = _identity(network, profile, digest_arrays(clean, adversarial, keys))
+    crc = input_crc32(clean)
+    _, first, rows = np.unique(np.stack([keys, crc.astype(np.int64)], axis=1), axis=0,
+                               return_index=True, return_inverse=True)
 
-    def compute() -> None:
-        crc = input_crc32(clean)
-        _, first, rows = np.unique(np.stack([keys, crc.astype(np.int64)], axis=1), axis=0,
-                                   return_index=True, return_inverse=True)
-        both = replay(network, np.concatenate([clean[first], adversarial]), profile,
-                      sample_keys=np.concatenate([keys[first], keys]), **options)
+    def write(both: DeviceOutput) -> None:
         distinct_clean, adv = both.subset(slice(0, len(first))), both.subset(slice(len(first), None))
         clean_arrays = {f"clean/{name}": array[rows.ravel()] for name, array in distinct_clean.arrays().items()}
         arrays = {**adv.arrays(), **clean_arrays, "labels": attack["labels"], "targets": attack["targets"],
                   "sample_index": keys, "input_crc32": input_crc32(adversarial), "clean/input_crc32": crc}
         write_h5(path, arrays, _attrs(adv, network, attack_id, ident), kind=KIND)
 
-    cached(path, ident["identity"], compute, force=force)
-    return path
+    return _SetReplay(path, ident, np.concatenate([clean[first], adversarial]),
+                      np.concatenate([keys[first], keys]), write)
 
 
 def replay_file(network: str | Path, input_path: str | Path, profile: Profile | str, out: str | Path, *,
