@@ -101,7 +101,7 @@ class Run(RunDir):
     def _split(self, split: str, n: int | None, data_path: str | None) -> SpikeSet:
         data = self.card["spec"]["data"]
         return load_dataset(data["dataset"], split, int(data["steps"]), float(data.get("dt_ms", 1.0)),
-                            path=data_path, seed=self.seed, limit=n)
+                            path=data_path, seed=self.seed, limit=n, holdout=int(data.get("holdout", 0)))
 
     # ---------------------------------------------------------------- attacks
     def attack(self, attack_id: str):
