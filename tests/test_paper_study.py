@@ -142,8 +142,8 @@ def test_rerun_studies_have_three_seeds_and_300_attacked(name):
     for run in exp.runs:
         assert run.spec["data"]["holdout"] == 200 and run.epochs == 20
         assert run.id.endswith(f"-s{run.seed}")
-        if run.spec["training"]["loss"] == "cross-entropy":
-            assert run.spec["training"]["logit_scale"] == 10.0
+        if run.spec["training"]["loss"] == "cross-entropy":  # rect4-ce: 3 (measured: 79% vs 23% with 10)
+            assert run.spec["training"]["logit_scale"] == (3.0 if run.id.startswith("rect4-ce-s") else 10.0)
 
 
 def test_study3_labels_both_threshold_modes_and_both_rsf_triggers():
