@@ -52,6 +52,7 @@ class ModelSpec:
     surrogate: str = "slayer"
     surrogate_width: float = 1.0
     penultimate_threshold: float | None = None
+    holdout: int = 0
     training: dict[str, Any] = field(default_factory=dict)
     description: str = ""
 
@@ -63,7 +64,7 @@ class ModelSpec:
         """The spec as a TOML/JSON-friendly dict (round-trips through :func:`spec_from_dict`)."""
         return {"name": self.name, "description": self.description,
                 "data": {"dataset": self.dataset, "steps": self.steps, "dt_ms": self.dt_ms,
-                         "input_shape": list(self.input_shape)},
+                         "input_shape": list(self.input_shape), **({"holdout": self.holdout} if self.holdout else {})},
                 "neuron": dict(self.neuron, penultimate_threshold=self.penultimate_threshold)
                 if self.penultimate_threshold is not None else dict(self.neuron),
                 "surrogate": {"kind": self.surrogate, "width": self.surrogate_width},
@@ -85,6 +86,9 @@ def spec_from_dict(raw: dict[str, Any], where: str) -> ModelSpec:
     require_keys(raw, ["name", "data", "neuron", "layers"], where)
     data = raw["data"]
     require_keys(data, ["dataset", "steps", "input_shape"], f"{where} [data]")
+    holdout = data.get("holdout", 0)
+    if isinstance(holdout, bool) or not isinstance(holdout, int) or holdout < 0:
+        raise ConfigError(f"{where} [data]: 'holdout' must be an integer >= 0, got {holdout!r}")
     neuron = dict(raw["neuron"])
     require_keys(neuron, ["threshold", "current_decay", "voltage_decay"], f"{where} [neuron]")
     check_unknown(neuron, {"threshold", "current_decay", "voltage_decay", "tau_grad", "scale_grad",
@@ -115,6 +119,9 @@ def spec_from_dict(raw: dict[str, Any], where: str) -> ModelSpec:
     training = dict(DEFAULT_TRAINING, **raw.get("training", {}))
     if training.get("lr_schedule", "constant") not in ("constant", "cosine"):
         raise ConfigError(f"{where} [training]: lr_schedule '{training['lr_schedule']}' unknown; available: constant, cosine")
+    scale = training.get("logit_scale", 1.0)
+    if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not scale > 0:
+        raise ConfigError(f"{where} [training]: 'logit_scale' must be a number > 0, got {scale!r}")
     if training["loss"] not in LOSSES:
         raise ConfigError(f"{where} [training]: loss '{training['loss']}' unknown; available: {', '.join(LOSSES)}")
     return ModelSpec(name=raw["name"], description=raw.get("description", ""), dataset=data["dataset"],
@@ -123,7 +130,7 @@ def spec_from_dict(raw: dict[str, Any], where: str) -> ModelSpec:
                      layers=[dict(layer) for layer in layers], surrogate=kind,
                      surrogate_width=float(surrogate.get("width", 1.0)),
                      penultimate_threshold=None if penultimate is None else float(penultimate),
-                     training=training)
+                     holdout=holdout, training=training)
 
 
 def load_spec(name_or_path: str | Path) -> ModelSpec:
@@ -291,11 +298,33 @@ class CountMargin(torch.nn.Module):
         return count_margin(out.sum(-1), cls).sum()
 
 
+class ScaledSpikeMax(torch.nn.Module):
+    """Cross-entropy on output spike rates scaled to logits, summed over the batch.
+
+    For output spikes ``out`` (N, K, T) and labels (N,): rate r = out.mean(-1) in [0, 1]
+    (spikes per step), logits z = ``scale`` x r, loss = sum_n -log softmax(z_n)[label_n] (nats).
+    ``scale`` = 1 is SLAYER's ``SpikeMax(mode="logsoftmax")`` exactly: its logits span only
+    [0, 1], so even a perfect raster (true class firing every step, the others silent) keeps a
+    loss of log(1 + 9/e) = 1.2 nats and the gradient never stops pushing every rate to its bound.
+    ``scale`` = T makes the logits the spike counts. (docs/models.md, ``logit_scale``.)
+    """
+
+    def __init__(self, scale: float = 1.0):
+        super().__init__()
+        self.scale = float(scale)
+
+    def forward(self, out: torch.Tensor, label: torch.Tensor) -> torch.Tensor:
+        """Summed cross-entropy (scalar, nats) of output spikes ``out`` (N, K, T) for ``label`` (N,)."""
+        logits = self.scale * out.reshape(out.shape[0], -1, out.shape[-1]).mean(-1)
+        return torch.nn.functional.cross_entropy(logits, label, reduction="sum")
+
+
 def make_loss(spec: ModelSpec, name: str | None = None) -> torch.nn.Module:
     """The loss ``name`` (default: the spec's training loss), summed over the batch.
 
-    ``spike-rate``: SLAYER's SpikeRate (true/false target rates); ``cross-entropy``: SLAYER's
-    SpikeMax in logsoftmax mode (cross-entropy on the output spike rate; its 'probability'
+    ``spike-rate``: SLAYER's SpikeRate (true/false target rates); ``cross-entropy``:
+    :class:`ScaledSpikeMax` with the spec's ``[training] logit_scale`` (default 1: SLAYER's
+    SpikeMax in logsoftmax mode, cross-entropy on the output spike rate; its 'probability'
     mode gives NaN input gradients, ../shared/notes/lava-replay.md); ``margin``: the count
     margin :class:`CountMargin` (attacks only: it is not a training loss).
     """
@@ -305,7 +334,7 @@ def make_loss(spec: ModelSpec, name: str | None = None) -> torch.nn.Module:
         return slayer.loss.SpikeRate(true_rate=spec.training["true_rate"],
                                      false_rate=spec.training["false_rate"], reduction="sum")
     if name == "cross-entropy":
-        return slayer.loss.SpikeMax(mode="logsoftmax", reduction="sum")
+        return ScaledSpikeMax(spec.training.get("logit_scale", 1.0))
     if name == "margin":
         return CountMargin()
     if name in ENERGY_LOSSES:

@@ -114,7 +114,7 @@ class Run(RunDir):
             return self._imported_test().subset(slice(0, n))
         data = self.card["spec"]["data"]
         return load_dataset(data["dataset"], split, int(data["steps"]), float(data.get("dt_ms", 1.0)),
-                            path=data_path, seed=self.seed, limit=n)
+                            path=data_path, seed=self.seed, limit=n, holdout=int(data.get("holdout", 0)))
 
     def _imported_test(self) -> SpikeSet:
         arrays, attrs = read_h5(self.require(self.model_dir / "test.h5", f"harness import --run {self.root} ..."),

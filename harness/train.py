@@ -142,8 +142,9 @@ def train_network(spec: ModelSpec, train_set: SpikeSet, seed: int, epochs: int,
 
 
 def load_split(spec: ModelSpec, split: str, data_path=None, seed: int = 0, limit=None) -> SpikeSet:
-    """The spec's data set, ``split`` ("train"/"test"), with the spec's T and dt."""
-    return load_dataset(spec.dataset, split, spec.steps, spec.dt_ms, path=data_path, seed=seed, limit=limit)
+    """The spec's data set, ``split`` ("train"/"test"), with the spec's T, dt and holdout."""
+    return load_dataset(spec.dataset, split, spec.steps, spec.dt_ms, path=data_path, seed=seed, limit=limit,
+                        holdout=spec.holdout)
 
 
 def _check_epochs(epochs, what: str) -> None:

@@ -66,6 +66,20 @@ class SpikeSet:
                        sample_ids=np.asarray(self.sample_ids)[index],
                        rates=None if self.rates is None else self.rates[index])
 
+    def concat(self, other: "SpikeSet") -> "SpikeSet":
+        """This set followed by ``other`` (same sample shape and T; metadata from this set).
+
+        Raises:
+            DataError: the sample shapes or T differ, or only one of the two is rate coded.
+        """
+        if self.spikes.shape[1:] != other.spikes.shape[1:] or (self.rates is None) != (other.rates is None):
+            raise DataError(f"cannot join spike sets of shapes {self.spikes.shape[1:]} and {other.spikes.shape[1:]}"
+                            " (or rate coded with not)")
+        return replace(self, spikes=np.concatenate([self.spikes, other.spikes]),
+                       labels=np.concatenate([self.labels, other.labels]),
+                       sample_ids=np.concatenate([np.asarray(self.sample_ids), np.asarray(other.sample_ids)]),
+                       rates=None if self.rates is None else np.concatenate([self.rates, other.rates]))
+
     def flat(self) -> "SpikeSet":
         """The same data with each frame flattened to (N, C*H*W, T) in SLAYER's C, H, W order."""
         n, t = len(self), self.steps
