@@ -91,8 +91,11 @@ class RayExecutor:
         return state.outcome()
 
     def _init(self, ray: Any) -> None:
-        options: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False,
-                                   "configure_logging": False}
+        # Ray workers import TaskProcess from the harness this driver runs (a checkout at the same
+        # path on every node), not from whatever harness their interpreter would find first.
+        python_path = os.pathsep.join(p for p in (_package_root(), os.environ.get("PYTHONPATH")) if p)
+        options: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False, "configure_logging": False,
+                                   "runtime_env": {"env_vars": {"PYTHONPATH": python_path}}}
         try:
             if self.address is None:
                 ray.init(num_cpus=self.workers or os.cpu_count() or 1, **options)
