@@ -209,3 +209,16 @@ def test_plan_state_starts_a_task_only_after_its_dependencies(tmp_path):
     assert [t.id for t in state.ready()] == ["train/y", "attack/x/a", "attack/x/b"]
     with pytest.raises(ValueError, match="plan out of order at attack/x/a"):
         PlanState(fake_plan(tmp_path)[2:])
+
+
+def test_the_grid_example_of_the_docs_loads_as_documented(tmp_path):
+    import re
+
+    docs = (Path(__file__).resolve().parent.parent / "docs" / "experiments.md").read_text()
+    example = re.search(r"## Grids.*?```toml\n(.*?)```", docs, re.S).group(1)
+    exp = _load(tmp_path, 'name = "doc"\n' + example, data=tmp_path)
+    assert [r.id for r in exp.runs][::3] == ["mlp-digits-mlp-s0", "mlp-nmnist-mlp-s0", "fixed"]
+    assert exp.runs[-1].seed == 7 and len(exp.runs) == 7
+    assert [a.label for a in exp.attacks][1::3] == ["G2S+RSF (eta=1.0, iterations=100)",
+                                                    "random (eta=1.0, iterations=25)"]
+    assert exp.attacks[5].reference == "G2S+RSF (eta=1.0, iterations=100)"
