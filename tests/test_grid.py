@@ -223,3 +223,18 @@ def test_the_grid_example_of_the_docs_loads_as_documented(tmp_path):
     assert len(labels) == 8 and labels[1] == "G2S+RSF (eta=1.0, iterations=100)"
     assert labels[4] == "random (eta=1.0, iterations=25)"
     assert exp.attacks[5].reference == "G2S+RSF (eta=1.0, iterations=100)"
+
+
+@pytest.mark.parametrize("options, message", [
+    (["--workers", "2"], "--address and --workers need --executor ray"),
+    (["--address", "auto"], "--address and --workers need --executor ray"),
+    (["--executor", "ray", "--workers", "0"], "--workers must be >= 1, got 0"),
+])
+def test_cli_executor_options_are_checked_in_one_line(tmp_path, capsys, options, message):
+    from harness.cli import main
+
+    path = tmp_path / "exp.toml"
+    path.write_text(RUNS.format(top="", run=""))
+    assert main(["run", str(path), "--run", str(tmp_path / "out"), *options]) == 2
+    assert capsys.readouterr().err.strip() == f"harness run: error: {message}"
+    assert not (tmp_path / "out").exists()
