@@ -30,6 +30,9 @@ class Plan:
         scaling_model / scaling_sizes: model and sample counts of the scaling benchmark
             (drawn from the train and test splits together).
         training_model / training_epochs: the training-throughput run.
+        ray_model / ray_cells / ray_epochs / ray_attack_samples: the Ray benchmark's study
+            (that many seeds of the model, each trained for that many epochs, attacked on that
+            many test samples and replayed on loihi2-fixed).
     """
 
     name: str
@@ -45,6 +48,10 @@ class Plan:
     scaling_sizes: tuple[int, ...]
     training_model: str
     training_epochs: int
+    ray_model: str = "digits-mlp"
+    ray_cells: int = 6
+    ray_epochs: int = 20
+    ray_attack_samples: int = 100
 
 
 FULL = Plan(name="full", repeats=3, budget_s=45.0, epochs=None,
@@ -57,7 +64,8 @@ SMOKE = Plan(name="smoke", repeats=1, budget_s=0.0, epochs=5,
              attack_model="digits-mlp", attack_samples=6,
              replay_model="digits-mlp", replay_samples=8, naive_samples=2,
              scaling_model="digits-mlp", scaling_sizes=(4, 8),
-             training_model="digits-mlp", training_epochs=1)
+             training_model="digits-mlp", training_epochs=1,
+             ray_cells=2, ray_epochs=1, ray_attack_samples=6)
 
 PLANS = {plan.name: plan for plan in (FULL, SMOKE)}
 

@@ -178,15 +178,33 @@ def add_run(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--data", metavar="PATH", help="N-MNIST data folder, overriding the experiment's "
                    "(default ../shared/data/nmnist_small relative to the repository)")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bars (stage lines stay)")
+    p.add_argument("--executor", choices=("local", "ray"), default="local",
+                   help="local: every task in this process, one after another (default); ray: independent "
+                        "tasks in parallel on Ray workers, one task server process per worker with 1 torch "
+                        "thread (docs/scale.md)")
+    p.add_argument("--address", metavar="auto|HOST:PORT", help="with --executor ray: a running Ray cluster "
+                   "('auto': the one this machine belongs to); default: start a local Ray for this run")
+    p.add_argument("--workers", type=int, metavar="N", help="with --executor ray: task servers (default: one "
+                   "per CPU of the Ray cluster)")
     add_threads(p)
     p.set_defaults(func=cmd_run)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from .errors import ConfigError
     from .experiment import load_experiment, run_experiment
 
+    if args.executor == "local" and (args.address is not None or args.workers is not None):
+        raise ConfigError("--address and --workers need --executor ray")
     experiment = load_experiment(args.experiment, data=args.data)
-    report = run_experiment(experiment, args.run, progress=not args.no_progress)
+    executor = None
+    if args.executor == "ray":
+        from .experiment.ray_executor import RayExecutor
+
+        executor = RayExecutor(address=args.address, workers=args.workers)
+    # Under Ray the tasks' progress bars would only reach the workers' logs: the stage lines say it all.
+    report = run_experiment(experiment, args.run, progress=not args.no_progress and executor is None,
+                            executor=executor)
     print(f"report: {report}")
     return 0
 

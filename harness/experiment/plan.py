@@ -33,6 +33,7 @@ class Task:
         deps: ids of the tasks whose results it reads.
         fn: a function of :mod:`harness.experiment.tasks`.
         kwargs: its picklable keyword arguments (``inputs`` is added when it runs).
+        cell: the run the task belongs to (None for the report, which reads every run).
     """
 
     id: str
@@ -41,6 +42,7 @@ class Task:
     fn: Callable[..., tasks.TaskResult]
     deps: tuple[str, ...] = ()
     kwargs: dict[str, Any] = field(default_factory=dict)
+    cell: str | None = None
 
 
 def build_plan(exp: Experiment, root: Path, progress: bool = True) -> list[Task]:
@@ -49,7 +51,7 @@ def build_plan(exp: Experiment, root: Path, progress: bool = True) -> list[Task]
     for run in exp.runs:
         plan.append(Task(f"train/{run.id}", "train", f"{run.id} ({run.model}, seed {run.seed}, {run.epochs} epochs)",
                          tasks.train, kwargs={"root": root, "plan": run, "data": exp.data if run.needs_data else None,
-                                              "progress": progress}))
+                                              "progress": progress}, cell=run.id))
     attack_tasks: dict[str, list[tuple[str, str]]] = {run.id: [] for run in exp.runs}  # run -> (task, label)
     for table in exp.attacks:
         for run_id in table.runs:
@@ -61,7 +63,7 @@ def build_plan(exp: Experiment, root: Path, progress: bool = True) -> list[Task]
                 deps.append(extra["reference"])
             plan.append(Task(task_id, "attack", f"{table.label} on {run_id}", tasks.attack, tuple(deps),
                              {"root": root, "plan": table, "run_id": run_id, "budgets": exp.budgets,
-                              "progress": progress, **extra}))
+                              "progress": progress, **extra}, cell=run_id))
             attack_tasks[run_id].append((task_id, table.label))
     ann_tasks: dict[str, list[str]] = {run.id: [] for run in exp.runs}
     for number, table in enumerate(exp.ann, 1):
@@ -70,7 +72,8 @@ def build_plan(exp: Experiment, root: Path, progress: bool = True) -> list[Task]
             snn = None if table.snn_attack is None else f"attack/{run_id}/{table.snn_attack}"
             plan.append(Task(task_id, "attack", f"ANN twin of {run_id}: FGSM/BIM/PGD and black-box transfer both ways",
                              tasks.ann, tuple([f"train/{run_id}"] + ([snn] if snn else [])),
-                             {"root": root, "plan": table, "run_id": run_id, "progress": progress, "snn_attack": snn}))
+                             {"root": root, "plan": table, "run_id": run_id, "progress": progress, "snn_attack": snn},
+                             cell=run_id))
             ann_tasks[run_id].append(task_id)
     replay_tasks: dict[str, list[str]] = {run.id: [] for run in exp.runs}
     for profile in exp.hardware.values():
@@ -81,14 +84,15 @@ def build_plan(exp: Experiment, root: Path, progress: bool = True) -> list[Task]
                 plan.append(Task(task_id, "replay", f"{label} of {run.id} on {profile.name}", tasks.replay,
                                  tuple([f"train/{run.id}"] + ([attack_task] if attack_task else [])),
                                  {"root": root, "run_id": run.id, "profile": profile, "data": data,
-                                  "progress": progress, "attack": attack_task}))
+                                  "progress": progress, "attack": attack_task}, cell=run.id))
                 replay_tasks[run.id].append(task_id)
     for run in exp.runs:
         attacks = tuple(t for t, _ in attack_tasks[run.id])
         plan.append(Task(f"summarise/{run.id}", "summarise", f"{run.id} -> results.json", tasks.summarise,
                          tuple([f"train/{run.id}", *attacks, *ann_tasks[run.id], *replay_tasks[run.id]]),
                          {"root": root, "run_id": run.id, "profiles": exp.profiles,
-                          "budgets": exp.budgets, "attacks": attacks, "anns": tuple(ann_tasks[run.id])}))
+                          "budgets": exp.budgets, "attacks": attacks, "anns": tuple(ann_tasks[run.id])},
+                         cell=run.id))
     labelled = {t: label for pairs in attack_tasks.values() for t, label in pairs}
     summaries = {run.id: f"summarise/{run.id}" for run in exp.runs}
     plan.append(Task("report", "report", str(root), tasks.report, tuple([*summaries.values(), *labelled]),

@@ -40,13 +40,14 @@ from ..models import load_spec, spec_from_dict
 from ..report.studies import STUDIES
 from ..results import DEFAULT_BUDGETS, check_budgets
 from ..settings import build, toml_key
+from .grid import expand_attack, expand_run, resolve_one_run, resolve_runs, seed_list
 
 #: Where N-MNIST experiments read their data unless the file or --data says otherwise.
 DEFAULT_DATA = "../shared/data/nmnist_small"
 
-_EXPERIMENT_KEYS = {"name", "description", "seed", "budgets", "profiles", "data", "study", "runs", "attacks", "ann"}
+_EXPERIMENT_KEYS = {"name", "description", "seed", "seeds", "budgets", "profiles", "data", "study", "runs", "attacks", "ann"}
 _ANN_KEYS = {"runs", "snn_attack", "eps", "eps_scale", "seed", "code_seed", "epochs", "n"}
-_RUN_KEYS = {"id", "model", "seed", "epochs", "spec"}
+_RUN_KEYS = {"id", "model", "seed", "seeds", "epochs", "spec"}
 _ATTACK_KEYS = {"label", "targeted", "n", "runs", "crafted_on", "reference"}
 #: Keys of an [[attacks]] table passed on to :class:`harness.attacks.AttackConfig`.
 _ATTACK_SETTINGS = set(AttackConfig.__dataclass_fields__)
@@ -58,6 +59,8 @@ class RunPlan:
 
     Attributes:
         spec: the resolved model spec (the models/*.toml layout with the overrides applied).
+        group: the ``[[runs]]`` id this run is a cell of, when its table held ``seeds`` or a
+            list of models (:mod:`.grid`); None for a table that is one run.
     """
 
     id: str
@@ -65,6 +68,7 @@ class RunPlan:
     seed: int
     epochs: int
     spec: dict[str, Any]
+    group: str | None = None
 
     @property
     def needs_data(self) -> bool:
@@ -87,6 +91,8 @@ class AttackPlan:
         crafted_on: a run id whose model crafts the examples (transfer); None = each run's own.
         reference: the label of the attack whose per-row L0 the random baseline uses.
         seed: the random baseline's seed (None: the reference's).
+        group: the label the file gave, when the table held lists of settings and this is
+            one of its combinations (:mod:`.grid`); None otherwise.
     """
 
     label: str
@@ -98,12 +104,13 @@ class AttackPlan:
     crafted_on: str | None = None
     reference: str | None = None
     seed: int | None = None
+    group: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The resolved table (for config.toml; no None values, which TOML cannot hold)."""
         out = {"label": self.label, "method": self.method, "targeted": self.targeted, "n": self.n,
                "runs": self.runs, "crafted_on": self.crafted_on, "reference": self.reference, "seed": self.seed,
-               "settings": None if self.config is None else self.config.to_dict()}
+               "group": self.group, "settings": None if self.config is None else self.config.to_dict()}
         return _drop_none(out)
 
 
@@ -160,8 +167,8 @@ class Experiment:
             "profiles": [p.name if p.path is None or p.path.parent.name == "hw_profiles" else str(p.path)
                          for p in self.hardware.values()],
             "data": str(self.data) if uses_data else None, "study": self.study,
-            "runs": [{"id": r.id, "model": r.model, "seed": r.seed, "epochs": r.epochs, "spec": r.spec}
-                     for r in self.runs],
+            "runs": [{"id": r.id, "model": r.model, "seed": r.seed, "epochs": r.epochs, "spec": r.spec,
+                      "group": r.group} for r in self.runs],
             "attacks": [a.to_dict() for a in self.attacks], "ann": [a.to_dict() for a in self.ann]})
 
 
@@ -197,11 +204,14 @@ def _str_list(table: dict, key: str, default: list[str], where: str) -> list[str
     return value
 
 
-def _run_plan(raw: dict[str, Any], seed: int, where: str) -> RunPlan:
-    check_unknown(raw, _RUN_KEYS, where)
+def _run_plan(raw: dict[str, Any], seed: int, where: str, group: str | None = None) -> RunPlan:
+    """One run (a ``[[runs]]`` table with one model and one seed, see :func:`.grid.expand_run`)."""
     require_keys(raw, ["id", "model"], where)
     if not isinstance(raw["id"], str) or not raw["id"] or "/" in raw["id"] or raw["id"].startswith("."):
         raise ConfigError(f"{where}: 'id' must be a plain folder name, got {raw['id']!r}")
+    if not isinstance(raw["model"], str):
+        raise ConfigError(f"{where}: 'model' must be a models/ name, a spec path or a list of them, "
+                          f"got {raw['model']!r}")
     overrides = raw.get("spec", {})
     if not isinstance(overrides, dict):
         raise ConfigError(f"{where}: 'spec' must be a table of model spec overrides")
@@ -209,7 +219,28 @@ def _run_plan(raw: dict[str, Any], seed: int, where: str) -> RunPlan:
     spec = spec_from_dict(merge(base.to_dict(), overrides), f"{where} (model '{raw['model']}' with overrides)")
     epochs = _int(raw, "epochs", int(spec.training["epochs"]), where, minimum=1)
     return RunPlan(id=raw["id"], model=raw["model"], seed=_int(raw, "seed", seed, where), epochs=epochs,
-                   spec=spec.to_dict())
+                   spec=spec.to_dict(), group=group)
+
+
+def _runs(raw: dict[str, Any], seed: int, where: str) -> tuple[list[RunPlan], dict[str, list[str]]]:
+    """Every run of the file (grids expanded) and ``[[runs]]`` id -> the ids of its runs."""
+    if not isinstance(raw["runs"], list) or not raw["runs"]:
+        raise ConfigError(f"{where}: needs at least one [[runs]] table")
+    seeds = seed_list(raw["seeds"], where) if "seeds" in raw else None
+    runs: list[RunPlan] = []
+    groups: dict[str, list[str]] = {}
+    for i, table in enumerate(raw["runs"]):
+        table_where = f"{where} [[runs]] #{i + 1}"
+        check_unknown(table, _RUN_KEYS, table_where)
+        cells = expand_run(table, seeds, table_where)
+        runs += [_run_plan(c.raw, seed, table_where, c.group if c.suffix else None) for c in cells]
+        if cells[0].group in groups:
+            raise ConfigError(f"{table_where}: run ids must be unique; '{cells[0].group}' is used twice")
+        groups[cells[0].group] = [c.raw["id"] for c in cells]
+    run_ids = [r.id for r in runs]
+    if len(set(run_ids)) != len(run_ids):
+        raise ConfigError(f"{where}: run ids must be unique, got {', '.join(run_ids)}")
+    return runs, groups
 
 
 def _attack_config(raw: dict[str, Any], seed: int, where: str) -> AttackConfig:
@@ -219,19 +250,44 @@ def _attack_config(raw: dict[str, Any], seed: int, where: str) -> AttackConfig:
     return build(AttackConfig, settings, toml_key, where)
 
 
-def _attack_plan(raw: dict[str, Any], exp_seed: int, run_ids: list[str], earlier: list[AttackPlan],
-                 where: str) -> AttackPlan:
+def _default_label(raw: dict[str, Any]) -> str:
+    targeted, crafted_on = raw.get("targeted"), raw.get("crafted_on")
+    mode = "" if isinstance(targeted, list) else f" {targeted or 'untargeted'}"  # a list: the suffix says
+    return f"{raw['method']}{mode}" + (f" from {crafted_on}" if crafted_on else "")
+
+
+def _attack_tables(raw: dict[str, Any], earlier: list[AttackPlan], where: str) -> list[tuple[dict[str, Any], str | None]]:
+    """One table per combination of the table's lists (:func:`.grid.expand_attack`), each with its
+    group label (None: not a grid). A random baseline whose ``reference`` is the label of a grid
+    gets one table per combination of it, labelled alike."""
     check_unknown(raw, _ATTACK_KEYS | _ATTACK_SETTINGS, where)
     require_keys(raw, ["method"], where)
+    if not isinstance(raw.get("label", ""), str):
+        raise ConfigError(f"{where}: 'label' must be a string, got {raw['label']!r}")
+    label = raw.get("label", _default_label(raw))
+    variants = [a for a in earlier if a.group is not None and a.group == raw.get("reference")]
+    if raw["method"] == "random" and variants:
+        tables = [({**raw, "reference": a.label}, a.label[len(a.group):]) for a in variants]
+    else:
+        tables = [(raw, "")]
+    out = []
+    for table, suffix in tables:
+        cells = expand_attack(table, label + suffix, where)
+        out += [(c.raw, label if suffix or c.suffix else None) for c in cells]
+    return out
+
+
+def _attack_plan(raw: dict[str, Any], exp_seed: int, groups: dict[str, list[str]], earlier: list[AttackPlan],
+                 where: str, group: str | None = None) -> AttackPlan:
+    """One attack table with one value per setting (``label`` set by :func:`_attack_tables`)."""
     method, targeted = raw["method"], raw.get("targeted")
     if targeted is not None and targeted not in TARGET_MODES:
         raise ConfigError(f"{where}: targeted '{targeted}' unknown; available: {', '.join(TARGET_MODES)}")
-    runs = _str_list(raw, "runs", run_ids, where)
+    runs = resolve_runs(_str_list(raw, "runs", list(groups), where), groups, where, "run")
     crafted_on = raw.get("crafted_on")
-    for run_id in runs + ([crafted_on] if crafted_on is not None else []):
-        if run_id not in run_ids:
-            raise ConfigError(f"{where}: run '{run_id}' is not one of this experiment's runs ({', '.join(run_ids)})")
-    label = raw.get("label", f"{method} {targeted or 'untargeted'}" + (f" from {crafted_on}" if crafted_on else ""))
+    if crafted_on is not None:
+        crafted_on = resolve_one_run(crafted_on, groups, where, "crafted_on")
+    label = raw["label"]
     labels = {a.label: a for a in earlier}
     if label in labels:
         raise ConfigError(f"{where}: label '{label}' is used twice; give each [[attacks]] table its own 'label'")
@@ -243,18 +299,15 @@ def _attack_plan(raw: dict[str, Any], exp_seed: int, run_ids: list[str], earlier
             raise ConfigError(f"{where}: reference '{raw['reference']}' must be the label of an earlier [[attacks]] "
                               f"table run on {', '.join(runs)} (known: {', '.join(labels) or 'none'})")
         return AttackPlan(label=label, method=method, config=None, targeted=None, n=None, runs=runs,
-                          reference=raw["reference"], seed=_int(raw, "seed", None, where))
+                          reference=raw["reference"], seed=_int(raw, "seed", None, where), group=group)
     return AttackPlan(label=label, method=method, config=_attack_config(raw, exp_seed, where), targeted=targeted,
-                      n=_int(raw, "n", None, where, minimum=1), runs=runs, crafted_on=crafted_on)
+                      n=_int(raw, "n", None, where, minimum=1), runs=runs, crafted_on=crafted_on, group=group)
 
 
-def _ann_plan(raw: dict[str, Any], exp_seed: int, run_ids: list[str], attacks: list[AttackPlan],
+def _ann_plan(raw: dict[str, Any], exp_seed: int, groups: dict[str, list[str]], attacks: list[AttackPlan],
               where: str) -> AnnPlan:
     check_unknown(raw, _ANN_KEYS, where)
-    runs = _str_list(raw, "runs", run_ids, where)
-    unknown = [r for r in runs if r not in run_ids]
-    if unknown:
-        raise ConfigError(f"{where}: run(s) {', '.join(unknown)} not among this experiment's runs ({', '.join(run_ids)})")
+    runs = resolve_runs(_str_list(raw, "runs", list(groups), where), groups, where, "run")
     label = raw.get("snn_attack")
     attack = next((a for a in attacks if a.label == label), None)
     if label is not None and (attack is None or not set(runs) <= set(attack.runs)):
@@ -313,16 +366,13 @@ def load_experiment(path: str | Path, data: str | Path | None = None) -> Experim
     study = raw.get("study")
     if study is not None and study not in STUDIES:
         raise ConfigError(f"{where}: study '{study}' unknown; available: {', '.join(STUDIES)}")
-    if not isinstance(raw["runs"], list) or not raw["runs"]:
-        raise ConfigError(f"{where}: needs at least one [[runs]] table")
-    runs = [_run_plan(r, seed, f"{where} [[runs]] #{i + 1}") for i, r in enumerate(raw["runs"])]
-    run_ids = [r.id for r in runs]
-    if len(set(run_ids)) != len(run_ids):
-        raise ConfigError(f"{where}: run ids must be unique, got {', '.join(run_ids)}")
+    runs, groups = _runs(raw, seed, where)
     attacks: list[AttackPlan] = []
     for i, table in enumerate(raw.get("attacks", [])):
-        attacks.append(_attack_plan(table, seed, run_ids, attacks, f"{where} [[attacks]] #{i + 1}"))
-    ann = [_ann_plan(table, seed, run_ids, attacks, f"{where} [[ann]] #{i + 1}")
+        table_where = f"{where} [[attacks]] #{i + 1}"
+        for cell, group in _attack_tables(table, attacks, table_where):
+            attacks.append(_attack_plan(cell, seed, groups, attacks, table_where, group))
+    ann = [_ann_plan(table, seed, groups, attacks, f"{where} [[ann]] #{i + 1}")
            for i, table in enumerate(raw.get("ann", []))]
     data_path = Path(data) if data is not None else PROJECT_ROOT / raw.get("data", DEFAULT_DATA)
     exp = Experiment(name=raw["name"], path=path, description=raw.get("description", ""), seed=seed, budgets=budgets,
