@@ -7,7 +7,8 @@ it depends on, a module-level function of :mod:`.tasks` and picklable keyword ar
 executor (:mod:`.executor`) can run it, here or in another process.
 
 Task ids: ``train/<run>``, ``attack/<run>/<label>``, ``ann/<run>/<n>``,
-``replay/<profile>/<run>/<clean | label>``, ``summarise/<run>``, ``report``.
+``replay/<profile>/<run>`` (the clean split and every attack set of the run through one device
+session), ``summarise/<run>``, ``report``.
 """
 from __future__ import annotations
 
@@ -79,13 +80,14 @@ def build_plan(exp: Experiment, root: Path, progress: bool = True) -> list[Task]
     for profile in exp.hardware.values():
         for run in exp.runs:
             data = exp.data if run.needs_data else None
-            for attack_task, label in [(None, "clean"), *attack_tasks[run.id]]:
-                task_id = f"replay/{profile.name}/{run.id}/{label}"
-                plan.append(Task(task_id, "replay", f"{label} of {run.id} on {profile.name}", tasks.replay,
-                                 tuple([f"train/{run.id}"] + ([attack_task] if attack_task else [])),
-                                 {"root": root, "run_id": run.id, "profile": profile, "data": data,
-                                  "progress": progress, "attack": attack_task}, cell=run.id))
-                replay_tasks[run.id].append(task_id)
+            attacks = tuple(t for t, _ in attack_tasks[run.id])
+            task_id = f"replay/{profile.name}/{run.id}"
+            described = ", ".join(["clean", *(label for _, label in attack_tasks[run.id])])
+            plan.append(Task(task_id, "replay", f"{described} of {run.id} on {profile.name} (one device session)",
+                             tasks.replay, (f"train/{run.id}", *attacks),
+                             {"root": root, "run_id": run.id, "profile": profile, "data": data,
+                              "progress": progress, "attacks": attacks}, cell=run.id))
+            replay_tasks[run.id].append(task_id)
     for run in exp.runs:
         attacks = tuple(t for t, _ in attack_tasks[run.id])
         plan.append(Task(f"summarise/{run.id}", "summarise", f"{run.id} -> results.json", tasks.summarise,

@@ -22,7 +22,7 @@ from ..fmt import num, pct
 from ..report.sections import Labels
 from ..results import load_run, write_results
 from ..runs import open_run
-from ..stages.replay import replay_run
+from ..stages.replay import replay_sets
 from ..store import write_if_changed
 from ..train import train_run
 from .spec import AnnPlan, AttackPlan, RunPlan
@@ -89,10 +89,15 @@ def ann(root: Path, plan: AnnPlan, run_id: str, progress: bool, inputs: Inputs,
 
 
 def replay(root: Path, run_id: str, profile: Profile, data: Path | None, progress: bool, inputs: Inputs,
-           attack: str | None = None) -> TaskResult:
-    """Replay the clean test split (``attack`` None) or an attack set (the task id of its attack)."""
-    attack_id = None if attack is None else inputs[attack].value
-    return TaskResult(replay_run(root / run_id, profile, attack_id, data_path=data, progress=progress))
+           attacks: tuple[str, ...] = ()) -> TaskResult:
+    """Replay the run's clean test split and every attack set (the task ids of its attacks) on ``profile``
+    through one device session (:func:`harness.stages.replay.replay_sets`; up-to-date files are kept).
+
+    ``output`` is the most recently written of the files, so the stage line says "kept" only when none was.
+    """
+    paths = replay_sets(root / run_id, profile, ["clean", *(inputs[t].value for t in attacks)], data_path=data,
+                        progress=progress)
+    return TaskResult(max(paths, key=lambda p: p.stat().st_mtime), f"{len(paths)} sets")
 
 
 def summarise(root: Path, run_id: str, profiles: list[str], budgets: list[int], inputs: Inputs,
