@@ -68,6 +68,11 @@ NMNIST_REFERENCE = {  # nmnist-mlp, 1 epoch, seed 0; first 12 test recordings; a
 }
 
 
+def _batch_sizes(config: AttackConfig) -> tuple[int, ...]:
+    """Batch sizes compared: one at a time too where that takes seconds (no reduction pass)."""
+    return (128, 16) if config.reduce else (128, 7, 1)
+
+
 @pytest.fixture(scope="module")
 def digits(tmp_path_factory):
     run = _trained(tmp_path_factory, "digits-mlp", 4,
@@ -80,7 +85,7 @@ def test_digits_attack_reproduces_the_spikes_of_before(digits, mode):
     net, data = digits
     config, reference = DIGITS_REFERENCE[mode]
     with _one_thread():
-        digests = {b: _digest(craft(net, data.spikes, data.labels, config, batch_size=b)) for b in (128, 7, 1)}
+        digests = {b: _digest(craft(net, data.spikes, data.labels, config, batch_size=b)) for b in _batch_sizes(config)}
     assert digests == {b: reference for b in digests}
 
 
@@ -94,3 +99,31 @@ def test_nmnist_attack_reproduces_the_spikes_of_before(tmp_path_factory, nmnist_
         for mode, (config, reference) in NMNIST_REFERENCE.items():
             for b in (128, 5):
                 assert _digest(craft(run.net, data.spikes, data.labels, config, batch_size=b)) == reference, (mode, b)
+
+
+@pytest.mark.parametrize("width", [2, 3, 16, 200])
+def test_speculative_reduction_trials_follow_the_one_at_a_time_sequence(width):
+    """Oracle rows (adversarial iff some needed flips are all kept): judging several candidates
+    per round ends in the same state, after the same counted trials, as one per round, in fewer
+    rounds."""
+    from harness.attacks.reduce import _advance, _RowReduction, _speculate
+
+    rng = np.random.default_rng(1)
+    for _ in range(20):
+        order = rng.permutation(int(rng.integers(1, 300)))
+        needed = set(rng.choice(order, size=min(len(order), int(rng.integers(1, 6))), replace=False).tolist())
+
+        def verdict(trial):
+            return needed <= set(trial.tolist()), 3
+
+        serial, rounds_serial = _RowReduction(order, 9), 0
+        while (trial := serial.next_trial()) is not None:
+            serial.result(*verdict(trial))
+            rounds_serial += 1
+        batched, rounds = _RowReduction(order, 9), 0
+        while nodes := _speculate(batched, width):
+            _advance(batched, nodes, {node.path: verdict(node.trial) for node in nodes})
+            rounds += 1
+        assert np.array_equal(batched.best, serial.best) and batched.pred == serial.pred
+        assert batched.trials == serial.trials
+        assert rounds < rounds_serial or rounds_serial <= 1
