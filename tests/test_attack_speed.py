@@ -127,3 +127,32 @@ def test_speculative_reduction_trials_follow_the_one_at_a_time_sequence(width):
         assert np.array_equal(batched.best, serial.best) and batched.pred == serial.pred
         assert batched.trials == serial.trials
         assert rounds < rounds_serial or rounds_serial <= 1
+
+
+# ------------------------------------------------------------------ the torch device
+def test_cuda_refused_in_one_line_where_there_is_none(tmp_path, capsys):
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    from harness.cli import main
+
+    assert main(["train", "--model", "digits-mlp", "--run", str(tmp_path / "r"), "--torch-device", "cuda"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "torch device 'cuda'" in err and "use 'cpu'" in err
+    assert not (tmp_path / "r" / "model").exists()
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device (CI has none)")
+def test_cuda_trains_and_attacks_with_the_cpu_results_api(tmp_path):
+    """CUDA sums in other orders than the CPU: success rates are compared, not bits."""
+    cpu = train_run("digits-mlp", tmp_path / "cpu", seed=0, epochs=4, progress=False)
+    gpu = train_run("digits-mlp", tmp_path / "gpu", seed=0, epochs=4, progress=False, device="cuda")
+    assert gpu["torch_device"] == "cuda" and abs(gpu["test_accuracy"] - cpu["test_accuracy"]) < 0.1
+    run = open_run(tmp_path / "cpu")
+    data = run.test(n=40)
+    config = AttackConfig(iterations=8, seed=3)
+    on_cpu = craft(run.net, data.spikes, data.labels, config)
+    on_gpu = craft(run.net, data.spikes, data.labels, config, device="cuda")
+    assert next(run.net.parameters()).device.type == "cpu"  # moved back
+    assert on_gpu.adversarial.dtype == np.uint8 and on_gpu.adversarial.shape == on_cpu.adversarial.shape
+    assert abs(on_gpu.stats()["success_rate"] - on_cpu.stats()["success_rate"]) <= 0.1
+    assert np.mean(on_gpu.pred_clean == on_cpu.pred_clean) >= 0.9
