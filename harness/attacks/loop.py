@@ -183,13 +183,14 @@ def craft(net: SpikingNetwork, clean: np.ndarray, labels: np.ndarray, config: At
     if batch_size < 1:
         raise ConfigError(f"batch size must be >= 1, got {batch_size}")
     where, home = torch_device(device), net_device(net)
-    attack = _IterativeAttack(net.to(where), clean, labels, targets, sample_index, config)
-    with _restored_to(net, home), batch_invariant(net), tqdm(total=rows, desc=f"attack {config.method}", unit="row",
-                                    disable=not progress) as bar:
-        attack.run(batch_size, bar)
-        if config.reduce:
-            bar.set_description("reduce")
-            attack.reduce(batch_size)
+    with _restored_to(net, home):
+        attack = _IterativeAttack(net.to(where), clean, labels, targets, sample_index, config)
+        with batch_invariant(net), tqdm(total=rows, desc=f"attack {config.method}", unit="row",
+                                        disable=not progress) as bar:
+            attack.run(batch_size, bar)
+            if config.reduce:
+                bar.set_description("reduce")
+                attack.reduce(batch_size)
     return attack.record()
 
 
