@@ -33,15 +33,27 @@ def add_threads(p: argparse.ArgumentParser) -> None:
                    help=f"torch threads (default {default_threads()}: the cores but one)")
 
 
+def add_torch_device(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--torch-device", choices=("cpu", "cuda"), default="cpu",
+                   help="torch device of the passes (default cpu; cuda where torch finds a GPU: results "
+                        "are not the CPU's bits, compare success rates)")
+
+
 def set_threads(args: argparse.Namespace) -> None:
-    """Apply --threads to torch (only commands that run torch have it)."""
+    """Apply --threads to torch (only commands that may run torch have it).
+
+    Where torch is not imported yet, this sets ``OMP_NUM_THREADS``, which torch reads when it
+    is first imported, instead of importing torch (5-7 s) for a command that may need none
+    of it (``harness report`` of a run without attacks).
+    """
     from .errors import ConfigError
 
     if args.threads < 1:
         raise ConfigError(f"--threads must be >= 1, got {args.threads}")
-    import torch
-
-    torch.set_num_threads(args.threads)
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(args.threads)
+    else:
+        os.environ["OMP_NUM_THREADS"] = str(args.threads)
 
 
 def add_binning(p: argparse.ArgumentParser, steps_help: str, dt_help: str) -> None:
@@ -78,6 +90,7 @@ def add_train(sub: argparse._SubParsersAction) -> None:
                    "spec, seed, epochs and data (otherwise it is kept)")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     add_threads(p)
+    add_torch_device(p)
     p.set_defaults(func=cmd_train)
 
 
@@ -85,7 +98,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from .train import train_run
 
     card = train_run(args.model, args.run, data_path=args.data, seed=args.seed, epochs=args.epochs,
-                     progress=not args.no_progress, force=args.force)
+                     progress=not args.no_progress, force=args.force, device=args.torch_device)
     print(f"{card['model']} seed {card['seed']}: test accuracy {card['test_accuracy']:.2%} "
           f"(train {card['train_accuracy']:.2%}) in {card['training_seconds']:.0f} s")
     print(f"model card: {os.path.join(args.run, 'model', 'card.json')}")
@@ -314,6 +327,7 @@ def add_attack(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--force", action="store_true", help="recompute even if the attack file exists")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     add_threads(p)
+    add_torch_device(p)
     p.set_defaults(func=cmd_attack)
 
 
@@ -333,7 +347,8 @@ def cmd_attack(args: argparse.Namespace) -> int:
         settings = {key: getattr(args, key) for key in AttackConfig.__dataclass_fields__}
         config = build(AttackConfig, settings, cli_flag)
         path = run_attack(args.run, config, targeted=args.targeted, n=args.n, batch_size=args.batch_size,
-                          force=args.force, progress=not args.no_progress, data_path=args.data)
+                          force=args.force, progress=not args.no_progress, data_path=args.data,
+                          device=args.torch_device)
     print(format_summary(AttackRecord.load(path), path))
     return 0
 

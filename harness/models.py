@@ -259,6 +259,27 @@ class SpikingNetwork(torch.nn.Module):
                 block.export_hdf5(group.create_group(f"{i}"))
 
 
+TORCH_DEVICES = ("cpu", "cuda")
+
+
+def torch_device(name: str) -> torch.device:
+    """The torch device ``name`` ("cpu" or "cuda") for training and attacks.
+
+    Raises:
+        ConfigError: an unknown name, or "cuda" where torch finds no CUDA device.
+    """
+    if name not in TORCH_DEVICES:
+        raise ConfigError(f"torch device '{name}' unknown; available: {', '.join(TORCH_DEVICES)}")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("torch device 'cuda': no CUDA device available to torch on this machine; use 'cpu'")
+    return torch.device(name)
+
+
+def net_device(net: torch.nn.Module) -> torch.device:
+    """The device ``net``'s parameters are on (CPU for a network without parameters)."""
+    return next(net.parameters(), torch.empty(0)).device
+
+
 def build_network(spec: ModelSpec, seed: int | None = None) -> SpikingNetwork:
     """A freshly initialised network; ``seed`` fixes the weight initialisation."""
     if seed is not None:

@@ -23,7 +23,7 @@ from .data import SpikeSet, load_dataset
 from .data.digits import rate_code
 from .errors import ConfigError
 from .metrics import accuracy, predict
-from .models import ModelSpec, SpikingNetwork, build_network, load_spec, make_loss
+from .models import ModelSpec, SpikingNetwork, build_network, load_spec, make_loss, net_device, torch_device
 from .runs import data_digest, open_run
 from .store import RunDir, atomic_path, cached, check_writable, identity, write_bytes, write_json
 from .versions import numeric_versions, package_versions
@@ -31,10 +31,13 @@ from .versions import numeric_versions, package_versions
 
 def forward_batches(net: SpikingNetwork, spikes: np.ndarray, batch_size: int = 256):
     """Yield, batch by batch and without gradients, every spiking layer's output spikes
-    (a list of (B, ..., T) tensors, the last one the output) for binary spikes (N, *input_shape, T)."""
+    (a list of (B, ..., T) CPU tensors, the last one the output) for binary spikes (N, *input_shape, T),
+    computed on the device ``net`` is on."""
+    device = net_device(net)
     with torch.no_grad():
         for start in range(0, len(spikes), batch_size):
-            yield net.forward_layers(torch.as_tensor(spikes[start:start + batch_size], dtype=torch.float32))
+            x = torch.as_tensor(spikes[start:start + batch_size], dtype=torch.float32).to(device)
+            yield [layer.cpu() for layer in net.forward_layers(x)]
 
 
 def output_counts(net: SpikingNetwork, spikes: np.ndarray, batch_size: int = 256) -> np.ndarray:
@@ -87,7 +90,7 @@ def _save_torch(path: Path, obj) -> None:
 
 
 def train_network(spec: ModelSpec, train_set: SpikeSet, seed: int, epochs: int,
-                  state_path: Path | None = None, progress: bool = True) -> SpikingNetwork:
+                  state_path: Path | None = None, progress: bool = True, device: str = "cpu") -> SpikingNetwork:
     """Train with the spec's loss and optimiser; resume from ``state_path`` when it exists.
 
     Args:
@@ -95,13 +98,16 @@ def train_network(spec: ModelSpec, train_set: SpikeSet, seed: int, epochs: int,
         seed: initialises weights and every epoch's shuffling.
         epochs: number of passes over ``train_set``.
         state_path: per-epoch resume file (None: no resume).
+        device: torch device trained on, "cpu" or "cuda" (CUDA's results are not the CPU's
+            bits); the network is returned on the CPU either way.
     """
-    net = build_network(spec, seed)
+    where = torch_device(device)
+    net = build_network(spec, seed).to(where)
     opt = _optimizer(net, spec)
     loss_fn = make_loss(spec)
     start = 0
     if state_path is not None and state_path.exists():
-        state = torch.load(state_path, map_location="cpu")
+        state = torch.load(state_path, map_location=where)
         if state["seed"] == seed and state["spec"] == spec.to_dict():
             net.load_state_dict(state["state_dict"])
             opt.load_state_dict(state["optimizer"])
@@ -126,19 +132,19 @@ def train_network(spec: ModelSpec, train_set: SpikeSet, seed: int, epochs: int,
                 x = x_all[idx]
                 if shift and x.ndim == 5:
                     x = random_shift(x, shift, shift_gen)
-                out = net(x)
-                loss = loss_fn(out, y_all[idx])
+                out = net(x.to(where))
+                loss = loss_fn(out, y_all[idx].to(where))
                 opt.zero_grad()
                 loss.backward()
                 opt.step()
                 total += float(loss)
-                correct += int((torch.as_tensor(predict(out.sum(-1).detach().numpy())) == y_all[idx]).sum())
+                correct += int((torch.as_tensor(predict(out.sum(-1).detach().cpu().numpy())) == y_all[idx]).sum())
                 bar.update(len(idx))
             bar.set_postfix(epoch=epoch + 1, loss=f"{total / len(order):.3f}", train_acc=f"{correct / len(order):.3f}")
             if state_path is not None:
                 _save_torch(state_path, {"seed": seed, "spec": spec.to_dict(), "epoch": epoch + 1,
                                          "state_dict": net.state_dict(), "optimizer": opt.state_dict()})
-    return net.eval()
+    return net.cpu().eval()
 
 
 def load_split(spec: ModelSpec, split: str, data_path=None, seed: int = 0, limit=None) -> SpikeSet:
@@ -154,7 +160,7 @@ def _check_epochs(epochs, what: str) -> None:
 
 
 def train_run(model: str, run_dir: str | Path, data_path=None, seed: int = 0, epochs: int | None = None,
-              progress: bool = True, force: bool = False) -> dict:
+              progress: bool = True, force: bool = False, device: str = "cpu") -> dict:
     """Train ``model`` (a models/ name or spec path) and write ``RUN_DIR/model/``.
 
     Writes (each atomically): checkpoint.pt (spec + weights, saved before the netx export,
@@ -166,10 +172,11 @@ def train_run(model: str, run_dir: str | Path, data_path=None, seed: int = 0, ep
     Returns:
         The model card (dict).
     Raises:
-        ConfigError: ``epochs`` below 1, or a bad spec; HarnessError: the run directory cannot
+        ConfigError: ``epochs`` below 1, a bad spec or an unavailable ``device``; HarnessError: the run directory cannot
             be written; DataError: missing, malformed or empty data. All before any training.
     """
     _check_epochs(epochs, "--epochs")
+    torch_device(device)
     spec_path = resolve_spec("models", model)
     spec = load_spec(spec_path)
     if epochs is None:
@@ -183,12 +190,12 @@ def train_run(model: str, run_dir: str | Path, data_path=None, seed: int = 0, ep
     test_set = load_split(spec, "test", data_path, seed)
     ident = identity(stage="train", spec=spec.to_dict(), seed=seed, epochs=epochs,
                      train_sha256=data_digest(train_set), test_sha256=data_digest(test_set),
-                     versions=numeric_versions())
+                     versions=numeric_versions(), **({} if device == "cpu" else {"torch_device": device}))
 
     def compute() -> None:
         started = time.perf_counter()
         state_path = run.model_dir / "train_state.pt"
-        net = train_network(spec, train_set, seed, epochs, state_path=state_path, progress=progress)
+        net = train_network(spec, train_set, seed, epochs, state_path=state_path, progress=progress, device=device)
         train_seconds = time.perf_counter() - started
         card = {
             "model": spec.name, "spec": spec.to_dict(), "seed": seed, "epochs": epochs,
@@ -196,7 +203,7 @@ def train_run(model: str, run_dir: str | Path, data_path=None, seed: int = 0, ep
                         "n_train": len(train_set), "n_test": len(test_set)},
             "steps": spec.steps,
             "train_accuracy": evaluate(net, train_set), "test_accuracy": evaluate(net, test_set),
-            "training_seconds": round(train_seconds, 2), "versions": package_versions(),
+            "training_seconds": round(train_seconds, 2), "torch_device": device, "versions": package_versions(),
             "files": {"checkpoint": "checkpoint.pt", "network": "network.net"}, "identity": ident,
         }
         _save_torch(run.checkpoint, {"spec": spec.to_dict(), "state_dict": net.state_dict(), "seed": seed})

@@ -55,6 +55,9 @@ def test_attack_and_training_benchmarks_give_rows(cache, tmp_path):
         if row["unit"] == "%":  # same code path and seeds: the batch size does not change results
             assert row["ratio"] == 0
     assert rows[-1]["unit"] == "samples/s" and rows[-1]["baseline"] is None
+    (floor,) = [row for row in rows if "row-pass" in row["figure"]]
+    assert floor["ratio"] == pytest.approx(floor["ours"] / floor["baseline"])
+    assert floor["info"]["row_passes"] >= floor["info"]["samples"]  # every row is judged at least once
 
 
 @pytest.mark.slow

@@ -43,6 +43,7 @@ whatever the batch size.
 """
 from __future__ import annotations
 
+import contextlib
 import itertools
 from dataclasses import asdict, dataclass
 
@@ -53,7 +54,8 @@ from tqdm.auto import tqdm
 from ..errors import ConfigError
 from ..settings import SettingError, check_types
 from ..metrics import predict
-from ..models import ATTACK_LOSSES, THRESHOLD_MODES, SpikingNetwork, attack_threshold, count_margin, make_loss
+from ..models import (ATTACK_LOSSES, THRESHOLD_MODES, SpikingNetwork, attack_threshold, count_margin, make_loss,
+                      net_device, torch_device)
 from .g2s import apply_update, g2s_from_uniform, per_sample_max, restrict_to_budget
 from .invariant import batch_invariant
 from .energy import ENERGY_OBJECTIVES, EnergyTracker, is_energy_loss, populations
@@ -184,7 +186,7 @@ class AttackConfig:
 
 def craft(net: SpikingNetwork, clean: np.ndarray, labels: np.ndarray, config: AttackConfig,
           targets: np.ndarray | None = None, sample_index: np.ndarray | None = None,
-          batch_size: int = 128, progress: bool = False) -> AttackRecord:
+          batch_size: int = 128, progress: bool = False, device: str = "cpu") -> AttackRecord:
     """Attack every row; return the per-row record (attrs: ``method`` and ``params``).
 
     Args:
@@ -198,6 +200,9 @@ def craft(net: SpikingNetwork, clean: np.ndarray, labels: np.ndarray, config: At
             (default 0..R-1).
         batch_size: rows per pass (does not change results).
         progress: show a progress bar over rows.
+        device: torch device of the passes, "cpu" or "cuda" (CUDA sums in other orders, so its
+            spikes are not the CPU's bits; success rates compare). ``net`` is moved there for
+            the call and back to where it was.
     """
     clean = check_spikes(net, clean, "attack input")
     rows = len(clean)
@@ -209,14 +214,25 @@ def craft(net: SpikingNetwork, clean: np.ndarray, labels: np.ndarray, config: At
                          f"{len(sample_index)} sample indices")
     if batch_size < 1:
         raise ConfigError(f"batch size must be >= 1, got {batch_size}")
-    attack = _IterativeAttack(net, clean, labels, targets, sample_index, config)
-    with batch_invariant(net), tqdm(total=rows, desc=f"attack {config.method}", unit="row",
-                                    disable=not progress) as bar:
-        attack.run(batch_size, bar)
-        if config.reduce:
-            bar.set_description("reduce")
-            attack.reduce(batch_size)
+    where, home = torch_device(device), net_device(net)
+    with _restored_to(net, home):
+        attack = _IterativeAttack(net.to(where), clean, labels, targets, sample_index, config)
+        with batch_invariant(net), tqdm(total=rows, desc=f"attack {config.method}", unit="row",
+                                        disable=not progress) as bar:
+            attack.run(batch_size, bar)
+            if config.reduce:
+                bar.set_description("reduce")
+                attack.reduce(batch_size)
     return attack.record()
+
+
+@contextlib.contextmanager
+def _restored_to(net: SpikingNetwork, device: torch.device):
+    """Move ``net`` back to ``device`` on exit, also on error."""
+    try:
+        yield
+    finally:
+        net.to(device)
 
 
 class _IterativeAttack:
@@ -248,25 +264,26 @@ class _IterativeAttack:
         self.first_peak = np.full(rows, np.nan)          # max|g| at the row's first update (RSF trigger)
         self.spent = np.zeros(rows, dtype=bool)          # budget_mode "truncate": L0 reached the budget
         self.generators: dict[int, torch.Generator] = {}
+        self.device = net_device(net)                    # the passes' device; generators stay on the CPU
 
     # ------------------------------------------------------------ the pooled loop
     def run(self, batch_size: int, bar) -> None:
         """Iterate until every row has finished; the pool is refilled from the queue."""
         queue = iter(range(len(self.clean)))
         pool = np.zeros(0, dtype=np.int64)
-        x = torch.zeros((0, *self.clean.shape[1:]))
+        x = torch.zeros((0, *self.clean.shape[1:]), device=self.device)
         while True:
             fresh = np.fromiter(itertools.islice(queue, batch_size - len(pool)), dtype=np.int64)
             if len(fresh):
                 self.generators.update(zip(fresh.tolist(), row_generators(
                     self.config.seed, self.sample_index[fresh], self.targets[fresh])))
                 pool = np.concatenate([pool, fresh])
-                x = torch.cat([x, torch.as_tensor(self.clean[fresh], dtype=torch.float32)])
+                x = torch.cat([x, torch.as_tensor(self.clean[fresh], dtype=torch.float32).to(self.device)])
             if not len(pool):
                 return
             keep = self._step(pool, x)
             bar.update(int((~keep).sum()))
-            pool, x = pool[keep], x[torch.as_tensor(keep)]
+            pool, x = pool[keep], x[torch.as_tensor(keep, device=self.device)]
 
     def _step(self, pool: np.ndarray, x: torch.Tensor) -> np.ndarray:
         """Judge the pool's current examples, update the rows that go on; return their mask.
@@ -279,7 +296,7 @@ class _IterativeAttack:
         x_in = x.clone().requires_grad_() if want_grad else x
         with torch.set_grad_enabled(want_grad):
             out = self._forward(x_in)
-        counts = (out[-1] if self.energy is not None else out).detach().sum(-1)
+        counts = (out[-1] if self.energy is not None else out).detach().sum(-1).cpu()
         pred = predict(counts.numpy())
         fresh = k == 0
         self.pred_clean[pool[fresh]] = pred[fresh]
@@ -364,8 +381,8 @@ class _IterativeAttack:
 
     def _gradient(self, x, x_in, out, pool, graded) -> torch.Tensor:
         """Input gradient (P, *shape, T) signed in the attack's direction; zero outside ``graded``."""
-        index = torch.as_tensor(np.flatnonzero(graded))
-        cls = torch.as_tensor(self._attack_class(pool))[index]
+        index = torch.as_tensor(np.flatnonzero(graded), device=self.device)
+        cls = torch.as_tensor(self._attack_class(pool), device=self.device)[index]
         if self.config.attack_threshold is not None:  # a separate pass on the overridden model
             x_in = x[index].clone().requires_grad_(True)
             with attack_threshold(self.net, self.config.attack_threshold, self.config.threshold_mode):
@@ -374,27 +391,27 @@ class _IterativeAttack:
             grad[index] = part
         else:
             (grad,) = torch.autograd.grad(self._loss(out, index, cls), x_in)
-        direction = torch.as_tensor(np.where(self.targets[pool] < 0, 1.0, -1.0), dtype=grad.dtype)
+        direction = torch.as_tensor(np.where(self.targets[pool] < 0, 1.0, -1.0), dtype=grad.dtype, device=self.device)
         return grad * direction.view(-1, *[1] * (grad.ndim - 1))  # ascend (untargeted) or descend (targeted)
 
     def _update(self, pool, x, go_on, grad) -> np.ndarray:
         """Apply one G2S/RSF update to the rows in ``go_on``; return the rows now over budget."""
         index = np.flatnonzero(go_on)
         rows = pool[index]
-        sel = torch.as_tensor(index)
+        sel = torch.as_tensor(index, device=self.device)
         current = x[sel]
-        u = uniform([self.generators[r] for r in rows.tolist()], current.shape)
+        u = uniform([self.generators[r] for r in rows.tolist()], current.shape).to(self.device)
         if not self.use_grad:  # RSF alone
             update, priority = rsf_from_uniform(current, u, self.config.gamma), rsf_priority(u)
             self.rsf_iterations[rows] += 1
         else:
             update, priority = self._gradient_update(rows, current, grad[sel], u)
-        clean = torch.as_tensor(self.clean[rows], dtype=current.dtype)
+        clean = torch.as_tensor(self.clean[rows], dtype=current.dtype).to(self.device)
         if self.config.budget_mode == "truncate":
             update = restrict_to_budget(current, clean, update, self.budget, priority)
         x[sel] = current = apply_update(current, update)
         self.iterations[rows] += 1
-        self.l0_last[rows] = (current != clean).flatten(1).sum(1).numpy()
+        self.l0_last[rows] = (current != clean).flatten(1).sum(1).cpu().numpy()
         over = np.zeros_like(go_on)
         if self.budget is not None:
             over[index] = self.l0_last[rows] > self.budget
@@ -406,13 +423,13 @@ class _IterativeAttack:
         """G2S update of ``rows`` from their gradient ``g``, RSF where it triggers, and the
         priority of each drawn flip under a budget (|g| for G2S, :func:`rsf_priority` for RSF)."""
         peak = per_sample_max(g)
-        self.zero_grad_iterations[rows] += (peak == 0).view(-1).numpy()
+        self.zero_grad_iterations[rows] += (peak == 0).view(-1).cpu().numpy()
         update, priority = g2s_from_uniform(g, u, self.config.eta), g.abs()
         trigger = self._rsf_trigger(rows, peak)
         if trigger.any():
             update = torch.where(trigger, rsf_from_uniform(current, u, self.config.gamma), update)
             priority = torch.where(trigger, rsf_priority(u), priority)
-            self.rsf_iterations[rows] += trigger.view(-1).numpy()
+            self.rsf_iterations[rows] += trigger.view(-1).cpu().numpy()
         return update, priority
 
     def _rsf_trigger(self, rows: np.ndarray, peak: torch.Tensor) -> torch.Tensor:
@@ -421,19 +438,19 @@ class _IterativeAttack:
         "g2s-rsf": where max|g| == 0 (the paper) or, with ``rsf_trigger_ratio`` r > 0, where
         max|g| < r * the row's max|g| at its first update. "g2s": never.
         """
-        flat = peak.view(-1).numpy().astype(np.float64)
+        flat = peak.view(-1).cpu().numpy().astype(np.float64)
         first = np.isnan(self.first_peak[rows])
         self.first_peak[rows[first]] = flat[first]
         if self.config.method != "g2s-rsf":
             return torch.zeros_like(peak, dtype=torch.bool)
         trigger = (flat == 0) | (flat < self.config.rsf_trigger_ratio * self.first_peak[rows])
-        return torch.as_tensor(trigger).view(peak.shape)
+        return torch.as_tensor(trigger, device=peak.device).view(peak.shape)
 
     def _succeeded(self, pool, x, pred, won, grad) -> None:
         """Record the rows in ``won``: their current example is adversarial."""
         for i in np.flatnonzero(won):
             row = int(pool[i])
-            self.adversarial[row] = x[i].numpy().astype(np.uint8)
+            self.adversarial[row] = x[i].cpu().numpy().astype(np.uint8)
             self.success[row] = True
             self.pred_adv[row] = pred[i]
             self.l0_at_success[row] = self.l0_last[row]
@@ -460,7 +477,7 @@ class _IterativeAttack:
         if grad is None:
             score = uniform(self.generators[row], (1, len(flips)))[0].numpy()
         else:
-            score = grad.numpy().reshape(-1)[flips] * change.reshape(-1)[flips]
+            score = grad.cpu().numpy().reshape(-1)[flips] * change.reshape(-1)[flips]
         return flips[np.argsort(-score, kind="stable")]
 
     # ------------------------------------------------------------ reduction and result

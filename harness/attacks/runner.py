@@ -84,7 +84,7 @@ def _identity(run: Run, **parts) -> str:
 # ------------------------------------------------------------------ the three entry points
 def run_attack(run_dir: str | Path, config: AttackConfig = AttackConfig(), targeted: str | None = None,
                n: int | None = None, batch_size: int = 128, force: bool = False, progress: bool = True,
-               data_path=None) -> Path:
+               data_path=None, device: str = "cpu") -> Path:
     """Attack the run's model on its test split and write ``RUN_DIR/attacks/<id>.h5``.
 
     Args:
@@ -95,6 +95,8 @@ def run_attack(run_dir: str | Path, config: AttackConfig = AttackConfig(), targe
         batch_size: rows per pass (results do not depend on it).
         force: recompute even when the file exists for the same settings, model and data.
         data_path: N-MNIST directory when it moved since training (default: the card's).
+        device: torch device of the passes ("cpu" or "cuda"; CUDA's spikes are not the CPU's
+            bits, so a CUDA file has another identity and replaces a CPU one of the same id).
     Returns:
         The path of the attack file (existing or new).
     """
@@ -107,14 +109,15 @@ def run_attack(run_dir: str | Path, config: AttackConfig = AttackConfig(), targe
     loss = config.loss or default_loss(run)
     path = run.attack_path(attack_id(config, targeted, len(data), loss))
     params = {**config.to_dict(), "loss": loss, "targeted": targeted or "", "n": len(data)}
-    ident = _identity(run, params=params, data_sha256=data_digest(data))
+    ident = _identity(run, params=params, data_sha256=data_digest(data),
+                      **({} if device == "cpu" else {"torch_device": device}))
 
     def compute() -> None:
         counts = output_counts(net, data.spikes) if targeted == "least-likely" else None
         index = np.arange(len(data))
         rows, targets = expand_targets(targeted, data.labels, net.spec.n_classes, index, config.seed, counts)
         record = craft(net, data.spikes[rows], data.labels[rows], config, targets=targets,
-                       sample_index=index[rows], batch_size=batch_size, progress=progress)
+                       sample_index=index[rows], batch_size=batch_size, progress=progress, device=device)
         _attrs(record, path.stem, params, run, data.metadata(), ident).save(path)
 
     _cached_attack(path, ident, compute, force)

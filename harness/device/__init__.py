@@ -21,11 +21,24 @@ Example::
     out = replay("runs/digits/model/network.net", spikes, load_profile("loihi2-fixed"))
     out.predictions, out.rasters.shape, out.energy_j.mean()
 """
-from .backend import device_session, replay
-from .lava_sim import preload
+from __future__ import annotations
+
+import importlib
+
 from .output import DeviceOutput
 from .profiles import Profile, available_profiles, load_profile
-from .session import DeviceSession
 
 __all__ = ["DeviceOutput", "DeviceSession", "Profile", "available_profiles", "device_session", "load_profile",
            "preload", "replay"]
+
+#: Imported on first use (PEP 562): importing Lava takes seconds, and ``harness map`` or the
+#: profiles need none of it.
+_LAZY = {"replay": ".backend", "device_session": ".backend", "DeviceSession": ".session", "preload": ".lava_sim"}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name], __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -15,6 +15,8 @@ are decoded exactly as netx decodes them.
 from __future__ import annotations
 
 from dataclasses import dataclass
+import importlib.util
+import sys
 from pathlib import Path
 
 import h5py
@@ -181,10 +183,30 @@ def read_network(path: str | Path, input_shape: tuple[int, ...] | None = None) -
         raise DeviceError(f"{path}: not a readable netx HDF5 file ({exc})") from None
     with handle:
         check_network_file(handle, path)
-        from lava.lib.dl.netx.utils import NetDict  # after the check: a broken file needs no Lava import
-
-        config = NetDict(f=handle)["layer"]
+        config = _net_dict()(f=handle)["layer"]  # after the check: a broken file needs no Lava import
         return _read_layers(path, config, len(handle["layer"]), input_shape)
+
+
+def _net_dict() -> type:
+    """lava-dl's ``NetDict`` (h5py access with netx's decoding rules), without importing netx.
+
+    ``lava.lib.dl.netx.utils`` itself needs only h5py and numpy, but importing it runs
+    ``lava.lib.dl.netx``'s package module, which imports all of SLAYER, torch and torchvision
+    (5-17 s). Where netx is already imported its module is used; otherwise the same file is
+    loaded alone.
+    """
+    name = "lava.lib.dl.netx.utils"
+    if name not in sys.modules:
+        spec = importlib.util.find_spec("lava.lib.dl")
+        if spec is None or not spec.submodule_search_locations:
+            raise DeviceError("lava-dl is not installed: reading netx files needs it")
+        path = Path(spec.submodule_search_locations[0]) / "netx" / "utils.py"
+        alone = importlib.util.spec_from_file_location("harness.device._netx_utils", path)
+        module = sys.modules.setdefault(alone.name, importlib.util.module_from_spec(alone))
+        if not hasattr(module, "NetDict"):
+            alone.loader.exec_module(module)
+        return module.NetDict
+    return sys.modules[name].NetDict
 
 
 # ------------------------------------------------------------------ checking the file (h5py only)
