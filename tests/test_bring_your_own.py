@@ -59,3 +59,22 @@ def test_a_nir_graph_is_imported_through_netx_and_proven(tmp_path, capsys):
     assert "100.0% identical rasters" in out and "float graph vs device prediction agreement" in out
     card = open_run(tmp_path / "run").card
     assert card["provenance"]["nir"]["reset_assumed"] and 0 <= card["provenance"]["nir"]["agreement"]["prediction_agreement"] <= 1
+
+
+@pytest.mark.slow
+def test_an_experiment_run_can_import_a_network(tmp_path, nmnist_dir):
+    from harness.experiment import load_experiment, run_experiment
+
+    families.build("nmnist_conv", tmp_path / "theirs.net", steps=30)
+    exp_file = tmp_path / "exp.toml"
+    exp_file.write_text(f'name = "byo"\ndata = "{nmnist_dir}"\nprofiles = ["loihi2-fixed"]\n'
+                        '[[runs]]\nid = "theirs"\nnetwork = "theirs.net"\n'
+                        '[[attacks]]\nmethod = "g2s-rsf"\nloss = "margin"\nn = 4\niterations = 2\n')
+    lines: list[str] = []
+    run_experiment(load_experiment(exp_file), tmp_path / "out", progress=False, echo=lines.append)
+    results = json.loads((tmp_path / "out" / "theirs" / "results.json").read_text())
+    assert results["model"]["imported"] is True and results["attacks"][0]["n_attacked"] == 4
+    assert "loihi2-fixed" in results["clean"]["device"]
+    lines.clear()
+    run_experiment(load_experiment(exp_file), tmp_path / "out", progress=False, echo=lines.append)
+    assert sum("kept: up to date" in line for line in lines) == 5  # import, attack, replay, summarise, report

@@ -6,7 +6,7 @@ data-flow order). A task has a stable id (the same experiment file gives the sam
 it depends on, a module-level function of :mod:`.tasks` and picklable keyword arguments, so any
 executor (:mod:`.executor`) can run it, here or in another process.
 
-Task ids: ``train/<run>``, ``attack/<run>/<label>``, ``ann/<run>/<n>``,
+Task ids: ``train/<run>`` (also for a run that imports a netx network), ``attack/<run>/<label>``, ``ann/<run>/<n>``,
 ``replay/<profile>/<run>`` (the clean split and every attack set of the run through one device
 session), ``summarise/<run>``, ``report``.
 """
@@ -50,9 +50,11 @@ def build_plan(exp: Experiment, root: Path, progress: bool = True) -> list[Task]
     """Every task of ``exp`` run in ``root``, each after its dependencies."""
     plan: list[Task] = []
     for run in exp.runs:
-        plan.append(Task(f"train/{run.id}", "train", f"{run.id} ({run.model}, seed {run.seed}, {run.epochs} epochs)",
-                         tasks.train, kwargs={"root": root, "plan": run, "data": exp.data if run.needs_data else None,
-                                              "progress": progress}, cell=run.id))
+        what = f"{run.id} (imported {Path(run.network).name})" if run.network else \
+            f"{run.id} ({run.model}, seed {run.seed}, {run.epochs} epochs)"
+        plan.append(Task(f"train/{run.id}", "train", what, tasks.import_run if run.network else tasks.train,
+                         kwargs={"root": root, "plan": run, "data": exp.data if run.needs_data else None,
+                                 "progress": progress}, cell=run.id))
     attack_tasks: dict[str, list[tuple[str, str]]] = {run.id: [] for run in exp.runs}  # run -> (task, label)
     for table in exp.attacks:
         for run_id in table.runs:

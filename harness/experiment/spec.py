@@ -47,7 +47,9 @@ DEFAULT_DATA = "../shared/data/nmnist_small"
 
 _EXPERIMENT_KEYS = {"name", "description", "seed", "seeds", "budgets", "profiles", "data", "study", "runs", "attacks", "ann"}
 _ANN_KEYS = {"runs", "snn_attack", "eps", "eps_scale", "seed", "code_seed", "epochs", "n"}
-_RUN_KEYS = {"id", "model", "seed", "seeds", "epochs", "spec"}
+_RUN_KEYS = {"id", "model", "seed", "seeds", "epochs", "spec", "network", "steps", "dt_ms"}
+#: Keys of a [[runs]] table that imports a netx network instead of training a model.
+_IMPORT_KEYS = {"id", "network", "steps", "dt_ms"}
 _ATTACK_KEYS = {"label", "targeted", "n", "runs", "crafted_on", "reference"}
 #: Keys of an [[attacks]] table passed on to :class:`harness.attacks.AttackConfig`.
 _ATTACK_SETTINGS = set(AttackConfig.__dataclass_fields__)
@@ -69,11 +71,15 @@ class RunPlan:
     epochs: int
     spec: dict[str, Any]
     group: str | None = None
+    network: str | None = None
+    steps: int | None = None
+    dt_ms: float | None = None
 
     @property
     def needs_data(self) -> bool:
-        """The model's data set is read from a folder (N-MNIST), not embedded (digits)."""
-        return self.spec["data"]["dataset"] != "digits"
+        """The model's data set is read from a folder (N-MNIST), not embedded (digits); an imported network
+        is proven and attacked on the N-MNIST folder's test split."""
+        return self.network is not None or self.spec["data"]["dataset"] != "digits"
 
 
 @dataclass
@@ -168,7 +174,7 @@ class Experiment:
                          for p in self.hardware.values()],
             "data": str(self.data) if uses_data else None, "study": self.study,
             "runs": [{"id": r.id, "model": r.model, "seed": r.seed, "epochs": r.epochs, "spec": r.spec,
-                      "group": r.group} for r in self.runs],
+                      "group": r.group, "network": r.network, "steps": r.steps, "dt_ms": r.dt_ms} for r in self.runs],
             "attacks": [a.to_dict() for a in self.attacks], "ann": [a.to_dict() for a in self.ann]})
 
 
@@ -204,6 +210,22 @@ def _str_list(table: dict, key: str, default: list[str], where: str) -> list[str
     return value
 
 
+def _import_plan(raw: dict[str, Any], where: str, base: Path) -> RunPlan:
+    """A ``[[runs]]`` table with ``network = "FILE.net"``: the netx file imported (``harness import``)
+    instead of a model trained; the path is relative to the experiment file's folder."""
+    check_unknown(raw, _IMPORT_KEYS, f"{where} (a run with 'network' imports it: no model, seed or training)")
+    if not isinstance(raw["network"], str):
+        raise ConfigError(f"{where}: 'network' must be the path of a netx file, got {raw['network']!r}")
+    path = (base / raw["network"]).resolve()
+    if not path.is_file():
+        raise ConfigError(f"{where}: 'network' {path}: file not found")
+    dt_ms = raw.get("dt_ms", 10.0)
+    if not isinstance(dt_ms, (int, float)) or isinstance(dt_ms, bool) or dt_ms <= 0:
+        raise ConfigError(f"{where}: 'dt_ms' must be a positive number, got {dt_ms!r}")
+    return RunPlan(id=raw["id"], model="imported", seed=0, epochs=0, spec={}, network=str(path),
+                   steps=_int(raw, "steps", 30, where, minimum=1), dt_ms=float(dt_ms))
+
+
 def _run_plan(raw: dict[str, Any], seed: int, where: str, group: str | None = None) -> RunPlan:
     """One run (a ``[[runs]]`` table with one model and one seed, see :func:`.grid.expand_run`)."""
     require_keys(raw, ["id", "model"], where)
@@ -232,6 +254,11 @@ def _runs(raw: dict[str, Any], seed: int, where: str) -> tuple[list[RunPlan], di
     for i, table in enumerate(raw["runs"]):
         table_where = f"{where} [[runs]] #{i + 1}"
         check_unknown(table, _RUN_KEYS, table_where)
+        if "network" in table:  # an imported network: one run, no grid
+            require_keys(table, ["id"], table_where)
+            runs.append(_import_plan(table, table_where, Path(where).parent))
+            groups[table["id"]] = [table["id"]]
+            continue
         cells = expand_run(table, seeds, table_where)
         runs += [_run_plan(c.raw, seed, table_where, c.group if c.suffix else None) for c in cells]
         if cells[0].group in groups:

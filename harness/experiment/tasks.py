@@ -58,6 +58,16 @@ def train(root: Path, plan: RunPlan, data: Path | None, progress: bool, inputs: 
     return TaskResult(open_run(run_dir).card_file, f"test accuracy {card['test_accuracy']:.1%}")
 
 
+def import_run(root: Path, plan: RunPlan, data: Path, progress: bool, inputs: Inputs) -> TaskResult:
+    """Import ``plan.network`` into ``ROOT/<id>/`` (:func:`harness.interop.netx_import.import_netx`), proven on the
+    N-MNIST folder's test split; kept when imported before from the same file and data."""
+    from ..interop.netx_import import import_netx
+
+    card = import_netx(plan.network, root / plan.id, data=data, steps=plan.steps, dt_ms=plan.dt_ms)
+    return TaskResult(open_run(root / plan.id).card_file, f"twin vs device: {card['twin_device']['raster_exact']:.0%} "
+                                                           f"identical rasters, test accuracy {card['test_accuracy']:.1%}")
+
+
 def attack(root: Path, plan: AttackPlan, run_id: str, budgets: list[int], progress: bool,
            inputs: Inputs, reference: str | None = None) -> TaskResult:
     """One ``[[attacks]]`` table on one run; ``value`` is the attack id.

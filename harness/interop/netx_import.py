@@ -24,7 +24,9 @@ import torch
 from ..errors import DataError, HarnessError
 from ..metrics import accuracy, predict
 from ..data import SpikeSet
-from ..store import RunDir, write_bytes, write_h5, write_json
+from ..runs import open_run
+from ..store import RunDir, digest_arrays, digest_file, identity, stored_identity, write_bytes, write_h5, write_json
+from ..versions import numeric_versions
 from ..netx_twin import NetxTwin, twin_from_netx
 
 PROOF_PROFILE = "loihi2-fixed"
@@ -206,11 +208,16 @@ def import_netx(network_file: str | Path, run_dir: str | Path, *, data=None, spi
     if not source.is_file():
         raise DataError(f"{source}: network file not found")
     run = RunDir(run_dir)
-    if run.card_file.exists() and not force:
-        raise HarnessError(f"{run.card_file} exists: {run.root} already holds a model; replace it with --force")
     test_spikes, test_labels, dataset = load_test_data(data, spikes, labels, steps, dt_ms, limit)
     if not len(test_spikes):
         raise DataError("import test data holds no sample")
+    ident = identity(stage="import", network_sha256=digest_file(source), test_sha256=digest_arrays(test_spikes, test_labels),
+                     dt_ms=dataset["dt_ms"], input_shape=None if input_shape is None else list(input_shape), name=name,
+                     provenance=provenance or {}, versions=numeric_versions())
+    if stored_identity(run.card_file) == ident:  # imported before from the same file and data: kept
+        return open_run(run.root).card
+    if run.card_file.exists() and not force:
+        raise HarnessError(f"{run.card_file} exists: {run.root} already holds another model; replace it with --force")
     frame = tuple(test_spikes.shape[1:-1])
     twin = twin_from_netx(source, test_spikes.shape[-1], dt_ms=dataset["dt_ms"],
                           input_shape=tuple(input_shape) if input_shape is not None else frame, name=name)
@@ -240,7 +247,7 @@ def import_netx(network_file: str | Path, run_dir: str | Path, *, data=None, spi
         "device_accuracy": accuracy(proof.device_predictions, test_labels),
         "twin_device": proof.summary(),
         "versions": package_versions(),
-        "files": {"checkpoint": "checkpoint.pt", "network": "network.net"},
+        "files": {"checkpoint": "checkpoint.pt", "network": "network.net"}, "identity": ident,
     }
     write_bytes(run.network, content)
     write_bytes(run.checkpoint, _checkpoint_bytes(twin))
