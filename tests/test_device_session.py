@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import h5py
 import numpy as np
@@ -12,20 +11,7 @@ import pytest
 import netx_families as families
 from harness.device import DeviceSession, device_session, replay
 from harness.errors import DataError, DeviceError, DeviceTimeout
-
-SHM = Path("/dev/shm")
-
-
-def _living_descendants() -> list[psutil.Process]:
-    alive = []
-    for proc in psutil.Process().children(recursive=True):
-        try:
-            if proc.status() != psutil.STATUS_ZOMBIE:
-                alive.append(proc)
-        except psutil.NoSuchProcess:
-            pass
-    return alive
-
+from test_device_watchdog import SHM, _descendants as _living_descendants
 
 def _assert_same(session_out, fresh_out) -> None:
     """Every per-sample array byte-identical (recordings per neuron and per core included)."""
