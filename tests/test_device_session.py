@@ -13,6 +13,7 @@ from harness.device import DeviceSession, device_session, replay
 from harness.errors import DataError, DeviceError, DeviceTimeout
 from test_device_watchdog import SHM, _descendants as _living_descendants
 
+
 def _assert_same(session_out, fresh_out) -> None:
     """Every per-sample array byte-identical (recordings per neuron and per core included)."""
     ours, theirs = session_out.arrays(), fresh_out.arrays()
