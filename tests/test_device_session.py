@@ -5,7 +5,6 @@ import time
 
 import h5py
 import numpy as np
-import psutil
 import pytest
 
 import netx_families as families
