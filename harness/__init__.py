@@ -30,7 +30,3 @@ def _keep_start_method_unset() -> None:
 
 
 _keep_start_method_unset()
-
-from .lazy_imports import defer_object_detection  # noqa: E402
-
-defer_object_detection()

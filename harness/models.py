@@ -150,6 +150,9 @@ def import_slayer():
     import sys
 
     if "lava.lib.dl.slayer" not in sys.modules:
+        from .lazy_imports import defer_object_detection
+
+        defer_object_detection()  # its object_detection part (torchvision) loads on first use
         with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
             import lava.lib.dl.slayer  # noqa: F401
     return sys.modules["lava.lib.dl.slayer"]

@@ -103,7 +103,7 @@ def test_ray_study_gives_the_local_executors_artifacts(study, local_run, tmp_pat
                                    "--no-progress"), capture_output=True, text=True, timeout=600, cwd=REPO)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "ray: 2 task server(s)" in done.stdout and done.stdout.count("[1/5] train") == 3
-    assert "      report: done in" in done.stdout and "(report 1/1 done, plan 16/16)" in done.stdout
+    assert "      report: done in" in done.stdout and "(report 1/1 done, plan 13/13)" in done.stdout
     assert_same_artifacts(root, local_run)
 
 
@@ -182,7 +182,7 @@ def test_sigint_during_a_ray_study_leaves_no_process_and_the_rerun_keeps_finishe
         while True:
             tree = _tree(proc.pid)
             seen.update({p.pid: p for p in tree})
-            if _replaying(tree):
+            if _replaying(tree) and any(root.rglob("model/card.json")):  # a model is finished, a replay runs
                 break
             assert proc.poll() is None, f"finished before a replay ran: {proc.communicate()}"
             assert time.monotonic() < deadline, "no replay started"

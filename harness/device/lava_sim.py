@@ -402,6 +402,9 @@ def preload() -> None:
 
     The replay job runs in a forked child, which inherits whatever the caller has imported.
     """
+    from ..lazy_imports import defer_object_detection
+
+    defer_object_detection()  # netx imports SLAYER: leave its torchvision part for first use
     import lava.lib.dl.netx.hdf5  # noqa: F401
     import lava.magma.compiler.compiler  # noqa: F401  (with networkx: 0.3 s a call when left to the job)
     import lava.magma.core.run_configs  # noqa: F401

@@ -173,6 +173,27 @@ def _layer_card(twin: NetxTwin) -> list[dict]:
             for layer in twin.layers]
 
 
+def _identity(source: Path, spikes: np.ndarray, labels: np.ndarray, dataset: dict, input_shape, name,
+              provenance) -> str:
+    """What an import is made from: the file's bytes, the test data as fed, the import's settings, versions."""
+    return identity(stage="import", network_sha256=digest_file(source), test_sha256=digest_arrays(spikes, labels),
+                    dt_ms=dataset["dt_ms"], input_shape=None if input_shape is None else list(input_shape), name=name,
+                    provenance=provenance or {}, versions=numeric_versions())
+
+
+def _kept(run: RunDir, source: Path, data, spikes, labels, steps, dt_ms, limit, input_shape, name,
+          provenance) -> dict | None:
+    """The card of ``run`` when it was imported from this file and data (then nothing is redone), else None."""
+    try:
+        test_spikes, test_labels, dataset = load_test_data(data, spikes, labels, steps, dt_ms, limit)
+    except HarnessError:
+        return None
+    if stored_identity(run.card_file) != _identity(source, test_spikes, test_labels, dataset, input_shape, name,
+                                                   provenance):
+        return None
+    return open_run(run.root).card
+
+
 def import_netx(network_file: str | Path, run_dir: str | Path, *, data=None, spikes=None, labels=None,
                 steps: int | None = None, dt_ms: float | None = None, input_shape=None, name: str | None = None,
                 limit: int | None = None, lanes: int | None = None, force: bool = False,
@@ -208,16 +229,16 @@ def import_netx(network_file: str | Path, run_dir: str | Path, *, data=None, spi
     if not source.is_file():
         raise DataError(f"{source}: network file not found")
     run = RunDir(run_dir)
+    if run.card_file.exists() and not force:
+        kept = _kept(run, source, data, spikes, labels, steps, dt_ms, limit, input_shape, name, provenance)
+        if kept is not None:
+            return kept
+        raise HarnessError(f"{run.card_file} exists: {run.root} already holds a model (not imported from this file "
+                           "and data); replace it with --force")
     test_spikes, test_labels, dataset = load_test_data(data, spikes, labels, steps, dt_ms, limit)
     if not len(test_spikes):
         raise DataError("import test data holds no sample")
-    ident = identity(stage="import", network_sha256=digest_file(source), test_sha256=digest_arrays(test_spikes, test_labels),
-                     dt_ms=dataset["dt_ms"], input_shape=None if input_shape is None else list(input_shape), name=name,
-                     provenance=provenance or {}, versions=numeric_versions())
-    if stored_identity(run.card_file) == ident:  # imported before from the same file and data: kept
-        return open_run(run.root).card
-    if run.card_file.exists() and not force:
-        raise HarnessError(f"{run.card_file} exists: {run.root} already holds another model; replace it with --force")
+    ident = _identity(source, test_spikes, test_labels, dataset, input_shape, name, provenance)
     frame = tuple(test_spikes.shape[1:-1])
     twin = twin_from_netx(source, test_spikes.shape[-1], dt_ms=dataset["dt_ms"],
                           input_shape=tuple(input_shape) if input_shape is not None else frame, name=name)
