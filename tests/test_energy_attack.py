@@ -16,16 +16,10 @@ from harness.errors import ConfigError, DataError
 from harness.models import make_loss, spec_from_dict
 from harness.runs import open_run
 from harness.settings import SettingError
-from harness.train import forward_batches, train_run
+from harness.train import forward_batches
+from test_attacks import digits_run  # noqa: F401  (the digits model of the attack tests, trained per module)
 
 ENERGY = dict(loss="energy", iterations=6, eta=0.1)
-
-
-@pytest.fixture(scope="module")
-def digits_run(tmp_path_factory):
-    run = tmp_path_factory.mktemp("energy") / "digits"
-    train_run("digits-mlp", run, seed=0, epochs=4, progress=False)
-    return run
 
 
 @pytest.fixture(scope="module")
