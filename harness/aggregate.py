@@ -72,7 +72,8 @@ def across_seeds(runs: Sequence[Results]) -> list[SeedFigure]:
     """Mean, t-interval and pooled Wilson interval of every figure of ``runs``, in first-seen order.
 
     A run where a figure is undefined (null, e.g. a rate over no rows) is left out of its mean;
-    a figure no run defines is left out altogether.
+    a figure no run defines is left out altogether. The t-interval of a rate (a figure with
+    counts) is clipped to [0, 1]: with few seeds near 0% or 100% it would reach beyond.
     """
     found: dict[tuple[str, str, str], list[tuple[int, dict]]] = {}
     for results in runs:
@@ -86,6 +87,8 @@ def across_seeds(runs: Sequence[Results]) -> list[SeedFigure]:
             continue
         mean, low, high = mean_interval(values)
         counted = all(row.get("k") is not None for _, row in rows)
+        if counted:
+            low, high = max(low, 0.0), min(high, 1.0)
         pooled = Rate.of(sum(r["k"] for _, r in rows), sum(r["n"] for _, r in rows)) if counted else None
         out.append(SeedFigure(attack=attack, profile=profile, metric=metric, values=tuple(values),
                               seeds=tuple(seed for seed, row in rows if row["value"] is not None),

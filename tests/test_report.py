@@ -344,3 +344,37 @@ def test_headless_chromium_renders_the_report(rendered, tmp_path):
     assert image.shape == (2000, 1200)
     # a rendered report is not a blank page: text and figures give dark pixels
     assert (image < 128).mean() > 0.005
+
+
+def test_threshold_study_pools_seeds_and_keeps_attacks_apart_that_differ_only_in_mode(built_run):
+    """Study 3's attacks differ in threshold mode alone: each keeps its own row and line, the
+    seeds of a variant are pooled (k/n summed) and a raised threshold is tested against the trained one."""
+    import copy
+
+    art = load_run(built_run)
+    base = build_results(art, BUDGETS)
+    untargeted = next(a for a in base["attacks"] if a["id"] == "untargeted")
+    labels = Labels(untargeted="G2S+RSF")
+    attacks = [untargeted]
+    for mode in ("scale-surrogate", "fixed-surrogate"):
+        raised = copy.deepcopy(untargeted)
+        raised["id"] = f"raised-{mode}"
+        raised["parameters"] = {**raised["parameters"], "attack_threshold": 9.0, "threshold_mode": mode}
+        art.attacks[raised["id"]] = art.attacks["untargeted"]
+        labels[raised["id"]] = f"G2S+RSF, threshold 9, {mode}"
+        attacks.append(raised)
+    runs = {}
+    for seed in (0, 1):
+        results = copy.deepcopy({**base, "attacks": attacks})
+        results["seed"] = seed
+        runs[f"tiny-s{seed}"] = (art, results)
+    section = study_section("threshold", runs, labels)
+    pooled, per_run = section.tables
+    assert len(pooled.rows) == 3 and len(per_run.rows) == 6
+    k, n = untargeted["offline"]["success_rate_ci"]["k"], untargeted["offline"]["success_rate_ci"]["n"]
+    by_attack = {row[1]: row for row in pooled.rows}
+    assert set(by_attack) == {"G2S+RSF", "G2S+RSF, threshold 9, scale-surrogate", "G2S+RSF, threshold 9, fixed-surrogate"}
+    assert all(row[0].endswith("(tiny)") and row[2] == "2" for row in pooled.rows)  # one variant, two seeds
+    assert all(f"{2 * k}/{2 * n}" in row[4] for row in pooled.rows)
+    assert by_attack["G2S+RSF"][5] == "" and "+0.0 pt, p = 1" in by_attack["G2S+RSF, threshold 9, fixed-surrogate"][5]
+    assert {row[2] for row in per_run.rows} == set(by_attack)

@@ -184,7 +184,8 @@ def test_across_seeds_gives_mean_t_interval_and_pooled_wilson(results):
     figures_ = {(f.attack, f.profile, f.metric): f for f in across_seeds(runs)}
     success = figures_[("untargeted", "offline", "success_rate")]
     assert success.values == (0.75, 0.5, 1.0) and success.seeds == (0, 1, 2)
-    assert (success.mean, success.low, success.high) == pytest.approx(mean_interval([0.75, 0.5, 1.0]))
+    mean, low, high = mean_interval([0.75, 0.5, 1.0])
+    assert high > 1 and (success.mean, success.low, success.high) == pytest.approx((mean, low, 1.0))  # clipped
     assert (success.pooled.k, success.pooled.n) == (9, 12)
     assert (success.pooled.low, success.pooled.high) == pytest.approx(wilson(9, 12))
     median = figures_[("untargeted", "offline", "median_l0")]
@@ -247,7 +248,7 @@ def test_report_has_an_across_seeds_section_for_seed_grids(results):
     mean, low, high = mean_interval([0.75, 0.5])
     pooled = Rate.of(5, 8)
     assert cells[("G2S+RSF", "offline", "success")] == (
-        f"{fmt.mean_ci_pct(mean, low, high)} over 2 seeds; pooled {fmt.rate(pooled)}")
+        f"{fmt.mean_ci_pct(mean, max(low, 0), min(high, 1))} over 2 seeds; pooled {fmt.rate(pooled)}")
     assert ("(clean)", "offline", "clean accuracy") in cells and ("G2S+RSF", PROFILE, "transfer") in cells
     Image.open(io.BytesIO(section.figures[0].png)).load()
     assert seeds_section({"tiny-s0": runs["tiny-s0"]}, Labels()) is None

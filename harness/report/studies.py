@@ -17,12 +17,14 @@ Each study compares along one axis, from the runs' results (typed
 """
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Callable, Mapping
 
 from ..fmt import num, num_ci, pct, rate, undefined
 from ..results import RunArtifacts
-from ..results_model import AnnComparison, Attack, Results, as_results
-from ..stats import wilson
+from ..aggregate import seed_groups
+from ..results_model import AnnComparison, Attack, Rate, Results, as_results
+from ..stats import fisher, wilson
 from . import figures
 from .render import Figure, Section, Table
 from .sections import GradientUse, Labels, failure_cells
@@ -92,56 +94,148 @@ def loss_study(runs: Runs, labels: Labels) -> Section:
                 "error bars.")])
 
 
-_METHOD_STYLES = {"g2s-rsf": "-", "g2s": "--", "rsf": ":"}
-
-
 def trained_threshold(card: dict) -> float:
     """The penultimate layer's trained threshold (the spec's override, else the neuron's)."""
     neuron = card["spec"]["neuron"]
     return float(neuron.get("penultimate_threshold", neuron["threshold"]))
 
 
-def threshold_study(runs: Runs, labels: Labels) -> Section:
-    """Success and all-zero-gradient share vs the attack-time penultimate threshold, per variant."""
-    points: dict[str, dict[float, tuple]] = {}
-    rows = []
-    for name, art, results, a in _rows(runs):
+@dataclass
+class _Cell:
+    """One attack (by label) on one model variant, its seeds' rows pooled.
+
+    ``success``, ``stalled`` and ``zero_grad``: (k, n) summed over the variant's seeds (rows
+    of all seeds counted once each; stalled and all-zero gradient over the failed rows)."""
+
+    variant: str
+    label: str
+    line: str                    # the method as a figure line: "g2s-rsf", "g2s-rsf near-zero", ...
+    mode: str | None             # threshold_mode where the threshold is overridden, else None
+    threshold: float
+    trained: bool
+    runs: list[str] = field(default_factory=list)
+    success: list[int] = field(default_factory=lambda: [0, 0])
+    stalled: list[int] = field(default_factory=lambda: [0, 0])
+    zero_grad: list[int] = field(default_factory=lambda: [0, 0])
+    rsf_iterations: int = 0
+
+    def add(self, name: str, off) -> None:
+        self.runs.append(name)
+        _add(self.success, off.success_rate_ci)
+        _add(self.stalled, off.stalled_share_ci)
+        _add(self.zero_grad, off.zero_grad_share_ci)
+        self.rsf_iterations += off.rsf_iterations or 0
+
+
+def _add(total: list[int], rate_) -> None:
+    if rate_ is not None:
+        total[0] += rate_.k
+        total[1] += rate_.n
+
+
+def _line(attack: Attack) -> str:
+    """An attack's method as a line of the threshold figure (the near-zero RSF trigger apart)."""
+    return attack.method + (" near-zero" if attack.parameters.get("rsf_trigger_ratio") else "")
+
+
+def _threshold_cells(runs: Runs, labels: Labels) -> list[_Cell]:
+    """Every (model variant, attack label) of the study, its seeds pooled. A variant is a seed
+    grid (:func:`harness.aggregate.seed_groups`, by content), named by :func:`_variant`; a run
+    without other seeds is a variant of its own."""
+    grouped = {name: names[0] for names in seed_groups({n: r for n, (_, r) in runs.items()}) for name in names}
+    cells: dict[tuple[str, str], _Cell] = {}
+    for name, art, _, a in _rows(runs):
+        variant = f"{_variant(art.card)} ({_seedless(grouped[name]) if name in grouped else name})"
         trained = trained_threshold(art.card)
-        th = a.parameters.get("attack_threshold")  # parameters: the method's own settings, as recorded
+        th = a.parameters.get("attack_threshold")
+        mode = None if th is None else a.parameters.get("threshold_mode", "scale-surrogate")
+        cell = cells.setdefault((variant, labels[a.id]), _Cell(
+            variant, labels[a.id], _line(a), mode, trained if th is None else float(th), th is None))
+        cell.add(name, a.offline)
+    return list(cells.values())
+
+
+def _seedless(name: str) -> str:
+    """A seed grid's name: its first run's name less a trailing ``-s<seed>``."""
+    stem, _, seed = name.rpartition("-s")
+    return stem if stem and seed.isdigit() else name
+
+
+def _versus_trained(cell: _Cell, cells: list[_Cell]) -> str:
+    """Fisher's exact test of a raised-threshold cell's success against the same method at the
+    variant's trained threshold ("" for the trained cell itself or where either has no rows)."""
+    base = next((c for c in cells if c.variant == cell.variant and c.line == cell.line and c.trained), None)
+    if cell.trained or base is None or not cell.success[1] or not base.success[1]:
+        return ""
+    diff = cell.success[0] / cell.success[1] - base.success[0] / base.success[1]
+    return f"{100 * diff:+.1f} pt, p = {fisher(*cell.success, *base.success):.2g}"
+
+
+_LINE_STYLES = {"g2s-rsf": "-", "g2s": "--", "g2s-rsf near-zero": ":", "rsf": "-."}
+
+
+def _threshold_series(cells: list[_Cell]) -> tuple[list[float], dict, dict, dict]:
+    """x (thresholds), success and vanishing series per (variant, line, mode), and their styles
+    (colour: the variant; line style: the method). A variant's trained-threshold point starts
+    each of its lines."""
+    xs = sorted({c.threshold for c in cells})
+    variants = list(dict.fromkeys(c.variant for c in cells))
+    lines: dict[tuple[str, str, str | None], dict[float, _Cell]] = {}
+    for cell in cells:
+        modes = sorted({c.mode for c in cells if (c.variant, c.line) == (cell.variant, cell.line) and c.mode})
+        for mode in [cell.mode] if cell.mode else modes or [None]:
+            lines.setdefault((cell.variant, cell.line, mode), {})[cell.threshold] = cell
+    names = {key: ", ".join(part for part in key if part) for key in lines}
+    success = {names[k]: [Rate.of(*p[x].success) if x in p else None for x in xs] for k, p in lines.items()}
+    vanish = {names[k]: [Rate.of(*p[x].zero_grad) if x in p and p[x].zero_grad[1] else None for x in xs]
+              for k, p in lines.items() if k[1] != "rsf"}  # RSF alone uses no gradient
+    styles = {names[k]: (variants.index(k[0]), _LINE_STYLES.get(k[1], "-.")) for k in lines}
+    return xs, success, vanish, styles
+
+
+def threshold_study(runs: Runs, labels: Labels) -> Section:
+    """Success and vanishing gradients vs the attack-time penultimate threshold, per model
+    variant (seeds pooled), with Fisher's test against the trained threshold; then per run."""
+    cells = _threshold_cells(runs, labels)
+    pooled = Table(["variant", "attack", "seeds", "attack threshold", "success (pooled)", "vs trained threshold",
+                    "stalled (of failed)", "all-zero gradient (of failed)", "RSF iterations"],
+                   [[c.variant, c.label, str(len(c.runs)), f"{c.threshold:g}" + (" (trained)" if c.trained else ""),
+                     rate(Rate.of(*c.success)), _versus_trained(c, cells), rate(Rate.of(*c.stalled)),
+                     rate(Rate.of(*c.zero_grad)), str(c.rsf_iterations)] for c in cells],
+                   "Per model variant, the rows of all its seeds pooled (Wilson 95% intervals, k/n). 'vs trained "
+                   "threshold': the change in success against the same method at the trained threshold, with the "
+                   "two-sided Fisher exact p-value.")
+    rows = []
+    for name, art, _, a in _rows(runs):
+        trained, th = trained_threshold(art.card), a.parameters.get("attack_threshold")
         th = trained if th is None else float(th)
-        points.setdefault(f"{name}, {a.method}", {})[th] = (
-            a.offline.success_rate_ci or a.offline.success_rate,
-            a.offline.zero_grad_share_ci or a.offline.zero_grad_share)
-        rows.append([name, _variant(art.card), a.method, f"{th:g}" + (" (trained)" if th == trained else ""),
+        rows.append([name, _variant(art.card), labels[a.id], f"{th:g}" + (" (trained)" if th == trained else ""),
                      _success(a), num_ci(a.offline.median_l0_ci, a.offline.median_l0), pct(zero_grad_share(art, a)),
                      *failure_cells(a.offline), str(a.offline.rsf_iterations)])
-    xs = sorted({th for p in points.values() for th in p})
-    success = {k: [p.get(x, (None, None))[0] for x in xs] for k, p in points.items()}
-    vanish = {k: [p.get(x, (None, None))[1] for x in xs] for k, p in points.items()}
-    vanish = {k: v for k, v in vanish.items() if any(share is not None for share in v)}  # methods with a gradient
-    names = list(runs)
-    styles = {k: (names.index(k.split(", ")[0]), _METHOD_STYLES.get(k.split(", ")[-1], "-.")) for k in points}
-    table = Table(["run", "variant", "method", "attack threshold", "success", "median L0",
-                   "all-zero gradients (iterations)", "stalled (of failed)", "all-zero gradient (of failed)",
-                   "RSF iterations"], rows, "Penultimate-layer threshold during the gradient pass only; examples "
-                                            "are judged on the unchanged model. Rates with Wilson 95% intervals and "
-                                            "counts.")
+    per_run = Table(["run", "variant", "attack", "attack threshold", "success", "median L0",
+                     "all-zero gradients (iterations)", "stalled (of failed)", "all-zero gradient (of failed)",
+                     "RSF iterations"], rows, "Per run (one seed each). Penultimate-layer threshold during the gradient "
+                                              "pass only; examples are judged on the unchanged model. Rates with "
+                                              "Wilson 95% intervals and counts.")
+    xs, success, vanish, styles = _threshold_series(cells)
     return Section("Study: penultimate threshold during the attack (the trap and its escape)", [
         "Raising the penultimate layer's threshold in the attack's gradient pass is the paper's escape from the "
         "gradient-vanishing trap. Whether the trap exists depends on what makes gradients vanish: the surrogate "
         "gradient's support (SLAYER's default is smooth and wide; a narrow rectangular window is zero outside it), "
-        "depth and the loss. Where 'all-zero gradients' stays at 0%, there is no trap to escape."], [table],
+        "depth and the loss. Where 'all-zero gradient' stays at 0%, there is no trap to escape. "
+        "'scale-surrogate' raises the threshold and scales SLAYER's surrogate width with it; 'fixed-surrogate' "
+        "changes the threshold alone (the paper's intervention)."], [pooled, per_run],
         [Figure("study-threshold-success", figures.lines(xs, success, "Attack success vs attack-time threshold",
                                                          "penultimate threshold in the gradient pass",
                                                          "attack success (%)", styles=styles),
-                "Offline success per model variant and method as the penultimate threshold used for the gradient "
-                "is raised (the leftmost point of a variant is usually its trained threshold); Wilson 95% bands."),
+                "Offline success per model variant (seeds pooled) and method as the penultimate threshold used for "
+                "the gradient is raised (each line starts at its variant's trained threshold); Wilson 95% bands."),
          Figure("study-threshold-vanishing", figures.lines(xs, vanish, "Vanishing gradients vs attack-time threshold",
                                                            "penultimate threshold in the gradient pass",
                                                            "failed rows with an all-zero gradient (%)", styles=styles),
-                "Share of the failed rows that met an exactly zero input gradient (Wilson 95% bands): where this is "
-                "high, G2S alone stalls and RSF does the work. The table also gives the share of iterations and "
-                "the stalled share of the failed rows.")])
+                "Share of the failed rows that met an exactly zero input gradient (seeds pooled, Wilson 95% bands): "
+                "where this is high, G2S alone stalls and RSF does the work. The tables also give the stalled share "
+                "of the failed rows.")])
 
 
 def _variant(card: dict) -> str:
