@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .common import MB, REPO, BenchmarkFailure, Goal, PeakMemory, Row, interleaved
+from .common import MB, REPO, BenchmarkFailure, Goal, PeakMemory, Row, interleaved, test_then_train
 from .plan import SEED, Plan, Setup
 
 NAME = "scaling"
@@ -62,20 +62,9 @@ def measure_in_worker(run_dir: Path, nmnist: Path, samples: int, plan: Plan) -> 
 
 def load_samples(run_dir: Path, nmnist: Path, samples: int) -> tuple[Path, np.ndarray]:
     """The run's network file and its first ``samples`` test-then-train samples (N, *shape, T)."""
-    from harness.errors import DataError
-    from harness.models import spec_from_dict
     from harness.runs import open_run
-    from harness.train import load_split
 
-    run = open_run(run_dir)
-    spec = spec_from_dict(run.card["spec"], str(run.card_file))
-    parts = [load_split(spec, "test", nmnist, SEED, limit=samples).spikes]
-    if len(parts[0]) < samples:
-        parts.append(load_split(spec, "train", nmnist, SEED, limit=samples - len(parts[0])).spikes)
-    spikes = np.concatenate(parts)
-    if len(spikes) < samples:
-        raise DataError(f"{nmnist}: {len(spikes)} samples in the train and test splits, {samples} requested")
-    return run.network, spikes
+    return open_run(run_dir).network, test_then_train(run_dir, nmnist, samples, SEED)[0]
 
 
 def measure(run_dir: Path, nmnist: Path, samples: int, repeats: int, budget_s: float) -> dict:

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+import numpy as np
 import psutil
 
 REPO = Path(__file__).resolve().parent.parent
@@ -218,6 +219,25 @@ def trained_model(model: str, cache: Path, seed: int, epochs: int | None, data_p
     if not RunDir(run).card_file.exists():
         train_run(model, run, data_path, seed=seed, epochs=epochs, progress=progress)
     return run
+
+
+def test_then_train(run_dir: Path, nmnist: Path, samples: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """The first ``samples`` recordings of the run's data, test split first, then train split
+    (N-MNIST small holds 100 + 1,000): spikes (N, *shape, T) uint8 and labels (N,) int64."""
+    from harness.errors import DataError
+    from harness.models import spec_from_dict
+    from harness.runs import open_run
+    from harness.train import load_split
+
+    run = open_run(run_dir)
+    spec = spec_from_dict(run.card["spec"], str(run.card_file))
+    parts = [load_split(spec, "test", nmnist, seed, limit=samples)]
+    if len(parts[0].spikes) < samples:
+        parts.append(load_split(spec, "train", nmnist, seed, limit=samples - len(parts[0].spikes)))
+    spikes = np.concatenate([part.spikes for part in parts])
+    if len(spikes) < samples:
+        raise DataError(f"{nmnist}: {len(spikes)} samples in the train and test splits, {samples} requested")
+    return spikes, np.concatenate([np.asarray(part.labels, dtype=np.int64) for part in parts])
 
 
 # ------------------------------------------------------------------ machine and table

@@ -23,7 +23,9 @@ class Plan:
         budget_s: a timed run is not repeated once its runs took this many seconds together
             (see :func:`benchmarks.common.interleaved`).
         epochs: training epochs of the cached models (None: each spec's own).
-        attack_model: model attacked; attack_samples: test samples attacked (in both modes).
+        attack_model: model attacked; attack_samples: test-then-train samples attacked batched
+            (in both modes); attack_baseline_samples: the systematic subsample of them also
+            attacked one at a time.
         replay_model: model replayed; replay_samples: its test samples replayed by the
             harness (None: the whole test split); naive_samples: the first ones of them that
             the naive baseline replays.
@@ -41,6 +43,7 @@ class Plan:
     epochs: int | None
     attack_model: str
     attack_samples: int
+    attack_baseline_samples: int
     replay_model: str
     replay_samples: int | None
     naive_samples: int
@@ -55,13 +58,13 @@ class Plan:
 
 
 FULL = Plan(name="full", repeats=3, budget_s=45.0, epochs=None,
-            attack_model="nmnist-mlp", attack_samples=100,
+            attack_model="nmnist-mlp", attack_samples=300, attack_baseline_samples=100,
             replay_model="digits-mlp", replay_samples=None, naive_samples=24,
             scaling_model="nmnist-mlp", scaling_sizes=(100, 300, 1000),
             training_model="nmnist-mlp", training_epochs=2)
 
 SMOKE = Plan(name="smoke", repeats=1, budget_s=0.0, epochs=5,
-             attack_model="digits-mlp", attack_samples=6,
+             attack_model="digits-mlp", attack_samples=8, attack_baseline_samples=4,
              replay_model="digits-mlp", replay_samples=8, naive_samples=2,
              scaling_model="digits-mlp", scaling_sizes=(4, 8),
              training_model="digits-mlp", training_epochs=1,

@@ -97,8 +97,9 @@ def across_seeds(runs: Sequence[Results]) -> list[SeedFigure]:
 
 
 def cell_key(results: Results) -> str:
-    """What the cells of one seed grid share: data set (less its coding seed), model and training,
-    and every attack's id, method, targets and settings (less their seed), as canonical JSON."""
+    """What the cells of one seed grid share: data set (less its coding seed), model and training
+    (the model entry, spec digest included: two variants of one named model are two grids), and
+    every attack's id, method, targets and settings (less their seed), as canonical JSON."""
     dataset = {k: v for k, v in results.dataset.to_dict().items() if k != "seed"}
     model = {k: v for k, v in results.model.to_dict().items() if not k.endswith("accuracy")}
     attacks = [{"id": a.id, "method": a.method, "target_mode": a.target_mode, "crafted_on": a.crafted_on,

@@ -33,7 +33,7 @@ from .stages.hardware import hardware_entries, replay_profile
 from .stages.replay import energy_summary
 from .stages.measure import OfflineOutputs, attack_measurements, clean_measurements, offline_outputs, raster_exact
 from .stats import BOOTSTRAP_RESAMPLES, bootstrap_median
-from .store import jsonable, write_json, write_if_changed
+from .store import identity, jsonable, write_json, write_if_changed
 from .versions import package_versions
 
 __all__ = ["CSV_COLUMNS", "DEFAULT_BUDGETS", "RESULTS_SCHEMA_VERSION", "Replay", "RunArtifacts",
@@ -99,7 +99,7 @@ def _model_entry(card: dict[str, Any]) -> Model:
     return Model(name=card["model"], T=int(card["steps"]), train_accuracy=card["train_accuracy"],
                  test_accuracy=card["test_accuracy"], loss=spec["training"]["loss"],
                  surrogate=spec["surrogate"]["kind"], epochs=int(card.get("epochs", 0)),
-                 **({"imported": True} if card.get("kind") == "imported" else {}))
+                 **({"imported": True} if card.get("kind") == "imported" else {}), spec_digest=identity(spec=spec))
 
 
 def _clean_entry(art: RunArtifacts) -> Clean:

@@ -304,6 +304,9 @@ class Model(Record):
     surrogate: Optional[str] = absent()
     epochs: Optional[Count] = absent()
     imported: Optional[bool] = absent()
+    spec_digest: Annotated[Optional[str], _text(
+        "sha256 of the model spec (data coding, neuron, surrogate, layers, training settings; not the seed): "
+        "runs with equal digests are one model up to its seed")] = absent()
 
 
 @dataclass(kw_only=True)

@@ -50,7 +50,8 @@ def check_rows(only: str, cache: Path, tmp_path: Path) -> list[dict]:
 def test_attack_and_training_benchmarks_give_rows(cache, tmp_path):
     rows = check_rows("attack,training", cache, tmp_path)
     figures = [row["figure"] for row in rows]
-    assert sum("time per sample" in f for f in figures) == 2 and sum("success rate" in f for f in figures) == 2
+    assert sum("time per sample" in f for f in figures) == 4 and sum("success rate" in f for f in figures) == 2
+    assert sum("time per sample" in row["figure"] and row["goal"] is not None for row in rows) == 2
     for row in rows:
         if row["unit"] == "%":  # same code path and seeds: the batch size does not change results
             assert row["ratio"] == 0

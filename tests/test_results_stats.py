@@ -206,6 +206,19 @@ def test_seed_groups_are_found_by_content_not_by_name(results):
     assert seed_groups({"x": a, "w": a, "y": b}) == [["x", "y"]]  # a replicate of seed 0 is left out
 
 
+def test_seed_groups_keep_apart_models_that_differ_only_in_their_spec(results):
+    """Two variants of one named model (e.g. 2 vs 3 layers, another logit scale) are two grids,
+    told apart by the spec digest, not merged as replicates of each other's seeds."""
+    def variant(seed: int, digest: str) -> Results:
+        out = copy.deepcopy(results)
+        out["seed"], out["model"]["spec_digest"] = seed, digest
+        return Results.from_dict(out)
+
+    runs = {"two-s0": variant(0, "a" * 64), "two-s1": variant(1, "a" * 64),
+            "three-s0": variant(0, "b" * 64), "three-s1": variant(1, "b" * 64)}
+    assert seed_groups(runs) == [["two-s0", "two-s1"], ["three-s0", "three-s1"]]
+
+
 # ---------------------------------------------------------------- formatting and figures
 def test_rate_formatting():
     assert fmt.rate(Rate.of(91, 94)) == "96.8% [91.0, 98.9], 91/94"

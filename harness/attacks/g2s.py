@@ -18,25 +18,29 @@ import torch
 from .randomness import uniform
 
 
-def per_sample_max(x: torch.Tensor) -> torch.Tensor:
-    """max |x| over every dimension but the first, shaped (N, 1, ..., 1) for broadcasting."""
-    return x.abs().amax(dim=tuple(range(1, x.ndim)), keepdim=True)
+def per_sample_peak(magnitude: torch.Tensor) -> torch.Tensor:
+    """max over every dimension but the first of a non-negative (N, ...) tensor, (N, 1, ..., 1)."""
+    return magnitude.amax(dim=tuple(range(1, magnitude.ndim)), keepdim=True)
 
 
-def g2s_probability(grad: torch.Tensor, eta: float = 1.0) -> torch.Tensor:
+def g2s_probability(grad: torch.Tensor, eta: float = 1.0, magnitude: torch.Tensor | None = None) -> torch.Tensor:
     """Sampling probabilities eta * |g| / max|g| per sample (0 where a sample's gradient is all zero).
 
     Args:
         grad: (N, ...) input gradient, already signed in the attack's direction.
         eta: step scale in (0, 1]; 1 is the paper's G2S.
+        magnitude: |grad|, where the caller has it already (saves a pass over the gradient).
     """
-    peak = per_sample_max(grad)
-    return grad.abs() / torch.where(peak > 0, peak, torch.ones_like(peak)) * eta
+    magnitude = grad.abs() if magnitude is None else magnitude
+    peak = per_sample_peak(magnitude)
+    return magnitude / torch.where(peak > 0, peak, torch.ones_like(peak)) * eta
 
 
-def g2s_from_uniform(grad: torch.Tensor, u: torch.Tensor, eta: float = 1.0) -> torch.Tensor:
-    """G2S with given uniform draws ``u`` (same shape as ``grad``): d = sign(g) * (u < p)."""
-    return torch.sign(grad) * (u < g2s_probability(grad, eta)).to(grad.dtype)
+def g2s_from_uniform(grad: torch.Tensor, u: torch.Tensor, eta: float = 1.0,
+                     magnitude: torch.Tensor | None = None) -> torch.Tensor:
+    """G2S with given uniform draws ``u`` (same shape as ``grad``): d = sign(g) * (u < p)
+    (``magnitude``: |grad| if the caller has it, see :func:`g2s_probability`)."""
+    return torch.sign(grad) * (u < g2s_probability(grad, eta, magnitude)).to(grad.dtype)
 
 
 def g2s(grad: torch.Tensor, generator: torch.Generator | Sequence[torch.Generator], eta: float = 1.0) -> torch.Tensor:

@@ -56,7 +56,7 @@ from ..settings import SettingError, check_types
 from ..metrics import predict
 from ..models import (ATTACK_LOSSES, THRESHOLD_MODES, SpikingNetwork, attack_threshold, count_margin, make_loss,
                       net_device, torch_device)
-from .g2s import apply_update, g2s_from_uniform, per_sample_max, restrict_to_budget
+from .g2s import apply_update, g2s_from_uniform, per_sample_peak, restrict_to_budget
 from .invariant import batch_invariant
 from .energy import ENERGY_OBJECTIVES, EnergyTracker, is_energy_loss, populations
 from .judge import check_spikes
@@ -422,9 +422,10 @@ class _IterativeAttack:
     def _gradient_update(self, rows, current, g, u) -> tuple[torch.Tensor, torch.Tensor]:
         """G2S update of ``rows`` from their gradient ``g``, RSF where it triggers, and the
         priority of each drawn flip under a budget (|g| for G2S, :func:`rsf_priority` for RSF)."""
-        peak = per_sample_max(g)
+        magnitude = g.abs()
+        peak = per_sample_peak(magnitude)
         self.zero_grad_iterations[rows] += (peak == 0).view(-1).cpu().numpy()
-        update, priority = g2s_from_uniform(g, u, self.config.eta), g.abs()
+        update, priority = g2s_from_uniform(g, u, self.config.eta, magnitude), magnitude
         trigger = self._rsf_trigger(rows, peak)
         if trigger.any():
             update = torch.where(trigger, rsf_from_uniform(current, u, self.config.gamma), update)
