@@ -211,6 +211,8 @@ def test_results_validate_and_are_written_once(fake_run):
     results = write_results(load_run(fake_run), budgets=BUDGETS)
     validate_results(json.loads(run.results.read_text()), run.results)
     assert results["seed"] == 3 and results["budgets"] == list(BUDGETS)
+    digest = results["model"].pop("spec_digest")
+    assert re.fullmatch(r"[0-9a-f]{64}", digest)  # the spec less the seed: tells variants of one model apart
     assert results["model"] == {"name": "tiny", "T": T, "train_accuracy": 0.9, "test_accuracy": 0.75,
                                 "loss": "spike-rate", "surrogate": "slayer", "epochs": 2}
     before = run.results.stat().st_mtime_ns
