@@ -24,6 +24,7 @@ import torch
 
 from .config import check_unknown, load_toml, require_keys, resolve_spec
 from .errors import ConfigError
+from .store import read_torch
 
 LAYER_TYPES = ("dense", "conv", "flatten")
 LOSSES = ("spike-rate", "cross-entropy")
@@ -382,11 +383,7 @@ def load_checkpoint(path: str | Path) -> SpikingNetwork:
     if not path.exists():
         raise StageMissing(f"{path} does not exist; train first with: harness train --run {path.parent.parent}")
     redo = f"retrain with: harness train --run {path.parent.parent} --model MODEL"
-    try:
-        state = torch.load(path, map_location="cpu")
-    except Exception as exc:  # torch raises whatever its unpickler meets: ValueError, EOFError, RuntimeError, ...
-        raise DataError(f"{path}: not a harness checkpoint (torch cannot load it: "
-                        f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}); {redo}") from None
+    state = read_torch(path, "harness checkpoint", redo)  # tensors and plain values only: a run directory cannot run code
     if not isinstance(state, dict):
         raise DataError(f"{path}: not a harness checkpoint (holds a {type(state).__name__}, not a dict); {redo}")
     missing = [key for key in ("spec", "state_dict") if key not in state]

@@ -45,12 +45,13 @@ import torch
 
 from .errors import ConfigError
 from .models import DEFAULT_TRAINING, ModelSpec
+from .store import read_torch
 
 STATE_SHIFT = 6          # Loihi left-shifts synaptic input, bias and threshold by 6 bits
 DECAY_UNIT = 4096        # decays are 12-bit fractions
 STATE_LIMIT = 2 ** 23    # u and v are 24-bit signed
 CHECKPOINT_KIND = "netx-twin"
-CHECKPOINT_VERSION = 1
+CHECKPOINT_VERSION = 2  # 2: arrays stored as tensors (read with weights_only=True)
 
 
 @dataclass
@@ -329,7 +330,21 @@ class NetxTwin(torch.nn.Module):
         """Everything :func:`load_twin` needs (plain arrays and numbers; no Lava needed to load)."""
         return {"kind": CHECKPOINT_KIND, "version": CHECKPOINT_VERSION, "name": self.spec.name,
                 "input_shape": list(self.input_shape), "steps": self.steps, "dt_ms": self.dt_ms,
-                "training": dict(self.spec.training), "layers": [layer.to_dict() for layer in self.layers]}
+                "training": dict(self.spec.training),
+                "layers": [{key: _loadable(value) for key, value in layer.to_dict().items()} for layer in self.layers]}
+
+
+def _loadable(value):
+    """``value`` as ``torch.load(weights_only=True)`` reads it: numpy arrays as tensors, numpy
+    scalars as Python numbers (the checkpoint must hold no pickled objects)."""
+    if isinstance(value, np.ndarray):
+        return torch.from_numpy(value)
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def _numpy(value):
+    """The inverse of :func:`_loadable` for arrays: tensors back to numpy."""
+    return value.numpy() if isinstance(value, torch.Tensor) else value
 
 
 def twin_from_netx(network_file: str | Path, steps: int, dt_ms: float = 1.0, input_shape=None,
@@ -356,23 +371,22 @@ def load_twin(checkpoint_path: str | Path) -> NetxTwin:
     """Rebuild a twin from the checkpoint :func:`harness.interop.netx_import.import_netx` wrote.
 
     Raises:
-        StageMissing: no file; ConfigError: not a twin checkpoint (names the file).
+        StageMissing: no file; DataError: not a torch file of tensors and plain values (names
+            the file); ConfigError: not a twin checkpoint, or another version.
     """
     from .errors import StageMissing
 
     path = Path(checkpoint_path)
     if not path.exists():
         raise StageMissing(f"{path} does not exist; import the network first (harness.interop.import_netx)")
-    try:
-        state = torch.load(path, map_location="cpu")
-    except Exception as exc:  # torch raises many kinds on a corrupt file
-        raise ConfigError(f"{path}: not a readable torch checkpoint ({type(exc).__name__}: {exc})") from None
+    state = read_torch(path, "netx twin checkpoint", "re-import the network with: harness import")
     if not isinstance(state, dict) or state.get("kind") != CHECKPOINT_KIND:
         raise ConfigError(f"{path}: not a netx twin checkpoint (kind {state.get('kind') if isinstance(state, dict) else None!r}, "
                           f"expected {CHECKPOINT_KIND!r})")
     if state.get("version") != CHECKPOINT_VERSION:
         raise ConfigError(f"{path}: twin checkpoint version {state.get('version')!r}, this harness reads "
                           f"{CHECKPOINT_VERSION}")
-    layers = [TwinLayer(**{**layer, "shape": tuple(layer["shape"])}) for layer in state["layers"]]
+    layers = [TwinLayer(**{**{key: _numpy(value) for key, value in layer.items()}, "shape": tuple(layer["shape"])})
+              for layer in state["layers"]]
     return NetxTwin(layers, tuple(state["input_shape"]), state["steps"], state["dt_ms"], state["name"],
                     state["training"]).eval()

@@ -278,6 +278,36 @@ def identity(**parts: Any) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
+def read_torch(path: str | os.PathLike, what: str, redo: str, map_location: Any = "cpu") -> Any:
+    """The tensors and plain values (dicts, lists, numbers, strings) of a torch file; nothing else.
+
+    The one place harness reads a torch file: ``torch.load(weights_only=True)``, so a file from a
+    shared run directory cannot run code through pickle (a checkpoint whose pickle names a
+    function or class, e.g. ``os.system``, is refused before anything is called).
+
+    Args:
+        what: what the file should be, for messages ("harness checkpoint").
+        redo: what makes a good file again, appended to every refusal (e.g. "retrain with: ...").
+    Raises:
+        DataError: the file holds more than tensors and plain values (a pickled object: a
+            malicious file, or one written by an older harness that stored numpy values), or is
+            not a readable torch file at all; the message names the file.
+    """
+    import pickle
+
+    import torch
+
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as exc:
+        found = str(exc).rpartition("WeightsUnpickler error: ")[2] or str(exc).splitlines()[0]
+        raise DataError(f"{path}: refused as a {what}: it holds more than tensors and plain values ({found}), "
+                        f"so loading it could run code (or an older harness wrote it); {redo}") from None
+    except Exception as exc:  # noqa: BLE001 - torch raises whatever its reader meets: EOFError, RuntimeError, ...
+        first = str(exc).splitlines()[0] if str(exc) else ""
+        raise DataError(f"{path}: not a {what} (torch cannot load it: {type(exc).__name__}: {first}); {redo}") from None
+
+
 def stored_identity(path: str | os.PathLike) -> str | None:
     """The identity stored in an artifact (HDF5 attribute, JSON or torch-dict key); None when there is none.
 
@@ -304,12 +334,11 @@ def stored_identity(path: str | os.PathLike) -> str | None:
         except (OSError, ValueError, AttributeError):
             return None
     elif path.suffix == ".pt":  # a torch file holding a dict with an "identity" key
-        import torch
-
         try:
-            value = torch.load(path, map_location="cpu").get(IDENTITY_KEY)
-        except Exception:  # noqa: BLE001 - any unreadable torch file is simply not reusable
+            state = read_torch(path, "torch file", "")
+        except DataError:  # an unreadable or refused torch file is simply not reusable
             return None
+        value = state.get(IDENTITY_KEY) if isinstance(state, dict) else None
     else:
         raise ValueError(f"{path}: no identity can be stored in a '{path.suffix}' file")
     return value if isinstance(value, str) else None

@@ -25,7 +25,7 @@ from .errors import ConfigError
 from .metrics import accuracy, predict
 from .models import ModelSpec, SpikingNetwork, build_network, load_spec, make_loss, net_device, torch_device
 from .runs import data_digest, open_run
-from .store import RunDir, atomic_path, cached, check_writable, identity, write_bytes, write_json
+from .store import RunDir, atomic_path, cached, check_writable, identity, read_torch, write_bytes, write_json
 from .versions import numeric_versions, package_versions
 
 
@@ -107,8 +107,9 @@ def train_network(spec: ModelSpec, train_set: SpikeSet, seed: int, epochs: int,
     loss_fn = make_loss(spec)
     start = 0
     if state_path is not None and state_path.exists():
-        state = torch.load(state_path, map_location=where)
-        if state["seed"] == seed and state["spec"] == spec.to_dict():
+        state = read_torch(state_path, "training state", f"delete {state_path} to train from the first epoch",
+                           map_location=where)
+        if isinstance(state, dict) and state.get("seed") == seed and state.get("spec") == spec.to_dict():
             net.load_state_dict(state["state_dict"])
             opt.load_state_dict(state["optimizer"])
             start = state["epoch"]

@@ -18,7 +18,7 @@ from tqdm.auto import tqdm
 from ...data.digits import rate_code
 from ...models import ModelSpec
 from ...runs import data_digest
-from ...store import cached, identity, write_bytes
+from ...store import cached, identity, read_torch, write_bytes
 from ...versions import numeric_versions
 
 
@@ -99,5 +99,5 @@ def load_or_train(path: Path, spec: ModelSpec, train_set, seed: int, epochs: int
 
     cached(path, ident, compute)
     model = RateANN(spec)
-    model.load_state_dict(torch.load(path, map_location="cpu")["state_dict"])
+    model.load_state_dict(read_torch(path, "ANN twin", f"delete {path} to retrain it")["state_dict"])
     return model.eval()
