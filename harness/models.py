@@ -24,6 +24,7 @@ import torch
 
 from .config import check_unknown, load_toml, require_keys, resolve_spec
 from .errors import ConfigError
+from .settings import COUNT, MODEL_RANGES, check_numbers
 from .store import read_torch
 
 LAYER_TYPES = ("dense", "conv", "flatten")
@@ -87,9 +88,12 @@ def spec_from_dict(raw: dict[str, Any], where: str) -> ModelSpec:
     require_keys(raw, ["name", "data", "neuron", "layers"], where)
     data = raw["data"]
     require_keys(data, ["dataset", "steps", "input_shape"], f"{where} [data]")
+    for table in ("data", "neuron", "surrogate", "training"):
+        check_numbers(raw.get(table, {}), MODEL_RANGES[table], f"{where} [{table}]")
+    shape = data["input_shape"]
+    if not isinstance(shape, list) or len(shape) not in (1, 3) or not all(COUNT.admits(s) for s in shape):
+        raise ConfigError(f"{where} [data]: 'input_shape' must be [C, H, W] or [inputs] of integers >= 1, got {shape!r}")
     holdout = data.get("holdout", 0)
-    if isinstance(holdout, bool) or not isinstance(holdout, int) or holdout < 0:
-        raise ConfigError(f"{where} [data]: 'holdout' must be an integer >= 0, got {holdout!r}")
     neuron = dict(raw["neuron"])
     require_keys(neuron, ["threshold", "current_decay", "voltage_decay"], f"{where} [neuron]")
     check_unknown(neuron, {"threshold", "current_decay", "voltage_decay", "tau_grad", "scale_grad",
@@ -103,10 +107,14 @@ def spec_from_dict(raw: dict[str, Any], where: str) -> ModelSpec:
     if not layers:
         raise ConfigError(f"{where}: no [[layers]]")
     for i, layer in enumerate(layers):
+        if not isinstance(layer, dict):
+            raise ConfigError(f"{where} layer {i}: must be a table, got {layer!r}")
         check_unknown(layer, LAYER_KEYS, f"{where} layer {i}")
         if not isinstance(layer.get("neuron", {}), dict):
             raise ConfigError(f"{where} layer {i}: 'neuron' must be a table of neuron parameters")
         check_unknown(layer.get("neuron", {}), LAYER_NEURON_KEYS, f"{where} layer {i} neuron")
+        check_numbers(layer, MODEL_RANGES["layers"], f"{where} layer {i}")
+        check_numbers(layer.get("neuron", {}), MODEL_RANGES["neuron"], f"{where} layer {i} neuron")
         kind_i = layer.get("type")
         if kind_i not in LAYER_TYPES:
             raise ConfigError(f"{where} layer {i}: type {kind_i!r} unknown; available: {', '.join(LAYER_TYPES)}"
@@ -115,14 +123,15 @@ def spec_from_dict(raw: dict[str, Any], where: str) -> ModelSpec:
             require_keys(layer, ["out"], f"{where} layer {i}")
         if kind_i == "conv":
             require_keys(layer, ["kernel"], f"{where} layer {i}")
+            if layer.get("padding", 0) >= layer["kernel"]:
+                raise ConfigError(f"{where} layer {i}: 'padding' {layer['padding']} must be below 'kernel' "
+                                  f"{layer['kernel']} (more padding only adds outputs that see zeros)")
     if layers[-1]["type"] != "dense":
         raise ConfigError(f"{where}: the last layer must be dense (the class read-out)")
+    _check_reachable(int(data["steps"]), sum(layer["type"] != "flatten" for layer in layers), where)
     training = dict(DEFAULT_TRAINING, **raw.get("training", {}))
     if training.get("lr_schedule", "constant") not in ("constant", "cosine"):
         raise ConfigError(f"{where} [training]: lr_schedule '{training['lr_schedule']}' unknown; available: constant, cosine")
-    scale = training.get("logit_scale", 1.0)
-    if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not scale > 0:
-        raise ConfigError(f"{where} [training]: 'logit_scale' must be a number > 0, got {scale!r}")
     if training["loss"] not in LOSSES:
         raise ConfigError(f"{where} [training]: loss '{training['loss']}' unknown; available: {', '.join(LOSSES)}")
     return ModelSpec(name=raw["name"], description=raw.get("description", ""), dataset=data["dataset"],
@@ -132,6 +141,19 @@ def spec_from_dict(raw: dict[str, Any], where: str) -> ModelSpec:
                      surrogate_width=float(surrogate.get("width", 1.0)),
                      penultimate_threshold=None if penultimate is None else float(penultimate),
                      holdout=holdout, training=training)
+
+
+def _check_reachable(steps: int, n_spiking: int, where: str) -> None:
+    """Refuse a T too short for the output layer ever to spike.
+
+    Every SLAYER cuba block shifts its output spikes one step later (``delay_shift``), so a spike
+    entering at step 0 reaches the output of ``n_spiking`` layers at step ``n_spiking`` at the
+    earliest (a learnt axonal delay only adds to that): T must exceed the number of layers.
+    """
+    if steps <= n_spiking:
+        raise ConfigError(f"{where} [data]: 'steps' = {steps} is too short for {n_spiking} spiking layers: each "
+                          f"layer delays spikes by one step, so the output could never spike; give steps >= "
+                          f"{n_spiking + 1}")
 
 
 def load_spec(name_or_path: str | Path) -> ModelSpec:

@@ -8,8 +8,10 @@ names the file, table and key (``exp.toml [[attacks]] #2: 'iterations' ...``).
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
+from dataclasses import dataclass
 from typing import Any, Callable, TypeVar
 
 from .errors import ConfigError
@@ -98,3 +100,102 @@ def cli_flag(key: str) -> str:
 def toml_key(key: str) -> str:
     """A settings field as a TOML key in a message: ``max_flips`` -> ``'max_flips'``."""
     return f"'{key}'"
+
+
+# ------------------------------------------------------------------ names that become paths
+def folder_name(value: Any, what: str) -> str:
+    """``value`` when it is a plain folder name, the one check of every name that becomes a path.
+
+    An experiment's ``name`` (runs/<name>/), a ``[[runs]] id`` (<run dir>/<id>/) and a profile's
+    ``name`` (device/<name>/) are joined onto a folder the user chose; a plain name keeps
+    everything written inside it: not empty, no path separator or NUL, not starting with "."
+    (so neither "." nor ".."), at most 255 bytes.
+
+    Raises:
+        ConfigError: ``{what} must be a plain folder name ..., got VALUE`` (``what`` names the file and key).
+    """
+    if (not isinstance(value, str) or not value or value.startswith(".") or len(value.encode()) > 255
+            or any(c in value for c in "/\\\0") or value != value.strip()):
+        raise ConfigError(f"{what} must be a plain folder name (no '/', '\\\\', NUL or surrounding spaces, "
+                          f"not starting with '.'), got {value!r}")
+    return value
+
+
+# ------------------------------------------------------------------ numeric ranges
+@dataclass(frozen=True)
+class Range:
+    """The values a numeric key admits: finite, an integer or any number, within bounds.
+
+    ``low``/``high`` are the bounds (None: unbounded on that side); ``open_low``/``open_high``
+    exclude the bound itself. NaN and infinities are never admitted.
+    """
+
+    low: float | None = None
+    high: float | None = None
+    open_low: bool = False
+    open_high: bool = False
+    integer: bool = False
+
+    def admits(self, value: Any) -> bool:
+        if isinstance(value, bool) or not isinstance(value, int if self.integer else (int, float)):
+            return False
+        if not math.isfinite(value):
+            return False
+        if self.low is not None and (value <= self.low if self.open_low else value < self.low):
+            return False
+        return not (self.high is not None and (value >= self.high if self.open_high else value > self.high))
+
+    def __str__(self) -> str:
+        kind = "an integer" if self.integer else "a finite number"
+        if self.low is not None and self.high is not None:
+            return f"{kind} in {'(' if self.open_low else '['}{self.low:g}, {self.high:g}{')' if self.open_high else ']'}"
+        if self.low is not None:
+            return f"{kind} {'>' if self.open_low else '>='} {self.low:g}"
+        if self.high is not None:
+            return f"{kind} {'<' if self.open_high else '<='} {self.high:g}"
+        return kind
+
+    def check(self, value: Any, name: str) -> None:
+        """Raises ConfigError ``{name} must be {self}, got {value!r}`` unless admitted."""
+        if not self.admits(value):
+            raise ConfigError(f"{name} must be {self}, got {value!r}")
+
+
+POSITIVE = Range(0, open_low=True)
+NON_NEGATIVE = Range(0)
+FRACTION = Range(0, 1)
+COUNT = Range(1, integer=True)
+NON_NEGATIVE_INT = Range(0, integer=True)
+
+#: Every numeric key of a model spec (models/*.toml, docs/models.md), by table. Layer keys apply to
+#: each [[layers]] table; neuron keys also to a layer's own ``neuron`` table.
+MODEL_RANGES: dict[str, dict[str, Range]] = {
+    "data": {"steps": COUNT, "dt_ms": POSITIVE, "holdout": NON_NEGATIVE_INT},
+    "neuron": {"threshold": POSITIVE, "current_decay": FRACTION, "voltage_decay": FRACTION, "tau_grad": POSITIVE,
+               "scale_grad": POSITIVE, "penultimate_threshold": POSITIVE, "dropout": Range(0, 1, open_high=True)},
+    "surrogate": {"width": POSITIVE},
+    "layers": {"out": COUNT, "kernel": COUNT, "stride": COUNT, "padding": NON_NEGATIVE_INT, "weight_scale": POSITIVE},
+    "training": {"lr": POSITIVE, "epochs": COUNT, "batch_size": COUNT, "true_rate": FRACTION, "false_rate": FRACTION,
+                 "logit_scale": POSITIVE, "augment_shift": NON_NEGATIVE_INT, "momentum": Range(0, 1, open_high=True)},
+}
+
+#: Every numeric key of a hardware profile (hw_profiles/*.toml, docs/device.md), by table.
+PROFILE_RANGES: dict[str, dict[str, Range]] = {
+    "energy": {"synaptic_op_j": NON_NEGATIVE, "neuron_update_j": NON_NEGATIVE, "spike_j": NON_NEGATIVE},
+    "noise": {"drop_probability": Range(0, 1, open_high=True), "jitter_steps": NON_NEGATIVE_INT,
+              "seed": NON_NEGATIVE_INT},
+    "chip": {"hop_energy_j": NON_NEGATIVE},
+}
+
+
+def check_numbers(table: Any, ranges: dict[str, Range], where: str) -> None:
+    """Check every key of ``table`` that ``ranges`` names (other keys are someone else's to check).
+
+    Raises:
+        ConfigError: ``{where}: 'key' must be ..., got ...`` for the first value out of its range.
+    """
+    if not isinstance(table, dict):
+        raise ConfigError(f"{where} must be a table, got {table!r}")
+    for key, allowed in ranges.items():
+        if key in table:
+            allowed.check(table[key], f"{where}: '{key}'")

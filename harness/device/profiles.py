@@ -30,6 +30,7 @@ from pathlib import Path
 
 from ..config import available, check_unknown, load_toml, require_keys, resolve_spec
 from ..errors import ConfigError
+from ..settings import PROFILE_RANGES, check_numbers, folder_name
 from .chip import Chip, chip_from_table
 from .energy import EnergyModel, energy_model_from_table
 from .noise import InputNoise, noise_from_table
@@ -77,11 +78,15 @@ def profile_from_dict(raw: dict, where: str) -> Profile:
     for table in ("energy", "noise"):
         if not isinstance(raw.get(table, {}), dict):
             raise ConfigError(f"{where}: [{table}] must be a table")
-    return Profile(name=str(raw["name"]), description=str(raw.get("description", "")),
-                   backend=backend["kind"], select_tag=backend["select_tag"],
-                   energy=energy_model_from_table(raw["energy"], f"{where} [energy]"),
-                   noise=noise_from_table(raw.get("noise", {}), f"{where} [noise]"),
-                   chip=chip_from_table(raw["chip"], f"{where} [chip]") if "chip" in raw else None)
+    name = folder_name(raw["name"], f"{where}: 'name' (replays go to device/<name>/)")
+    profile = Profile(name=name, description=str(raw.get("description", "")),
+                      backend=backend["kind"], select_tag=backend["select_tag"],
+                      energy=energy_model_from_table(raw["energy"], f"{where} [energy]"),
+                      noise=noise_from_table(raw.get("noise", {}), f"{where} [noise]"),
+                      chip=chip_from_table(raw["chip"], f"{where} [chip]") if "chip" in raw else None)
+    for table, ranges in PROFILE_RANGES.items():  # after the tables' own checks: what they let through (NaN, inf)
+        check_numbers(raw.get(table, {}), ranges, f"{where} [{table}]")
+    return profile
 
 
 def load_profile(name_or_path: str | Path) -> Profile:

@@ -39,7 +39,7 @@ from ..errors import ConfigError, DataError
 from ..models import load_spec, spec_from_dict
 from ..report.studies import STUDIES
 from ..results import DEFAULT_BUDGETS, check_budgets
-from ..settings import build, toml_key
+from ..settings import POSITIVE, build, folder_name, toml_key
 from .grid import expand_attack, expand_run, resolve_one_run, resolve_runs, seed_list
 
 #: Where N-MNIST experiments read their data unless the file or --data says otherwise.
@@ -220,8 +220,7 @@ def _import_plan(raw: dict[str, Any], where: str, base: Path) -> RunPlan:
     if not path.is_file():
         raise ConfigError(f"{where}: 'network' {path}: file not found")
     dt_ms = raw.get("dt_ms", 10.0)
-    if not isinstance(dt_ms, (int, float)) or isinstance(dt_ms, bool) or dt_ms <= 0:
-        raise ConfigError(f"{where}: 'dt_ms' must be a positive number, got {dt_ms!r}")
+    POSITIVE.check(dt_ms, f"{where}: 'dt_ms'")
     return RunPlan(id=raw["id"], model="imported", seed=0, epochs=0, spec={}, network=str(path),
                    steps=_int(raw, "steps", 30, where, minimum=1), dt_ms=float(dt_ms))
 
@@ -229,8 +228,7 @@ def _import_plan(raw: dict[str, Any], where: str, base: Path) -> RunPlan:
 def _run_plan(raw: dict[str, Any], seed: int, where: str, group: str | None = None) -> RunPlan:
     """One run (a ``[[runs]]`` table with one model and one seed, see :func:`.grid.expand_run`)."""
     require_keys(raw, ["id", "model"], where)
-    if not isinstance(raw["id"], str) or not raw["id"] or "/" in raw["id"] or raw["id"].startswith("."):
-        raise ConfigError(f"{where}: 'id' must be a plain folder name, got {raw['id']!r}")
+    folder_name(raw["id"], f"{where}: 'id'")
     if not isinstance(raw["model"], str):
         raise ConfigError(f"{where}: 'model' must be a models/ name, a spec path or a list of them, "
                           f"got {raw['model']!r}")
@@ -256,6 +254,7 @@ def _runs(raw: dict[str, Any], seed: int, where: str) -> tuple[list[RunPlan], di
         check_unknown(table, _RUN_KEYS, table_where)
         if "network" in table:  # an imported network: one run, no grid
             require_keys(table, ["id"], table_where)
+            folder_name(table["id"], f"{table_where}: 'id'")
             runs.append(_import_plan(table, table_where, Path(where).parent))
             groups[table["id"]] = [table["id"]]
             continue
@@ -387,6 +386,7 @@ def load_experiment(path: str | Path, data: str | Path | None = None) -> Experim
     where = str(path)
     check_unknown(raw, _EXPERIMENT_KEYS, where)
     require_keys(raw, ["name", "runs"], where)
+    name = folder_name(raw["name"], f"{where}: 'name' (the study goes to runs/<name>/)")
     seed = _int(raw, "seed", 0, where)
     budgets = check_budgets(raw.get("budgets", DEFAULT_BUDGETS), f"{where} 'budgets'")
     hardware = _profiles(_str_list(raw, "profiles", [], where), where)
@@ -402,7 +402,7 @@ def load_experiment(path: str | Path, data: str | Path | None = None) -> Experim
     ann = [_ann_plan(table, seed, groups, attacks, f"{where} [[ann]] #{i + 1}")
            for i, table in enumerate(raw.get("ann", []))]
     data_path = Path(data) if data is not None else PROJECT_ROOT / raw.get("data", DEFAULT_DATA)
-    exp = Experiment(name=raw["name"], path=path, description=raw.get("description", ""), seed=seed, budgets=budgets,
+    exp = Experiment(name=name, path=path, description=raw.get("description", ""), seed=seed, budgets=budgets,
                      profiles=list(hardware), data=data_path.resolve(), study=study, runs=runs, attacks=attacks, ann=ann,
                      hardware=hardware)
     _check_data(exp)
