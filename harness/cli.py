@@ -66,11 +66,12 @@ def add_binning(p: argparse.ArgumentParser, steps_help: str, dt_help: str) -> No
 
 def binning_of(args: argparse.Namespace):
     """The :class:`harness.data.inputs.Binning` the flags describe (None unless sensor size and steps are given)."""
-    from .data.inputs import Binning
+    from .data.inputs import Binning, check_binning
 
+    check_binning(args.sensor_size, args.steps, args.dt_ms)  # every flag given, even when nothing is binned
     if args.sensor_size is None or args.steps is None:
         return None
-    return Binning(tuple(args.sensor_size), args.steps, args.dt_ms or 1.0)
+    return Binning(tuple(args.sensor_size), args.steps, 1.0 if args.dt_ms is None else args.dt_ms)
 
 
 # ---------------------------------------------------------------- train

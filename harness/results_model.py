@@ -236,6 +236,33 @@ class Rate(Record):
         """``(value, low, high)`` (what the figures draw as a point with an error bar)."""
         return self.value, self.low, self.high
 
+    @classmethod
+    def build(cls, data: Mapping[str, Any], where: str = "results") -> "Rate":
+        """A rate read from a file, checked against what :meth:`of` writes (the schema cannot say
+        k <= n or value = k / n).
+
+        Raises:
+            DataError: naming ``where`` (file and key path) and the broken invariant.
+        """
+        rate = super().build(data, where)
+        problem = rate._inconsistency()
+        if problem:
+            raise DataError(f"{where}: {problem}; the file was edited or damaged: rewrite it with harness report")
+        return rate
+
+    def _inconsistency(self) -> str | None:
+        """What makes this rate differ from ``Rate.of(k, n)``, or None (tolerance 1e-9)."""
+        k, n = self.k, self.n
+        if not (isinstance(k, int) and isinstance(n, int) and 0 <= k <= n):
+            return f"k = {k!r} successes of n = {n!r} trials (needs 0 <= k <= n)"
+        expected = Rate.of(k, n)
+        for name in ("value", "low", "high"):
+            got, want = getattr(self, name), getattr(expected, name)
+            if (got is None) != (want is None) or (want is not None and not abs(got - want) <= 1e-9):
+                return (f"{name} = {got!r} does not follow from k = {k}, n = {n} "
+                        f"(expected {want!r}: value = k / n, Wilson 95% interval)")
+        return None
+
 
 @dataclass(kw_only=True)
 class MedianCI(Record):
@@ -257,6 +284,22 @@ class MedianCI(Record):
     def interval(self) -> tuple[float | None, float | None, float | None]:
         """``(value, low, high)``."""
         return self.value, self.low, self.high
+
+    @classmethod
+    def build(cls, data: Mapping[str, Any], where: str = "results") -> "MedianCI":
+        """A median read from a file: null exactly when n = 0, else low <= value <= high.
+
+        Raises:
+            DataError: naming ``where`` and the broken invariant.
+        """
+        median = super().build(data, where)
+        values = (median.value, median.low, median.high)
+        empty = median.n == 0
+        if any((v is None) != empty for v in values) or (not empty and not values[1] <= values[0] <= values[2]):
+            raise DataError(f"{where}: median {median.value!r} with interval [{median.low!r}, {median.high!r}] of "
+                            f"n = {median.n!r} values (needs low <= value <= high, all null exactly when n = 0); "
+                            "the file was edited or damaged: rewrite it with harness report")
+        return median
 
 
 #: A :class:`Rate` as a schema definition (``$defs/rate``).

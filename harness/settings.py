@@ -199,3 +199,43 @@ def check_numbers(table: Any, ranges: dict[str, Range], where: str) -> None:
     for key, allowed in ranges.items():
         if key in table:
             allowed.check(table[key], f"{where}: '{key}'")
+
+
+# ------------------------------------------------------------------ sizes declared by files and flags
+#: The most elements one array a file or flag declares may hold before harness reads or allocates
+#: it (a netx layer's weights, a layer's neurons, binned spikes N x C x H x W x T): 2**28, i.e.
+#: 2 GiB of int64. The environment variable ``HARNESS_MAX_ELEMENTS`` sets another limit.
+DEFAULT_MAX_ELEMENTS = 2 ** 28
+MAX_ELEMENTS_VARIABLE = "HARNESS_MAX_ELEMENTS"
+
+
+def max_elements() -> int:
+    """The size limit in elements (``HARNESS_MAX_ELEMENTS`` or :data:`DEFAULT_MAX_ELEMENTS`).
+
+    Raises:
+        ConfigError: the variable is set to something other than an integer >= 1.
+    """
+    import os
+
+    raw = os.environ.get(MAX_ELEMENTS_VARIABLE)
+    if raw is None:
+        return DEFAULT_MAX_ELEMENTS
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise ConfigError(f"{MAX_ELEMENTS_VARIABLE} must be an integer >= 1, got {raw!r}")
+    return value
+
+
+def check_size(shape: tuple[int, ...], what: str) -> None:
+    """Refuse an array of ``shape`` larger than :func:`max_elements`, before anything allocates it.
+
+    Raises:
+        ConfigError: ``{what} of shape ... holds N elements, above the limit of M (HARNESS_MAX_ELEMENTS)``.
+    """
+    size = math.prod(int(s) for s in shape)
+    if size > max_elements():
+        raise ConfigError(f"{what} of shape {tuple(int(s) for s in shape)} holds {size:,} elements, above the "
+                          f"limit of {max_elements():,} ({MAX_ELEMENTS_VARIABLE} sets another)")

@@ -300,9 +300,12 @@ def read_torch(path: str | os.PathLike, what: str, redo: str, map_location: Any 
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as exc:
-        found = str(exc).rpartition("WeightsUnpickler error: ")[2] or str(exc).splitlines()[0]
-        raise DataError(f"{path}: refused as a {what}: it holds more than tensors and plain values ({found}), "
-                        f"so loading it could run code (or an older harness wrote it); {redo}") from None
+        found = str(exc).rpartition("WeightsUnpickler error: ")[2]
+        if found.startswith(("Unsupported class", "Unsupported global")):  # the pickle names a callable
+            raise DataError(f"{path}: refused as a {what}: it holds more than tensors and plain values ({found}), "
+                            f"so loading it could run code (or an older harness wrote it); {redo}") from None
+        raise DataError(f"{path}: not a {what} (torch cannot load it: {found or str(exc).splitlines()[0]}); "
+                        f"{redo}") from None
     except Exception as exc:  # noqa: BLE001 - torch raises whatever its reader meets: EOFError, RuntimeError, ...
         first = str(exc).splitlines()[0] if str(exc) else ""
         raise DataError(f"{path}: not a {what} (torch cannot load it: {type(exc).__name__}: {first}); {redo}") from None

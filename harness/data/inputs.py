@@ -18,7 +18,8 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from ..errors import DataError
+from ..errors import ConfigError, DataError
+from ..settings import COUNT, POSITIVE, check_size
 from .events import events_to_dense, load_events
 from .spikeset import check_binary
 
@@ -32,12 +33,30 @@ class Binning:
     dt_ms: float
 
     def __post_init__(self) -> None:
-        if len(self.sensor_size) != 3 or min(self.sensor_size) < 1:
-            raise DataError(f"--sensor-size must be three positive integers W H P, got {list(self.sensor_size)}")
-        if self.steps < 1:
-            raise DataError(f"--steps must be >= 1, got {self.steps}")
-        if not self.dt_ms > 0:
-            raise DataError(f"--dt-ms must be > 0, got {self.dt_ms}")
+        check_binning(self.sensor_size, self.steps, self.dt_ms)
+
+
+def check_binning(sensor_size: tuple[int, ...] | None, steps: int | None, dt_ms: float | None) -> None:
+    """The binning flags, each checked when given (None: not given).
+
+    Raises:
+        ConfigError: naming the flag: a sensor size other than three integers >= 1, steps below 1,
+            a step that is not a finite number of milliseconds > 0 or that rounds to 0 us (event
+            timestamps are whole microseconds: every event would fall in step 0), or one sample
+            (P, H, W, T) above the size limit (:func:`harness.settings.check_size`).
+    """
+    if sensor_size is not None and (len(sensor_size) != 3 or not all(COUNT.admits(s) for s in sensor_size)):
+        raise ConfigError(f"--sensor-size must be three positive integers W H P, got {list(sensor_size)}")
+    if steps is not None:
+        COUNT.check(steps, "--steps")
+    if dt_ms is not None:
+        POSITIVE.check(dt_ms, "--dt-ms")
+        if round(dt_ms * 1000) < 1:
+            raise ConfigError(f"--dt-ms {dt_ms:g} is a step of {dt_ms * 1000:g} us, which rounds to 0 us (event "
+                              f"timestamps are whole microseconds); give at least 0.001")
+    if sensor_size is not None and steps is not None:
+        w, h, polarities = sensor_size
+        check_size((polarities, h, w, steps), "one binned sample (--sensor-size P H W x --steps)")
 
 
 def _is_events(path: Path) -> bool:
@@ -57,6 +76,11 @@ def _binned(path: Path, binning: Binning | None) -> np.ndarray:
         raise DataError(f"--input {path}: holds events (x, y, t, p); give --sensor-size W H P, --steps T and "
                         "--dt-ms to bin them")
     recordings, _ = load_events(path)
+    w, h, polarities = binning.sensor_size
+    try:
+        check_size((len(recordings), polarities, h, w, binning.steps), f"--input {path} binned")
+    except ConfigError as exc:
+        raise DataError(str(exc)) from None
     return np.stack([events_to_dense(ev, binning.sensor_size, binning.steps, binning.dt_ms, f"{path} recording {i}")
                      for i, ev in enumerate(recordings)])
 

@@ -22,7 +22,8 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from ..errors import DeviceError
+from ..errors import ConfigError, DeviceError
+from ..settings import check_size
 
 SUPPORTED_LAYERS = ("input", "dense", "conv", "flatten")
 SUPPORTED_NEURONS = ("CUBA", "LOIHI")
@@ -261,17 +262,39 @@ def _check_layer(group: h5py.Group, where: str) -> None:
         return  # unsupported types are refused by name in _read_layers; netx ignores a flatten's datasets
     hint = HALF_WRITTEN_HINT if set(group) == {"type"} else ""
     shape = _positive_ints(group, "shape", where, lengths=(3,) if kind == "conv" else (1, 3), hint=hint)
+    _within_limit(shape, "the layer's neurons", where)
     if kind == "input":
         if "neuron" in group:
             _check_neuron(group, where)
         return
     if kind == "dense" and isinstance(group.get("weight"), h5py.Group) and "imag" in group["weight"]:
         return  # complex dense: refused by name in _read_dense
+    _check_declared_inputs(group, kind, shape, where)
     weight = _numbers(group, "weight", where)
     if kind == "dense":
         _check_dense(group, weight, int(np.prod(shape)), where)
     else:
         _check_conv(group, weight, shape, where)
+
+
+def _check_declared_inputs(group: h5py.Group, kind: str, shape: tuple[int, ...], where: str) -> None:
+    """The weight's declared shape against the layer's (before reading it): a dense weight holds
+    neurons x ``inFeatures`` values and a conv kernel has ``inFeatures`` / groups input channels
+    where the file states ``inFeatures`` (lava-dl writes it; netx itself goes by the weight)."""
+    weight = _dataset(group, "weight", where)
+    if "inFeatures" not in group or weight.ndim == 0:
+        return
+    inputs = int(_ints(group, "inFeatures", where, 1, sizes=(1,)).ravel()[0])
+    if kind == "dense" and weight.size != int(np.prod(shape)) * inputs:
+        raise DeviceError(f"{where}: 'weight' of shape {weight.shape} does not fit {int(np.prod(shape))} neurons x "
+                          f"inFeatures {inputs}")
+    if kind == "conv" and (weight.ndim < 2 or weight.shape[1] * _groups(group, where) != inputs):
+        raise DeviceError(f"{where}: 'weight' of shape {weight.shape} does not fit inFeatures {inputs} "
+                          f"(input channels / groups in its second axis)")
+
+
+def _groups(group: h5py.Group, where: str) -> int:
+    return int(_ints(group, "groups", where, 1, sizes=(1,)).ravel()[0]) if "groups" in group else 1
 
 
 def _check_dense(group: h5py.Group, weight: np.ndarray, out: int, where: str) -> None:
@@ -299,6 +322,11 @@ def _check_conv(group: h5py.Group, weight: np.ndarray, shape: tuple[int, ...], w
     for name, least in (("stride", 1), ("padding", 0), ("dilation", 1)):
         _ints(group, name, where, least, sizes=(1, 2))
     _ints(group, "groups", where, 1, sizes=(1,))
+    padding, dilation = _pair(group["padding"][()]), _pair(group["dilation"][()])
+    extent = tuple(d * (k - 1) + 1 for d, k in zip(dilation, weight.shape[2:4]))
+    if any(p >= e for p, e in zip(padding, extent)):
+        raise DeviceError(f"{where}: 'padding' {list(padding)} must be below the kernel's extent {list(extent)} "
+                          f"(more padding only adds outputs that see zeros)")
     _check_neuron(group, where)
     if "bias" in group:
         _sized(group, "bias", where, (1, shape[0], int(np.prod(shape))), "1, one per channel or one per neuron")
@@ -327,7 +355,16 @@ def _dataset(group: h5py.Group, name: str, where: str, prefix: str = "", hint: s
         raise DeviceError(f"{where}: dataset '{prefix}{name}' is missing{hint}")
     if not isinstance(item, h5py.Dataset):
         raise DeviceError(f"{where}: '{prefix}{name}' is a group, not a dataset")
+    _within_limit(item.shape or (), f"'{prefix}{name}'", where)  # the declared shape, before any read
     return item
+
+
+def _within_limit(shape: tuple[int, ...], what: str, where: str) -> None:
+    """DeviceError unless an array of ``shape`` is within the size limit (harness.settings.check_size)."""
+    try:
+        check_size(shape, what)
+    except ConfigError as exc:
+        raise DeviceError(f"{where}: {exc}") from None
 
 
 def _read(dataset: h5py.Dataset, label: str, where: str) -> np.ndarray:
