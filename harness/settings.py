@@ -116,7 +116,7 @@ def folder_name(value: Any, what: str) -> str:
     """
     if (not isinstance(value, str) or not value or value.startswith(".") or len(value.encode()) > 255
             or any(c in value for c in "/\\\0") or value != value.strip()):
-        raise ConfigError(f"{what} must be a plain folder name (no '/', '\\\\', NUL or surrounding spaces, "
+        raise ConfigError(f"{what} must be a plain folder name (no '/', '\\', NUL or surrounding spaces, "
                           f"not starting with '.'), got {value!r}")
     return value
 

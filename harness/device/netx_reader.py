@@ -23,7 +23,7 @@ import h5py
 import numpy as np
 
 from ..errors import ConfigError, DeviceError
-from ..settings import check_size
+from ..settings import check_size, max_elements
 
 SUPPORTED_LAYERS = ("input", "dense", "conv", "flatten")
 SUPPORTED_NEURONS = ("CUBA", "LOIHI")
@@ -361,6 +361,7 @@ def _dataset(group: h5py.Group, name: str, where: str, prefix: str = "", hint: s
 
 def _within_limit(shape: tuple[int, ...], what: str, where: str) -> None:
     """DeviceError unless an array of ``shape`` is within the size limit (harness.settings.check_size)."""
+    max_elements()  # a bad HARNESS_MAX_ELEMENTS is the environment's fault, not the file's
     try:
         check_size(shape, what)
     except ConfigError as exc:

@@ -36,9 +36,17 @@ class InputNoise:
         return asdict(self)
 
     def apply(self, spikes: np.ndarray, keys: np.ndarray | None = None) -> np.ndarray:
-        """Noisy copy of binary ``spikes`` (N, ..., T); ``keys`` (N,) int select the random fields."""
+        """Noisy copy of binary ``spikes`` (N, ..., T); ``keys`` (N,) int select the random fields.
+
+        Raises:
+            ConfigError: ``jitter_steps`` >= T (events would mostly, for few events all, be lost).
+        """
         if not self.active:
             return spikes
+        if self.jitter_steps >= spikes.shape[-1]:
+            raise ConfigError(f"profile [noise] jitter_steps = {self.jitter_steps} is not below the input's "
+                              f"T = {spikes.shape[-1]} steps: most events would be moved out of the window and "
+                              f"lost; give jitter_steps < T")
         keys = np.arange(len(spikes)) if keys is None else np.asarray(keys)
         out = np.zeros_like(spikes)
         for i, (sample, key) in enumerate(zip(spikes, keys)):

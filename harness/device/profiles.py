@@ -78,7 +78,7 @@ def profile_from_dict(raw: dict, where: str) -> Profile:
     for table in ("energy", "noise"):
         if not isinstance(raw.get(table, {}), dict):
             raise ConfigError(f"{where}: [{table}] must be a table")
-    name = folder_name(raw["name"], f"{where}: 'name' (replays go to device/<name>/)")
+    name = folder_name(raw["name"], f"{where}: 'name'")
     profile = Profile(name=name, description=str(raw.get("description", "")),
                       backend=backend["kind"], select_tag=backend["select_tag"],
                       energy=energy_model_from_table(raw["energy"], f"{where} [energy]"),

@@ -386,7 +386,7 @@ def load_experiment(path: str | Path, data: str | Path | None = None) -> Experim
     where = str(path)
     check_unknown(raw, _EXPERIMENT_KEYS, where)
     require_keys(raw, ["name", "runs"], where)
-    name = folder_name(raw["name"], f"{where}: 'name' (the study goes to runs/<name>/)")
+    name = folder_name(raw["name"], f"{where}: 'name'")
     seed = _int(raw, "seed", 0, where)
     budgets = check_budgets(raw.get("budgets", DEFAULT_BUDGETS), f"{where} 'budgets'")
     hardware = _profiles(_str_list(raw, "profiles", [], where), where)
