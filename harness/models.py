@@ -19,13 +19,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
-import h5py
 import torch
 
 from .config import check_unknown, load_toml, require_keys, resolve_spec
 from .errors import ConfigError
 from .settings import COUNT, MODEL_RANGES, check_numbers
-from .store import read_torch
+from .store import atomic_h5, read_torch
 
 LAYER_TYPES = ("dense", "conv", "flatten")
 LOSSES = ("spike-rate", "cross-entropy")
@@ -278,8 +277,8 @@ class SpikingNetwork(torch.nn.Module):
         return outs
 
     def export_hdf5(self, path: str | Path) -> None:
-        """Write the netx HDF5 description (removes weight_norm in place: checkpoint first)."""
-        with h5py.File(path, "w") as f:
+        """Write the netx HDF5 description atomically (removes weight_norm in place: checkpoint first)."""
+        with atomic_h5(path) as f:
             group = f.create_group("layer")
             for i, block in enumerate(self.blocks):
                 block.export_hdf5(group.create_group(f"{i}"))

@@ -17,7 +17,9 @@ a killed run never leaves a half-written artifact that looks complete. HDF5 file
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
+import io
 import json
 import os
 import tempfile
@@ -30,6 +32,10 @@ import numpy as np
 from .errors import DataError, HarnessError, SchemaError, StageMissing
 
 SCHEMA_VERSION = 1
+
+
+#: The errors of a write that failed for want of room, in the words of a refusal.
+_NO_ROOM = {errno.ENOSPC: "no space left on device", errno.EDQUOT: "disk quota exceeded"}
 
 
 @contextlib.contextmanager
@@ -51,9 +57,29 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         yield tmp
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files: give the usual permissions
         os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        if exc.errno in _NO_ROOM:  # a write failed for want of room: the user's to fix
+            raise HarnessError(f"cannot write {path}: {_NO_ROOM[exc.errno]}") from None
+        raise
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+@contextlib.contextmanager
+def atomic_h5(path: str | os.PathLike) -> Iterator[h5py.File]:
+    """An HDF5 file built in memory, written to ``path`` atomically (:func:`write_bytes`) when the block ends.
+
+    HDF5 never writes to the disk itself: when its write fails (disk full) the library is left
+    with a file it cannot flush or close, and the interpreter dies at exit with a segmentation
+    fault (h5py 3, HDF5 1.12; ``harness train`` into a full filesystem). Here a full disk is one
+    OSError of a plain write, and nothing is written when the block raises.
+    """
+    buffer = io.BytesIO()
+    with h5py.File(buffer, "w") as f:
+        yield f
+    write_bytes(path, buffer.getvalue())
 
 
 def _file_in_the_way(directory: Path) -> Path | None:
@@ -183,16 +209,15 @@ def write_h5(path, arrays: dict[str, np.ndarray], attrs: dict[str, Any], kind: s
         attrs: root attributes (scalars, strings; dicts and lists are stored as JSON strings).
         kind: artifact kind ("attack", "device", ...), stored as the ``kind`` attribute.
     """
-    with atomic_path(path) as tmp:
-        with h5py.File(tmp, "w") as f:
-            f.attrs["schema_version"] = SCHEMA_VERSION
-            f.attrs["kind"] = kind
-            for key, value in attrs.items():
-                f.attrs[key] = json.dumps(_jsonable(value)) if isinstance(value, (dict, list, tuple)) else value
-            for name, arr in arrays.items():
-                arr = np.asarray(arr)
-                opts = {"compression": "gzip", "compression_opts": 4} if arr.size > 4096 else {}
-                f.create_dataset(name, data=arr, **opts)
+    with atomic_h5(path) as f:
+        f.attrs["schema_version"] = SCHEMA_VERSION
+        f.attrs["kind"] = kind
+        for key, value in attrs.items():
+            f.attrs[key] = json.dumps(_jsonable(value)) if isinstance(value, (dict, list, tuple)) else value
+        for name, arr in arrays.items():
+            arr = np.asarray(arr)
+            opts = {"compression": "gzip", "compression_opts": 4} if arr.size > 4096 else {}
+            f.create_dataset(name, data=arr, **opts)
 
 
 def _decode_attr(value: Any) -> Any:
@@ -369,6 +394,51 @@ def cached(path: str | os.PathLike, ident: str, compute: Callable[[], Any], *, f
     if stored_identity(path) != ident:
         raise HarnessError(f"{path}: written without its identity; this is a bug in harness")
     return True
+
+
+LOCK_NAME = ".harness.lock"
+
+
+@contextlib.contextmanager
+def run_lock(root: str | os.PathLike, command: str) -> Iterator[None]:
+    """Hold ``ROOT/.harness.lock`` while ``command`` ("harness train", ...) writes into ``root``.
+
+    An exclusive ``fcntl.flock`` (released by the kernel however the process ends, SIGKILL
+    included); the file names its holder and is removed on release. A second process that wants
+    the same folder is refused at once rather than made to wait: its work would repeat the
+    first one's (every stage would be recomputed twice, to identical results).
+
+    Raises:
+        HarnessError: another process holds the lock (the message names it and the folder); or
+            ``root`` cannot be written.
+    """
+    import fcntl
+
+    path = Path(root) / LOCK_NAME
+    check_writable(path.parent)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666 & ~_umask())
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 200).decode(errors="replace").strip() or "another process"
+            os.close(fd)
+            raise HarnessError(f"{Path(root)} is in use by {holder} (lock {path}); wait until it finishes, "
+                               f"then run this again") from None
+        try:
+            if os.fstat(fd).st_ino == os.stat(path).st_ino:  # not a file its last holder removed meanwhile
+                break
+        except FileNotFoundError:
+            pass
+        os.close(fd)
+    try:
+        os.ftruncate(fd, 0)
+        os.write(fd, f"pid {os.getpid()} ({command})".encode())
+        yield
+    finally:
+        path.unlink(missing_ok=True)
+        os.close(fd)
 
 
 class RunDir:

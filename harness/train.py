@@ -25,7 +25,7 @@ from .errors import ConfigError
 from .metrics import accuracy, predict
 from .models import ModelSpec, SpikingNetwork, build_network, load_spec, make_loss, net_device, torch_device
 from .runs import data_digest, open_run
-from .store import RunDir, atomic_path, cached, check_writable, identity, read_torch, write_bytes, write_json
+from .store import RunDir, cached, check_writable, identity, read_torch, run_lock, write_bytes, write_json
 from .versions import numeric_versions, package_versions
 
 
@@ -208,11 +208,10 @@ def train_run(model: str, run_dir: str | Path, data_path=None, seed: int = 0, ep
             "files": {"checkpoint": "checkpoint.pt", "network": "network.net"}, "identity": ident,
         }
         _save_torch(run.checkpoint, {"spec": spec.to_dict(), "state_dict": net.state_dict(), "seed": seed})
-        export = copy.deepcopy(net)
-        with atomic_path(run.network) as tmp:
-            export.export_hdf5(tmp)
+        copy.deepcopy(net).export_hdf5(run.network)  # atomic, built in memory (a full disk is one clear error)
         write_json(run.card_file, card)
         state_path.unlink(missing_ok=True)
 
-    cached(run.card_file, ident, compute, force=force, companions=(run.checkpoint, run.network))
+    with run_lock(run.root, "harness train"):  # two trainings of one run directory: the second is refused
+        cached(run.card_file, ident, compute, force=force, companions=(run.checkpoint, run.network))
     return open_run(run.root).card

@@ -25,16 +25,18 @@ from harness import cli
 from harness.config import resolve_spec
 from harness.device.netx_reader import read_network
 from harness.device.profiles import profile_from_dict
-from harness.errors import ConfigError, DataError, DeviceError
+from harness.errors import ConfigError, DataError, DeviceError, HarnessError
 from harness.experiment.spec import load_experiment
 from harness.models import load_spec, spec_from_dict
 from harness.results_model import Results
 from harness.runs import open_run
 from harness.settings import MODEL_RANGES, PROFILE_RANGES, folder_name
-from harness.store import RunDir, read_json, read_torch
+from harness.store import RunDir, read_json, read_torch, run_lock
 from harness.train import train_network, train_run
 
 REPO = Path(__file__).resolve().parent.parent
+#: What torch.utils.cpp_extension prints on import on a machine without CUDA (lava-dl imports it).
+TORCH_BANNER = "No CUDA runtime is found"
 
 
 def _tree(root: Path) -> dict[str, str] | None:
@@ -49,7 +51,7 @@ def _cli(argv: list[str], capsys) -> tuple[int, str]:
     """Run the CLI in-process; (exit status, the one line on stderr)."""
     code = cli.main(argv)
     err = capsys.readouterr().err
-    lines = err.strip().splitlines()
+    lines = [line for line in err.strip().splitlines() if not line.startswith(TORCH_BANNER)]
     assert len(lines) == 1 and "Traceback" not in err, f"expected one line on stderr, got:\n{err}"
     return code, lines[0]
 
@@ -390,3 +392,96 @@ def test_a_tampered_results_file_is_named_by_compare(run_copy, trained, capsys, 
     code, line = _cli(["compare", str(trained), str(run_copy)], capsys)
     assert code == 2 and str(results) in line and "edited or damaged" in line
     assert _tree(run_copy) == before
+
+
+# ------------------------------------------------------------------ 7. imported spikes that do not fit
+def test_import_refuses_spikes_that_do_not_fit_the_network(tmp_path, capsys):
+    network = _dense_net(tmp_path / "base.net", (10, 64), in_features=64, data=np.ones((10, 64), np.int8))
+    np.save(tmp_path / "x.npy", np.zeros((20, 1, 8, 8, 16), np.uint8))
+    np.save(tmp_path / "y.npy", np.zeros(20, np.int64))
+    code, line = _cli(["import", "--network", str(network), "--run", str(tmp_path / "R"), "--input",
+                       str(tmp_path / "x.npy"), "--labels", str(tmp_path / "y.npy"), "--dt-ms", "1"], capsys)
+    assert code == 2
+    assert f"shape (20, 1, 8, 8, 16) (one sample: (1, 8, 8) x T) do not fit {network}, which takes (N, 64, T)" in line
+    assert _tree(tmp_path / "R") in (None, {})
+
+
+# ------------------------------------------------------------------ 8. a full disk
+def _full_disk(monkeypatch, when=lambda path: True) -> None:
+    """Every write of a file for which ``when(path)`` holds fails as on a full filesystem."""
+    write = Path.write_bytes
+
+    def refuse(self, data):
+        if when(self):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(self))
+        return write(self, data)
+
+    monkeypatch.setattr(Path, "write_bytes", refuse)
+
+
+def test_training_onto_a_full_disk_says_so_and_leaves_no_network(tmp_path, capsys, monkeypatch):
+    """The netx file is the write that fails (the checkpoint fits): exit 2, no half-written file."""
+    run = RunDir(tmp_path / "R")
+    _full_disk(monkeypatch, lambda path: path.name.startswith(".network.net"))
+    code, line = _cli(["train", "--model", "digits-mlp", "--run", str(run.root), "--epochs", "1",
+                       "--no-progress"], capsys)
+    assert (code, line) == (2, f"harness train: error: cannot write {run.network}: no space left on device")
+    assert sorted(p.name for p in run.model_dir.iterdir()) == ["checkpoint.pt", "train_state.pt"]
+
+
+def test_the_netx_export_never_writes_hdf5_to_the_disk_itself(tmp_path, monkeypatch):
+    """HDF5 builds the file in memory: a failing disk write is a plain OSError, never a crash in HDF5."""
+    from harness.models import build_network
+
+    net = build_network(load_spec("digits-mlp"), 0)
+    with torch.no_grad():
+        net(torch.zeros(1, 1, 8, 8, 16))
+    _full_disk(monkeypatch)
+    with pytest.raises(HarnessError, match=rf"cannot write {tmp_path / 'n.net'}: no space left on device"):
+        net.export_hdf5(tmp_path / "n.net")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_report_onto_a_full_disk_says_so_and_writes_nothing(run_copy, capsys, monkeypatch):
+    for name in ("results.json", "report.md", "report.html"):
+        (run_copy / name).unlink()
+    before = _tree(run_copy)
+    _full_disk(monkeypatch)
+    code, line = _cli(["report", "--run", str(run_copy)], capsys)
+    assert code == 2 and line.startswith(f"harness report: error: cannot write {run_copy}/")
+    assert line.endswith(": no space left on device")
+    assert _tree(run_copy) == before
+
+
+# ------------------------------------------------------------------ 9. one process per run directory
+def test_a_second_training_of_a_busy_run_directory_is_refused(tmp_path, capsys):
+    run = tmp_path / "R"
+    with run_lock(run, "harness train"):
+        before = _tree(run)
+        code, line = _cli(["train", "--model", "digits-mlp", "--run", str(run), "--epochs", "1", "--no-progress"],
+                          capsys)
+        assert code == 2
+        assert f"{run} is in use by pid {os.getpid()} (harness train) (lock {run / '.harness.lock'})" in line
+        assert _tree(run) == before
+    assert not (run / ".harness.lock").exists()
+
+
+def test_a_second_study_in_a_busy_folder_is_refused(tmp_path, capsys):
+    exp = _experiment(tmp_path)
+    with run_lock(tmp_path / "study", "harness run"):
+        code, line = _cli(["run", str(exp), "--run", str(tmp_path / "study"), "--no-progress"], capsys)
+    assert code == 2 and f"{tmp_path / 'study'} is in use by pid {os.getpid()} (harness run)" in line
+    assert list((tmp_path / "study").iterdir()) == []
+
+
+def test_the_lock_is_released_when_its_holder_dies(tmp_path):
+    """flock: a holder killed with SIGKILL leaves a lock file behind that no longer locks."""
+    import subprocess
+    import sys
+
+    code = (f"from harness.store import run_lock\nimport os\nwith run_lock({str(tmp_path)!r}, 'killed'):\n"
+            "    os.kill(os.getpid(), 9)\n")
+    subprocess.run([sys.executable, "-c", code], env=dict(os.environ, PYTHONPATH=str(REPO)))
+    assert (tmp_path / ".harness.lock").exists()
+    with run_lock(tmp_path, "next"):
+        pass

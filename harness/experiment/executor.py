@@ -15,7 +15,7 @@ from typing import Callable, Protocol
 import tomli_w
 
 from ..errors import HarnessError
-from ..store import write_if_changed
+from ..store import run_lock, write_if_changed
 from ..versions import package_versions
 from .plan import STAGES, Task, build_plan
 from .spec import Experiment
@@ -180,6 +180,7 @@ def run_experiment(exp: Experiment, run_dir: str | Path | None = None, progress:
     stage lines; ``executor`` defaults to :class:`LocalExecutor`.
     """
     root = Path(run_dir) if run_dir is not None else Path("runs") / exp.name
-    write_config(exp, root)
-    results = (executor or LocalExecutor()).run(build_plan(exp, root, progress), echo)
+    with run_lock(root, "harness run"):  # a second study on this folder is refused (docs/scale.md)
+        write_config(exp, root)
+        results = (executor or LocalExecutor()).run(build_plan(exp, root, progress), echo)
     return results["report"].output

@@ -242,6 +242,10 @@ def import_netx(network_file: str | Path, run_dir: str | Path, *, data=None, spi
     frame = tuple(test_spikes.shape[1:-1])
     twin = twin_from_netx(source, test_spikes.shape[-1], dt_ms=dataset["dt_ms"],
                           input_shape=tuple(input_shape) if input_shape is not None else frame, name=name)
+    if frame != tuple(twin.input_shape):  # what the attack and the replay of the run will demand
+        raise DataError(f"import test spikes of shape {tuple(test_spikes.shape)} (one sample: {frame} x T) do not "
+                        f"fit {source}, which takes (N, {', '.join(map(str, (*twin.input_shape, 'T')))}); "
+                        f"reshape them to {(len(test_spikes), *twin.input_shape, test_spikes.shape[-1])}")
     if int(test_labels.max()) >= twin.n_classes or int(test_labels.min()) < 0:
         raise DataError(f"import labels must lie in 0..{twin.n_classes - 1} (the network's outputs), "
                         f"found {int(test_labels.min())}..{int(test_labels.max())}")
