@@ -18,17 +18,19 @@ check), so a killed study resumes. Ray is imported when this executor runs, neve
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import pickle
 import signal
 import socket
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import psutil
 
 from ..errors import ConfigError
+from ..signals import sigterm_as_interrupt
 from .executor import Echo, PlanState
 from .plan import Task
 from .task_process import TaskProcess
@@ -46,6 +48,34 @@ def import_ray() -> Any:
         raise ConfigError("--executor ray needs Ray: pip install 'ray>=2.9' (or the project's 'ray' extra: "
                           "pip install -e '.[ray]')") from None
     return ray
+
+
+#: Ray's switch for a node that serves only itself (meant for laptops, read by the driver and every
+#: Ray process it starts): off, the node advertises the loopback address and its GCS, raylet, agents
+#: and workers bind 127.0.0.1 instead of every interface (checked with Ray 2.60: docs/scale.md).
+LOOPBACK_ONLY_VARIABLE = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
+
+
+@contextlib.contextmanager
+def _loopback_only(ray: Any) -> Iterator[None]:
+    """While a local Ray starts: every Ray process on 127.0.0.1, nothing listening on other interfaces.
+
+    ``ray.init(_node_ip_address="127.0.0.1")`` alone is not enough: Ray swaps a loopback address
+    for the machine's outward one (``services.resolve_ip_for_localhost``) unless its cluster
+    switch is off, and its gRPC servers then listen on all interfaces.
+    """
+    constants = ray._private.ray_constants
+    saved_variable, saved_switch = os.environ.get(LOOPBACK_ONLY_VARIABLE), constants.ENABLE_RAY_CLUSTER
+    os.environ[LOOPBACK_ONLY_VARIABLE] = "0"  # inherited by the processes ray.init starts
+    constants.ENABLE_RAY_CLUSTER = False  # read by this driver (the module read the variable at import)
+    try:
+        yield
+    finally:
+        constants.ENABLE_RAY_CLUSTER = saved_switch
+        if saved_variable is None:
+            os.environ.pop(LOOPBACK_ONLY_VARIABLE, None)
+        else:
+            os.environ[LOOPBACK_ONLY_VARIABLE] = saved_variable
 
 
 def _package_root() -> str:
@@ -76,18 +106,21 @@ class RayExecutor:
             self._init(ray)
         servers: dict[Any, tuple[str, int]] = {}
         finished = False
-        try:
-            count = self.workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
-            for _ in range(count):
-                self._start_server(ray, servers)
-            echo(f"ray: {count} task server(s), {ray.cluster_resources().get('CPU', 0):.0f} CPU(s) in the cluster; "
-                 f"{len(plan)} tasks")
-            self._schedule(ray, state, servers, echo)
-            finished = True
-        finally:
-            _stop(ray, servers, graceful=finished)
-            if started_here:
-                ray.shutdown()
+        # ray.init puts in a SIGTERM handler of its own (sys.exit, ending in an abort: exit 134); while the
+        # plan runs SIGTERM unwinds as Ctrl-C instead, so the CLI exits 130 with the task servers stopped.
+        with sigterm_as_interrupt():
+            try:
+                count = self.workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
+                for _ in range(count):
+                    self._start_server(ray, servers)
+                echo(f"ray: {count} task server(s), {ray.cluster_resources().get('CPU', 0):.0f} CPU(s) in the "
+                     f"cluster; {len(plan)} tasks")
+                self._schedule(ray, state, servers, echo)
+                finished = True
+            finally:
+                _stop(ray, servers, graceful=finished)
+                if started_here:
+                    ray.shutdown()
         return state.outcome()
 
     def _init(self, ray: Any) -> None:
@@ -98,7 +131,8 @@ class RayExecutor:
                                    "runtime_env": {"env_vars": {"PYTHONPATH": python_path}}}
         try:
             if self.address is None:
-                ray.init(num_cpus=self.workers or os.cpu_count() or 1, **options)
+                with _loopback_only(ray):
+                    ray.init(num_cpus=self.workers or os.cpu_count() or 1, _node_ip_address="127.0.0.1", **options)
             else:
                 ray.init(address=self.address, **options)
         except (ConnectionError, RuntimeError, ValueError) as exc:
