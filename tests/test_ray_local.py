@@ -19,19 +19,10 @@ REPO = Path(__file__).resolve().parent.parent
 
 STUDY = """
 name = "loopback"
-seed = 0
 profiles = ["loihi2-fixed"]
-[[runs]]
-id = "d"
-model = "digits-mlp"
-epochs = 1
-[[attacks]]
-label = "G2S+RSF"
-method = "g2s-rsf"
-n = 10
-iterations = 3
+runs = [{ id = "d", model = "digits-mlp", epochs = 1 }]
+attacks = [{ label = "G2S+RSF", method = "g2s-rsf", n = 10, iterations = 3 }]
 """
-
 
 def _listening(pid: int) -> set[tuple[str, str, int]]:
     """(process name, address, port) of every listening TCP socket and unconnected UDP socket of
