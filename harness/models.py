@@ -15,6 +15,7 @@ Surrogate gradients:
 from __future__ import annotations
 
 import contextlib
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
@@ -23,7 +24,7 @@ import torch
 
 from .config import check_unknown, load_toml, require_keys, resolve_spec
 from .errors import ConfigError
-from .settings import COUNT, MODEL_RANGES, check_numbers
+from .settings import COUNT, MODEL_RANGES, check_numbers, check_size
 from .store import atomic_h5, read_torch
 
 LAYER_TYPES = ("dense", "conv", "flatten")
@@ -92,6 +93,7 @@ def spec_from_dict(raw: dict[str, Any], where: str) -> ModelSpec:
     shape = data["input_shape"]
     if not isinstance(shape, list) or len(shape) not in (1, 3) or not all(COUNT.admits(s) for s in shape):
         raise ConfigError(f"{where} [data]: 'input_shape' must be [C, H, W] or [inputs] of integers >= 1, got {shape!r}")
+    check_size((*shape, data["steps"]), f"{where} [data]: one sample ('input_shape' x 'steps')")
     holdout = data.get("holdout", 0)
     neuron = dict(raw["neuron"])
     require_keys(neuron, ["threshold", "current_decay", "voltage_decay"], f"{where} [neuron]")
@@ -128,6 +130,7 @@ def spec_from_dict(raw: dict[str, Any], where: str) -> ModelSpec:
     if layers[-1]["type"] != "dense":
         raise ConfigError(f"{where}: the last layer must be dense (the class read-out)")
     _check_reachable(int(data["steps"]), sum(layer["type"] != "flatten" for layer in layers), where)
+    _check_layer_sizes(list(shape), layers, where)
     training = dict(DEFAULT_TRAINING, **raw.get("training", {}))
     if training.get("lr_schedule", "constant") not in ("constant", "cosine"):
         raise ConfigError(f"{where} [training]: lr_schedule '{training['lr_schedule']}' unknown; available: constant, cosine")
@@ -140,6 +143,28 @@ def spec_from_dict(raw: dict[str, Any], where: str) -> ModelSpec:
                      surrogate_width=float(surrogate.get("width", 1.0)),
                      penultimate_threshold=None if penultimate is None else float(penultimate),
                      holdout=holdout, training=training)
+
+
+def _check_layer_sizes(shape: list[int], layers: list[dict[str, Any]], where: str) -> None:
+    """Refuse a layer whose weights or neurons exceed the size limit (:func:`harness.settings.check_size`),
+    or a conv whose output would be empty, before any network is built.
+
+    Args:
+        shape: the input shape (C, H, W) or (inputs,); layers: the validated ``[[layers]]`` tables.
+    """
+    for i, layer in enumerate(layers):
+        if layer["type"] == "flatten":
+            shape = [math.prod(shape)]
+        elif layer["type"] == "dense":
+            check_size((layer["out"], math.prod(shape)), f"{where} layer {i}: the weights")
+            shape = [layer["out"]]
+        else:
+            k, s, p = layer["kernel"], layer.get("stride", 1), layer.get("padding", 0)
+            check_size((layer["out"], shape[0], k, k), f"{where} layer {i}: the weights")
+            shape = [layer["out"]] + [(d + 2 * p - k) // s + 1 for d in shape[1:]]
+            if min(shape) < 1:
+                raise ConfigError(f"{where} layer {i}: a {k}x{k} kernel leaves no output of its input (shape {shape})")
+        check_size(shape, f"{where} layer {i}: the neurons")
 
 
 def _check_reachable(steps: int, n_spiking: int, where: str) -> None:

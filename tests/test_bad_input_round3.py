@@ -485,3 +485,15 @@ def test_the_lock_is_released_when_its_holder_dies(tmp_path):
     assert (tmp_path / ".harness.lock").exists()
     with run_lock(tmp_path, "next"):
         pass
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda raw: raw["data"].update(steps=10 ** 9), r"\[data\]: one sample \('input_shape' x 'steps'\) of shape "
+                                                    r"\(1, 8, 8, 1000000000\) holds 64,000,000,000 elements"),
+    (lambda raw: raw["layers"][0].update(out=10 ** 8), r"layer 0: the weights of shape \(100000000, 64\)"),
+], ids=["steps", "layer"])
+def test_a_spec_too_large_to_allocate_is_refused_before_any_network_is_built(change, message):
+    raw = _spec_raw()
+    change(raw)
+    with pytest.raises(ConfigError, match=rf"spec.toml {message}"):
+        spec_from_dict(raw, "spec.toml")
