@@ -112,7 +112,7 @@ def add_import(sub: argparse._SubParsersAction) -> None:
                                    "Sinabs, Rockpool) into RUN_DIR/model/: the file byte-identical (a NIR graph is "
                                    "first exported to netx), a differentiable twin of the device's arithmetic, the "
                                    "test data and a card with provenance. The twin is proven on the test data: "
-                                   "anything short of 100%% identical output rasters against loihi2-fixed is "
+                                   "anything short of 100% identical output rasters against loihi2-fixed is "
                                    "refused. Then attack, replay, report work as on a trained run.")
     source = p.add_mutually_exclusive_group(required=True)
     source.add_argument("--network", metavar="FILE.net", help="netx HDF5 network")
