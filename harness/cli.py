@@ -128,6 +128,7 @@ def add_import(sub: argparse._SubParsersAction) -> None:
                 "10; required with --input)")
     p.add_argument("--n", type=int, metavar="N", help="use the first N test samples (default all)")
     p.add_argument("--force", action="store_true", help="replace a model already in RUN_DIR")
+    add_sample_mode(p)
     add_threads(p)
     p.set_defaults(func=cmd_import)
 
@@ -145,9 +146,11 @@ def cmd_import(args: argparse.Namespace) -> int:
         spikes = load_input(args.input, binning=binning_of(args))
         labels = load_labels(args.labels, len(spikes))
     card = import_network(args.run, network=args.network, nir_graph=args.nir, data=args.data, spikes=spikes,
-                          labels=labels, steps=args.steps, dt_ms=args.dt_ms, limit=args.n, force=args.force)
+                          labels=labels, steps=args.steps, dt_ms=args.dt_ms, limit=args.n, force=args.force,
+                          sample_mode=args.sample_mode)
     proof = card["twin_device"]
-    print(f"imported {card['model']} ({card['source']['sha256'][:12]}): twin vs loihi2-fixed on {proof['n_samples']} "
+    print(f"imported {card['model']} ({card['source']['sha256'][:12]}): twin vs loihi2-fixed ({proof['sample_mode']} "
+          f"samples) on {proof['n_samples']} "
           f"samples: {pct(proof['raster_exact'])} identical rasters, {pct(proof['agreement'])} agreement; "
           f"test accuracy {pct(card['test_accuracy'])} (device {pct(card['device_accuracy'])})")
     nir = card.get("provenance", {}).get("nir")
@@ -422,8 +425,17 @@ def add_replay(sub: argparse._SubParsersAction) -> None:
                    "(default: ten times the expected run time, at least 120 s)")
     p.add_argument("--force", action="store_true", help="replay even if an up-to-date output exists")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    add_sample_mode(p)
     add_threads(p)
     p.set_defaults(func=cmd_replay)
+
+
+def add_sample_mode(p: argparse.ArgumentParser) -> None:
+    """``--sample-mode fresh|interval`` (docs/device.md, "Bias")."""
+    p.add_argument("--sample-mode", choices=["fresh", "interval"], default="fresh",
+                   help="how samples meet the network: fresh (default) = each as on a freshly loaded netx "
+                        "network with netx's defaults (what lava-dl's tests compare against); interval = "
+                        "streamed through one loaded network with netx's reset_interval = T")
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
@@ -442,7 +454,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
         raise ConfigError(f"--lanes must be >= 1, got {args.lanes}")
     if args.timeout is not None and args.timeout <= 0:
         raise ConfigError(f"--timeout must be a positive number of seconds, got {args.timeout}")
-    options = {"lanes": args.lanes, "timeout": args.timeout, "force": args.force, "progress": not args.no_progress}
+    options = {"lanes": args.lanes, "timeout": args.timeout, "force": args.force, "progress": not args.no_progress,
+               "sample_mode": args.sample_mode}
     profile = load_profile(args.profile)
     if args.run is None:
         out, output = replay_file(args.network, args.input, profile, args.out, dataset=args.dataset,
@@ -451,8 +464,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
         if output is None:
             print(f"{out} is up to date (same network, profile and input)")
         else:
-            print(f"{len(output)} samples replayed on {output.profile.name} in {output.wall_seconds:.1f} s "
-                  f"({output.lanes} lanes): {out}")
+            print(f"{len(output)} samples replayed on {output.profile.name} ({output.sample_mode} samples) in "
+                  f"{output.wall_seconds:.1f} s ({output.lanes} lanes): {out}")
         if args.labels:
             arrays, _ = read_h5(out, kind="device")
             correct = int((arrays["predictions"] == arrays["labels"]).sum())

@@ -330,6 +330,9 @@ class CleanDevice(Record):
     accuracy_ci: Optional[RateCI] = absent()
     agreement_ci: Optional[RateCI] = absent()
     raster_exact_ci: Optional[RateCI] = absent()
+    sample_mode: Annotated[Optional[str], _text(
+        "how samples met the network: fresh (each as on a freshly loaded netx network, netx's defaults) or "
+        "interval (streamed with netx's reset_interval = T); absent: a replay from before the setting")] = absent()
 
 
 @dataclass(kw_only=True)
@@ -401,6 +404,9 @@ class DeviceStats(Record):
     success_rate_ci: Optional[RateCI] = absent()
     transfer_rate_ci: Optional[RateCI] = absent()
     success_by_budget_ci: Optional[RatesBy] = absent()
+    sample_mode: Annotated[Optional[str], _text(
+        "how samples met the network: fresh (each as on a freshly loaded netx network, netx's defaults) or "
+        "interval (streamed with netx's reset_interval = T); absent: a replay from before the setting")] = absent()
 
     @classmethod
     def not_replayed(cls) -> "DeviceStats":

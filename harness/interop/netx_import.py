@@ -219,7 +219,7 @@ def import_netx(network_file: str | Path, run_dir: str | Path, *, data=None, spi
             (netx's defaults, a freshly loaded network per sample) or ``"interval"``.
     Returns:
         The card, as written to ``model/card.json``: ``kind`` ("imported"), ``model``,
-        ``source`` {path, sha256, bytes}, ``steps``, ``dt_ms``, ``input_shape``, ``n_classes``,
+        ``source`` {path, sha256, bytes}, ``steps``, ``dt_ms``, ``sample_mode``, ``input_shape``, ``n_classes``,
         ``layers`` (per layer: name, kind, shape, vThMant, iDecay, vDecay, bias, max_delay,
         weight_exp), ``loss`` (the attack loss and its targets), ``dataset`` (the test data),
         ``test_accuracy`` (the twin, offline), ``device_accuracy`` (loihi2-fixed),
