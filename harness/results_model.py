@@ -605,11 +605,15 @@ class SynapticOperations(Record):
 
 @dataclass(kw_only=True)
 class NeuroBench(Record):
-    """NeuroBench's workload and static metrics on the clean test split (same definitions)."""
+    """NeuroBench's metrics on the clean test split: synaptic operations and connection sparsity as NeuroBench
+    defines them; two figures of the harness's own beside them (harness.device.workload.neurobench_metrics)."""
 
-    activation_sparsity: Fraction
+    device_activation_sparsity: Annotated[Fraction, _text(
+        "1 - device spikes / (neurons x T); NeuroBench's ActivationSparsity also counts each layer's last-step "
+        "spikes, which SLAYER's one-step delay pushes out of the window")]
     synaptic_operations: SynapticOperations
-    footprint_bytes: Count
+    weight_bias_bytes: Annotated[Count, _text(
+        "weights and biases x 4 bytes; NeuroBench's Footprint also counts the neurons' decays and state buffers")]
     connection_sparsity: Fraction
 
 

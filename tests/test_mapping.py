@@ -205,11 +205,11 @@ def test_neurobench_metrics_by_hand():
     net = NetworkDescription(Path("nb.net"), (2,), (dense(0, weight),))
     counts = np.array([[2, 1, 1, 0], [0, 3, 0, 2]])  # inputs (2), then the layer's 2 neurons
     metrics = neurobench_metrics(net, counts, steps=5)
-    assert metrics["activation_sparsity"] == pytest.approx(1 - 3 / (2 * 5 * 2))
+    assert metrics["device_activation_sparsity"] == pytest.approx(1 - 3 / (2 * 5 * 2))
     # input 0 reaches 2 synapses, input 1 one: (2*2 + 1) and (0 + 3) -> mean 4
     assert metrics["synaptic_operations"] == {"effective_acs": 4.0, "dense": 4 * 5}
     assert metrics["connection_sparsity"] == 0.25
-    assert metrics["footprint_bytes"] == 4 * 4 and neurobench_metrics(net, counts, 5, bytes_per_parameter=1)["footprint_bytes"] == 4
+    assert metrics["weight_bias_bytes"] == 4 * 4 and neurobench_metrics(net, counts, 5, bytes_per_parameter=1)["weight_bias_bytes"] == 4
     with pytest.raises(DataError, match=r"nb.net: expected \(N, 4\)"):
         neurobench_metrics(net, counts[:, :3], steps=5)
 
