@@ -128,6 +128,16 @@ def add_import(sub: argparse._SubParsersAction) -> None:
                 "10; required with --input)")
     p.add_argument("--n", type=int, metavar="N", help="use the first N test samples (default all)")
     p.add_argument("--force", action="store_true", help="replace a model already in RUN_DIR")
+    p.add_argument("--source", choices=["snntorch", "norse", "sinabs", "rockpool", "nir"],
+                   help="framework that exported the --nir graph: selects its input-gain and reset conventions "
+                        "(default: from the graph's metadata where recorded, else nir: NIR's own equations)")
+    p.add_argument("--source-reset", choices=["zero", "subtract", "snntorch-zero"],
+                   help="the source framework's reset after a spike, when it is not the framework's default "
+                        "(e.g. snnTorch with reset_mechanism='zero': snntorch-zero)")
+    p.add_argument("--reference-predictions", metavar="PRED.npy", help="the source framework's own predictions on "
+                   "the test rows ((N,) ints, -1 = none): the reported agreement is the device's with them")
+    p.add_argument("--allow-silent", action="store_true", help="import even when the device is silent or tied on "
+                   "most test rows (otherwise refused with exit status 2)")
     add_sample_mode(p)
     add_threads(p)
     p.set_defaults(func=cmd_import)
@@ -137,7 +147,7 @@ def cmd_import(args: argparse.Namespace) -> int:
     from .data.inputs import load_input, load_labels
     from .errors import ConfigError
     from .fmt import pct
-    from .interop.commands import import_network
+    from .interop.commands import SILENT_LIMIT, import_network
 
     spikes = labels = None
     if args.input is not None:
@@ -147,7 +157,8 @@ def cmd_import(args: argparse.Namespace) -> int:
         labels = load_labels(args.labels, len(spikes))
     card = import_network(args.run, network=args.network, nir_graph=args.nir, data=args.data, spikes=spikes,
                           labels=labels, steps=args.steps, dt_ms=args.dt_ms, limit=args.n, force=args.force,
-                          sample_mode=args.sample_mode)
+                          sample_mode=args.sample_mode, source=args.source, source_reset=args.source_reset,
+                          reference_predictions=args.reference_predictions, allow_silent=args.allow_silent)
     proof = card["twin_device"]
     print(f"imported {card['model']} ({card['source']['sha256'][:12]}): twin vs loihi2-fixed ({proof['sample_mode']} "
           f"samples) on {proof['n_samples']} "
@@ -156,9 +167,18 @@ def cmd_import(args: argparse.Namespace) -> int:
     nir = card.get("provenance", {}).get("nir")
     if nir:
         a = nir["agreement"]
-        print(f"NIR graph (reset assumed: {nir['reset_assumed']}): float graph vs device prediction agreement "
-              f"{pct(a['prediction_agreement'])} (reset alone {pct(a['reset_agreement'])}, quantization alone "
-              f"{pct(a['quantization_agreement'])})")
+        how = "from the graph's metadata" if nir["source_detected"] else ("--source" if args.source else
+                                                                           "assumed: the graph does not say")
+        print(f"NIR graph from {nir['source']} ({how}; its reset: {nir['source_reset']}, the device's: "
+              f"{nir['device_reset']}): float graph vs device prediction agreement {pct(a['prediction_agreement'])} "
+              f"(reset alone {pct(a['reset_agreement'])}, quantization alone {pct(a['quantization_agreement'])})")
+        if "reference_agreement" in a:
+            r = a["reference_agreement"]
+            print(f"device vs {nir['source']}'s own predictions: {pct(r['rate'])} ({r['k']} of {r['n']}, 95% CI "
+                  f"{pct(r['ci95'][0])}-{pct(r['ci95'][1])})")
+        if a["device_silent_or_tied"] > SILENT_LIMIT:
+            print(f"WARNING: the device is silent or tied on {pct(a['device_silent_or_tied'])} of the test rows: "
+                  "accuracy and agreement mean little (imported because of --allow-silent)", file=sys.stderr)
     print(f"model card: {os.path.join(args.run, 'model', 'card.json')}")
     return 0
 

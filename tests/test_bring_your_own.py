@@ -58,7 +58,10 @@ def test_a_nir_graph_is_imported_through_netx_and_proven(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "100.0% identical rasters" in out and "float graph vs device prediction agreement" in out
     card = open_run(tmp_path / "run").card
-    assert card["provenance"]["nir"]["reset_assumed"] and 0 <= card["provenance"]["nir"]["agreement"]["prediction_agreement"] <= 1
+    nir_card = card["provenance"]["nir"]
+    assert (nir_card["source"], nir_card["source_detected"], nir_card["source_reset"], nir_card["device_reset"]) == (
+        "nir", False, "zero", "zero")
+    assert 0 <= nir_card["agreement"]["prediction_agreement"] <= 1
 
 
 @pytest.mark.slow
