@@ -65,6 +65,9 @@ def test_valid_table_parses_and_computes_mesh_hops(tmp_path):
     assert chip.route_energy(0, 5) == pytest.approx(2 * 3e-12 + 1 * 4e-12)  # 2 east-west hops, 1 north-south
     assert chip.route_energy(3, 11) == pytest.approx(5 * 3e-12)
     assert load_profile(path).to_dict()["chip"]["mesh_shape"] == [2, 3]
+    table = load_profile(path).to_dict()["chip"]
+    assert (table["hop_energy_east_west_j"], table["hop_energy_north_south_j"]) == (3e-12, 4e-12)
+    assert chip_from_table(table, "round trip") == chip
 
 
 @pytest.mark.parametrize("old, new, message", [

@@ -121,9 +121,11 @@ class Chip:
                 + abs(row_a - row_b) * north_south)
 
     def to_dict(self) -> dict:
-        """JSON-friendly form (stored with replay outputs and mappings)."""
+        """JSON-friendly form (stored with replay outputs and mappings), the keys of a ``[chip]`` table."""
         out = {key: value for key, value in asdict(self).items() if value is not None}  # optional limits unset
         out["mesh_shape"] = list(self.mesh_shape)
+        if out.pop("hop_energy_j", None) is not None:  # the table's keys, so that chip_from_table reads it back
+            out.update(zip(HOP_KEYS, self.hop_energy_j))
         return out
 
 
