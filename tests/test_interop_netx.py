@@ -181,8 +181,26 @@ def test_import_writes_a_run_directory(imported):
     assert card["steps"] == STEPS and card["input_shape"] == [2, 9, 8] and card["n_classes"] == 6
     assert [layer["iDecay"] for layer in card["layers"]] == [2048, 1024, 4096] and all(l["bias"] for l in card["layers"])
     assert card["loss"]["name"] == "margin" and card["dataset"]["n"] == 10
-    with pytest.raises(HarnessError, match="already holds a model"):
-        import_netx(path, root / "run", spikes=root / "spikes.npy", labels=root / "labels.npy")
+    other, _ = _network(root, "dense_bias", False)
+    with pytest.raises(HarnessError, match=r"already holds a model \(not imported from this file\)"):
+        import_netx(other, root / "run", spikes=root / "spikes.npy", labels=root / "labels.npy", dt_ms=1.0)
+    assert card["sample_mode"] == card["twin_device"]["sample_mode"] == "fresh"
+
+
+@pytest.mark.slow
+def test_an_import_of_the_same_file_with_other_settings_is_proved_again(tmp_path):
+    """A card from before the sample mode, or with another one, has another identity: the same file
+    is imported and proved again without --force (another file still needs it)."""
+    path, shape = _network(tmp_path, "dense_bias", False)
+    spikes = families.random_spikes(shape, 4, STEPS, seed=8)
+    labels = np.arange(4) % 6
+    first = import_netx(path, tmp_path / "run", spikes=spikes, labels=labels, dt_ms=1.0, lanes=2)
+    again = import_netx(path, tmp_path / "run", spikes=spikes, labels=labels, dt_ms=1.0, lanes=2,
+                        sample_mode="interval")
+    assert (first["sample_mode"], again["sample_mode"], again["twin_device"]["sample_mode"]) == (
+        "fresh", "interval", "interval")
+    assert again["identity"] != first["identity"] and again["twin_device"]["raster_exact"] == 1.0
+    assert load_twin(tmp_path / "run" / "model" / "checkpoint.pt").sample_mode == "interval"
 
 
 @pytest.mark.slow

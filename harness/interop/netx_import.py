@@ -198,6 +198,15 @@ def _kept(run: RunDir, source: Path, data, spikes, labels, steps, dt_ms, limit, 
     return open_run(run.root).card
 
 
+def _imported_from(run: RunDir, source: Path) -> bool:
+    """Whether ``run`` holds an import of the file ``source`` (the same bytes), whatever its settings."""
+    try:
+        card = open_run(run.root).card
+    except HarnessError:
+        return False
+    return card.get("kind") == CARD_KIND and card.get("source", {}).get("sha256") == digest_file(source)
+
+
 def import_netx(network_file: str | Path, run_dir: str | Path, *, data=None, spikes=None, labels=None,
                 steps: int | None = None, dt_ms: float | None = None, input_shape=None, name: str | None = None,
                 limit: int | None = None, lanes: int | None = None, force: bool = False,
@@ -212,7 +221,9 @@ def import_netx(network_file: str | Path, run_dir: str | Path, *, data=None, spi
             (default: the test spikes' frame shape).
         name: the model's name (default: the file's stem).
         lanes: replay lanes for the proof (default: from size and memory).
-        force: replace an existing ``model/`` (otherwise refused, so nothing is overwritten).
+        force: replace an existing ``model/`` (otherwise refused, so nothing is overwritten,
+            unless it is an import of the same file made with other data or settings: that one
+            is imported and proved again).
         provenance: more about where the network came from (e.g. the NIR graph it was made
             from and its quantization agreement), stored in the card as ``provenance``.
         sample_mode: how samples meet the network, for the twin and its proof: ``"fresh"``
@@ -240,8 +251,10 @@ def import_netx(network_file: str | Path, run_dir: str | Path, *, data=None, spi
                      sample_mode)
         if kept is not None:
             return kept
-        raise HarnessError(f"{run.card_file} exists: {run.root} already holds a model (not imported from this file "
-                           "and data); replace it with --force")
+        if not _imported_from(run, source):
+            raise HarnessError(f"{run.card_file} exists: {run.root} already holds a model (not imported from this "
+                               "file); replace it with --force")
+        # the same file imported with other data or settings, or before a setting existed: prove it again
     test_spikes, test_labels, dataset = load_test_data(data, spikes, labels, steps, dt_ms, limit)
     if not len(test_spikes):
         raise DataError("import test data holds no sample")
