@@ -113,7 +113,7 @@ def add_import(sub: argparse._SubParsersAction) -> None:
                                    "Sinabs, Rockpool) into RUN_DIR/model/: the file byte-identical (a NIR graph is "
                                    "first exported to netx), a differentiable twin of the device's arithmetic, the "
                                    "test data and a card with provenance. The twin is proven on the test data: "
-                                   "anything short of 100%% identical output rasters against loihi2-fixed is "
+                                   "anything short of 100% identical output rasters against loihi2-fixed is "
                                    "refused. Then attack, replay, report work as on a trained run.")
     source = p.add_mutually_exclusive_group(required=True)
     source.add_argument("--network", metavar="FILE.net", help="netx HDF5 network")
@@ -129,6 +129,17 @@ def add_import(sub: argparse._SubParsersAction) -> None:
                 "10; required with --input)")
     p.add_argument("--n", type=int, metavar="N", help="use the first N test samples (default all)")
     p.add_argument("--force", action="store_true", help="replace a model already in RUN_DIR")
+    p.add_argument("--source", choices=["snntorch", "norse", "sinabs", "rockpool", "nir"],
+                   help="framework that exported the --nir graph: selects its input-gain and reset conventions "
+                        "(default: from the graph's metadata where recorded, else nir: NIR's own equations)")
+    p.add_argument("--source-reset", choices=["zero", "subtract", "snntorch-zero"],
+                   help="the source framework's reset after a spike, when it is not the framework's default "
+                        "(e.g. snnTorch with reset_mechanism='zero': snntorch-zero)")
+    p.add_argument("--reference-predictions", metavar="PRED.npy", help="the source framework's own predictions on "
+                   "the test rows ((N,) ints, -1 = none): the reported agreement is the device's with them")
+    p.add_argument("--allow-silent", action="store_true", help="import even when the device is silent or tied on "
+                   "most test rows (otherwise refused with exit status 2)")
+    add_sample_mode(p)
     add_threads(p)
     p.set_defaults(func=cmd_import)
 
@@ -137,7 +148,7 @@ def cmd_import(args: argparse.Namespace) -> int:
     from .data.inputs import load_input, load_labels
     from .errors import ConfigError
     from .fmt import pct
-    from .interop.commands import import_network
+    from .interop.commands import SILENT_LIMIT, import_network
 
     spikes = labels = None
     if args.input is not None:
@@ -146,17 +157,29 @@ def cmd_import(args: argparse.Namespace) -> int:
         spikes = load_input(args.input, binning=binning_of(args))
         labels = load_labels(args.labels, len(spikes))
     card = import_network(args.run, network=args.network, nir_graph=args.nir, data=args.data, spikes=spikes,
-                          labels=labels, steps=args.steps, dt_ms=args.dt_ms, limit=args.n, force=args.force)
+                          labels=labels, steps=args.steps, dt_ms=args.dt_ms, limit=args.n, force=args.force,
+                          sample_mode=args.sample_mode, source=args.source, source_reset=args.source_reset,
+                          reference_predictions=args.reference_predictions, allow_silent=args.allow_silent)
     proof = card["twin_device"]
-    print(f"imported {card['model']} ({card['source']['sha256'][:12]}): twin vs loihi2-fixed on {proof['n_samples']} "
+    print(f"imported {card['model']} ({card['source']['sha256'][:12]}): twin vs loihi2-fixed ({proof['sample_mode']} "
+          f"samples) on {proof['n_samples']} "
           f"samples: {pct(proof['raster_exact'])} identical rasters, {pct(proof['agreement'])} agreement; "
           f"test accuracy {pct(card['test_accuracy'])} (device {pct(card['device_accuracy'])})")
     nir = card.get("provenance", {}).get("nir")
     if nir:
         a = nir["agreement"]
-        print(f"NIR graph (reset assumed: {nir['reset_assumed']}): float graph vs device prediction agreement "
-              f"{pct(a['prediction_agreement'])} (reset alone {pct(a['reset_agreement'])}, quantization alone "
-              f"{pct(a['quantization_agreement'])})")
+        how = "from the graph's metadata" if nir["source_detected"] else ("--source" if args.source else
+                                                                           "assumed: the graph does not say")
+        print(f"NIR graph from {nir['source']} ({how}; its reset: {nir['source_reset']}, the device's: "
+              f"{nir['device_reset']}): float graph vs device prediction agreement {pct(a['prediction_agreement'])} "
+              f"(reset alone {pct(a['reset_agreement'])}, quantization alone {pct(a['quantization_agreement'])})")
+        if "reference_agreement" in a:
+            r = a["reference_agreement"]
+            print(f"device vs {nir['source']}'s own predictions: {pct(r['rate'])} ({r['k']} of {r['n']}, 95% CI "
+                  f"{pct(r['ci95'][0])}-{pct(r['ci95'][1])})")
+        if a["device_silent_or_tied"] > SILENT_LIMIT:
+            print(f"WARNING: the device is silent or tied on {pct(a['device_silent_or_tied'])} of the test rows: "
+                  "accuracy and agreement mean little (imported because of --allow-silent)", file=sys.stderr)
     print(f"model card: {os.path.join(args.run, 'model', 'card.json')}")
     return 0
 
@@ -423,8 +446,17 @@ def add_replay(sub: argparse._SubParsersAction) -> None:
                    "(default: ten times the expected run time, at least 120 s)")
     p.add_argument("--force", action="store_true", help="replay even if an up-to-date output exists")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    add_sample_mode(p)
     add_threads(p)
     p.set_defaults(func=cmd_replay)
+
+
+def add_sample_mode(p: argparse.ArgumentParser) -> None:
+    """``--sample-mode fresh|interval`` (docs/device.md, "Bias")."""
+    p.add_argument("--sample-mode", choices=["fresh", "interval"], default="fresh",
+                   help="how samples meet the network: fresh (default) = each as on a freshly loaded netx "
+                        "network with netx's defaults (what lava-dl's tests compare against); interval = "
+                        "streamed through one loaded network with netx's reset_interval = T")
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
@@ -443,7 +475,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
         raise ConfigError(f"--lanes must be >= 1, got {args.lanes}")
     if args.timeout is not None and args.timeout <= 0:
         raise ConfigError(f"--timeout must be a positive number of seconds, got {args.timeout}")
-    options = {"lanes": args.lanes, "timeout": args.timeout, "force": args.force, "progress": not args.no_progress}
+    options = {"lanes": args.lanes, "timeout": args.timeout, "force": args.force, "progress": not args.no_progress,
+               "sample_mode": args.sample_mode}
     profile = load_profile(args.profile)
     if args.run is None:
         out, output = replay_file(args.network, args.input, profile, args.out, dataset=args.dataset,
@@ -452,8 +485,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
         if output is None:
             print(f"{out} is up to date (same network, profile and input)")
         else:
-            print(f"{len(output)} samples replayed on {output.profile.name} in {output.wall_seconds:.1f} s "
-                  f"({output.lanes} lanes): {out}")
+            print(f"{len(output)} samples replayed on {output.profile.name} ({output.sample_mode} samples) in "
+                  f"{output.wall_seconds:.1f} s ({output.lanes} lanes): {out}")
         if args.labels:
             arrays, _ = read_h5(out, kind="device")
             correct = int((arrays["predictions"] == arrays["labels"]).sum())

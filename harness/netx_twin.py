@@ -15,8 +15,9 @@ of a fresh network, whose output at ``tau`` is SLAYER's step ``t = tau - 1``):
   arithmetic shift: floor for a negative exponent), delivered at ``tau + 1 + delay`` (axonal
   delay per neuron). A netx Input layer's neurons receive the input spikes themselves, at
   ``tau``;
-- neuron (Lava ``LIFReset``, CUBA): at ``tau % T == (d + 1) % T`` u = v = 0 (netx's reset at the
-  step the sample's first input arrives); then
+- neuron (Lava ``LIF``/``LIFReset``, CUBA): with the ``interval`` sample mode, at
+  ``tau % T == (d + 1) % T`` u = v = 0 (netx's reset at the step the sample's first input
+  arrives); with ``fresh`` (netx's defaults) no reset; then
   ``u = sgn(u) floor(|u| (4096 - iDecay) / 4096) + (a << 6)`` wrapped to 24 bits,
   ``v = sgn(v) floor(|v| (4096 - vDecay) / 4096) + u + (bias << 6)`` clipped to 24 bits,
   spike where ``v > vThMant << 6``, and v = 0 where it spiked. No refractory period: netx's
@@ -43,6 +44,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .device.lava_sim import FRESH, INTERVAL, SAMPLE_MODES
 from .errors import ConfigError
 from .models import DEFAULT_TRAINING, ModelSpec
 from .store import read_torch
@@ -51,7 +53,7 @@ STATE_SHIFT = 6          # Loihi left-shifts synaptic input, bias and threshold 
 DECAY_UNIT = 4096        # decays are 12-bit fractions
 STATE_LIMIT = 2 ** 23    # u and v are 24-bit signed
 CHECKPOINT_KIND = "netx-twin"
-CHECKPOINT_VERSION = 2  # 2: arrays stored as tensors (read with weights_only=True)
+CHECKPOINT_VERSION = 2  # 2: arrays stored as tensors (read with weights_only=True) and the sample mode
 
 
 @dataclass
@@ -223,12 +225,15 @@ class NetxTwin(torch.nn.Module):
     """
 
     def __init__(self, layers: list[TwinLayer], input_shape: tuple[int, ...], steps: int, dt_ms: float,
-                 name: str, training: dict | None = None):
+                 name: str, training: dict | None = None, sample_mode: str = "fresh"):
         super().__init__()
         from .device.lowering import lava_order
 
         if steps < 1:
             raise ConfigError(f"{name}: steps must be >= 1, got {steps}")
+        if sample_mode not in SAMPLE_MODES:
+            raise ConfigError(f"{name}: sample mode must be one of {', '.join(SAMPLE_MODES)}, got {sample_mode!r}")
+        self.sample_mode = sample_mode
         self.layers = layers
         self.input_shape = tuple(input_shape)
         self.steps = int(steps)
@@ -287,7 +292,7 @@ class NetxTwin(torch.nn.Module):
         u = v = current_in.new_zeros((n, size))
         out = []
         for i in range(steps):
-            if (i + 1) % steps == reset_phase:
+            if self.sample_mode == INTERVAL and (i + 1) % steps == reset_phase:
                 u = v = current_in.new_zeros((n, size))
             u = _wrap(_decay(u, layer.current_decay) + current_in[..., i] * 2 ** STATE_SHIFT)
             v = _clip(_decay(v, layer.voltage_decay) + u + bias)
@@ -330,7 +335,7 @@ class NetxTwin(torch.nn.Module):
         """Everything :func:`load_twin` needs (plain arrays and numbers; no Lava needed to load)."""
         return {"kind": CHECKPOINT_KIND, "version": CHECKPOINT_VERSION, "name": self.spec.name,
                 "input_shape": list(self.input_shape), "steps": self.steps, "dt_ms": self.dt_ms,
-                "training": dict(self.spec.training),
+                "sample_mode": self.sample_mode, "training": dict(self.spec.training),
                 "layers": [{key: _loadable(value) for key, value in layer.to_dict().items()} for layer in self.layers]}
 
 
@@ -348,7 +353,7 @@ def _numpy(value):
 
 
 def twin_from_netx(network_file: str | Path, steps: int, dt_ms: float = 1.0, input_shape=None,
-                   name: str | None = None, training: dict | None = None) -> NetxTwin:
+                   name: str | None = None, training: dict | None = None, sample_mode: str = FRESH) -> NetxTwin:
     """The twin of a netx file.
 
     Args:
@@ -360,11 +365,13 @@ def twin_from_netx(network_file: str | Path, steps: int, dt_ms: float = 1.0, inp
         name: the model's name (default: the file's stem).
         training: loss settings for attacks (default: harness.models.DEFAULT_TRAINING, i.e.
             spike-rate with true rate 0.2 and false rate 0.03).
+        sample_mode: ``"fresh"`` (netx's defaults: no reset) or ``"interval"`` (netx's reset at
+            the step a sample reaches each layer), as the replay it stands for.
     Raises:
         DeviceError: a layer or neuron the device replay (hence the twin) does not support.
     """
     layers, shape = twin_layers(network_file, input_shape)
-    return NetxTwin(layers, shape, steps, dt_ms, name or Path(network_file).stem, training).eval()
+    return NetxTwin(layers, shape, steps, dt_ms, name or Path(network_file).stem, training, sample_mode).eval()
 
 
 def load_twin(checkpoint_path: str | Path) -> NetxTwin:
@@ -385,8 +392,8 @@ def load_twin(checkpoint_path: str | Path) -> NetxTwin:
                           f"expected {CHECKPOINT_KIND!r})")
     if state.get("version") != CHECKPOINT_VERSION:
         raise ConfigError(f"{path}: twin checkpoint version {state.get('version')!r}, this harness reads "
-                          f"{CHECKPOINT_VERSION}")
+                          f"{CHECKPOINT_VERSION}; import the network again")
     layers = [TwinLayer(**{**{key: _numpy(value) for key, value in layer.items()}, "shape": tuple(layer["shape"])})
               for layer in state["layers"]]
     return NetxTwin(layers, tuple(state["input_shape"]), state["steps"], state["dt_ms"], state["name"],
-                    state["training"]).eval()
+                    state["training"], state["sample_mode"]).eval()

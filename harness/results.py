@@ -110,19 +110,20 @@ def _clean_entry(art: RunArtifacts) -> Clean:
     right = offline.predictions == test.labels
     return Clean(offline=CleanOffline(accuracy=art.card["test_accuracy"], accuracy_ci=rate_of(right),
                                       accuracy_by_class=rates_by(test.labels, right, np.ones(len(right), bool))),
-                 device={profile: _clean_device_entry(replays["clean"].arrays, offline, test.labels)
+                 device={profile: _clean_device_entry(replays["clean"], offline, test.labels)
                          for profile, replays in art.device.items()})
 
 
-def _clean_device_entry(device, offline: OfflineOutputs, labels: np.ndarray) -> CleanDevice:
+def _clean_device_entry(replay: Replay, offline: OfflineOutputs, labels: np.ndarray) -> CleanDevice:
     """The clean test split on one profile (:func:`~harness.stages.measure.clean_measurements`), with intervals."""
+    device = replay.arrays
     measured = clean_measurements(device, offline, labels)
     pred = device["predictions"]
     exact = raster_exact(device["output_rasters"], offline.rasters) if len(pred) else np.zeros(0, bool)
     return CleanDevice(accuracy=measured["accuracy"], agreement=measured["agreement"],
                        raster_exact=measured["raster_exact"], n_samples=measured["n_samples"],
                        accuracy_ci=rate_of(pred == labels), agreement_ci=rate_of(pred == offline.predictions),
-                       raster_exact_ci=rate_of(exact))
+                       raster_exact_ci=rate_of(exact), sample_mode=replay.attrs.get("sample_mode"))
 
 
 def attack_device_entry(record: AttackRecord, replay: Replay, budgets) -> DeviceStats:
@@ -140,7 +141,8 @@ def attack_device_entry(record: AttackRecord, replay: Replay, budgets) -> Device
                        accuracy_ci=rate_of(device["predictions"] == record.labels),
                        clean_accuracy_ci=rate_of(correct), success_rate_ci=rate_of(success, correct),
                        transfer_rate_ci=rate_of(success, record.success.astype(bool) & correct),
-                       success_by_budget_ci=_budget_rates(record.l0, success, budgets, correct))
+                       success_by_budget_ci=_budget_rates(record.l0, success, budgets, correct),
+                       sample_mode=replay.attrs.get("sample_mode"))
 
 
 def _budget_rates(l0: np.ndarray, success: np.ndarray, budgets, mask: np.ndarray) -> dict[str, Rate]:

@@ -373,6 +373,9 @@ class CleanDevice(Record):
     accuracy_ci: Optional[RateCI] = absent()
     agreement_ci: Optional[RateCI] = absent()
     raster_exact_ci: Optional[RateCI] = absent()
+    sample_mode: Annotated[Optional[str], _text(
+        "how samples met the network: fresh (each as on a freshly loaded netx network, netx's defaults) or "
+        "interval (streamed with netx's reset_interval = T); absent: a replay from before the setting")] = absent()
 
 
 @dataclass(kw_only=True)
@@ -444,6 +447,9 @@ class DeviceStats(Record):
     success_rate_ci: Optional[RateCI] = absent()
     transfer_rate_ci: Optional[RateCI] = absent()
     success_by_budget_ci: Optional[RatesBy] = absent()
+    sample_mode: Annotated[Optional[str], _text(
+        "how samples met the network: fresh (each as on a freshly loaded netx network, netx's defaults) or "
+        "interval (streamed with netx's reset_interval = T); absent: a replay from before the setting")] = absent()
 
     @classmethod
     def not_replayed(cls) -> "DeviceStats":
@@ -642,11 +648,15 @@ class SynapticOperations(Record):
 
 @dataclass(kw_only=True)
 class NeuroBench(Record):
-    """NeuroBench's workload and static metrics on the clean test split (same definitions)."""
+    """NeuroBench's metrics on the clean test split: synaptic operations and connection sparsity as NeuroBench
+    defines them; two figures of the harness's own beside them (harness.device.workload.neurobench_metrics)."""
 
-    activation_sparsity: Fraction
+    device_activation_sparsity: Annotated[Fraction, _text(
+        "1 - device spikes / (neurons x T); NeuroBench's ActivationSparsity also counts each layer's last-step "
+        "spikes, which SLAYER's one-step delay pushes out of the window")]
     synaptic_operations: SynapticOperations
-    footprint_bytes: Count
+    weight_bias_bytes: Annotated[Count, _text(
+        "weights and biases x 4 bytes; NeuroBench's Footprint also counts the neurons' decays and state buffers")]
     connection_sparsity: Fraction
 
 

@@ -155,7 +155,7 @@ def _fake_replay(network_file, spikes, profile, **options):
     return DeviceOutput(rasters=np.zeros((n, 10, steps), np.uint8), counts=np.zeros((n, 10), np.int64),
                         predictions=zeros - 1, layer_counts=np.zeros((n, 2), np.int64), input_spikes=zeros,
                         synops=zeros, neuron_updates=zeros, energy_j=np.zeros(n), layer_names=["a", "b"],
-                        wall_seconds=0.0, lanes=1, profile=profile)
+                        wall_seconds=0.0, lanes=1, profile=profile, sample_mode="fresh")
 
 
 def test_a_profile_is_loaded_once_per_replay(tmp_path, monkeypatch):

@@ -9,7 +9,8 @@ from harness.errors import ConfigError
 
 SOURCES = "\n".join(f'{key} = "derived: test"' for key in (
     "neurocores_per_chip", "neurons_per_core", "synaptic_memory_bits", "weight_bits", "index_bits",
-    "input_axons_per_core", "output_axons_per_core", "mesh_shape", "chips_per_system"))
+    "input_axons_per_core", "output_axons_per_core", "mesh_shape", "chips_per_system", "hop_energy_east_west_j",
+    "hop_energy_north_south_j"))
 VALID = f"""
 name = "chip-test"
 [backend]
@@ -30,6 +31,8 @@ input_axons_per_core = 10
 output_axons_per_core = 10
 mesh_shape = [2, 3]
 chips_per_system = 2
+hop_energy_east_west_j = 3e-12
+hop_energy_north_south_j = 4e-12
 [chip.sources]
 {SOURCES}
 """
@@ -43,7 +46,7 @@ def test_shipped_profiles_have_cited_chip_tables():
     loihi1 = load_profile("loihi1").chip
     assert (loihi1.neurons_per_core, loihi1.synaptic_memory_bits, loihi1.input_axons_per_core) == (1024, 2**20, 4096)
     assert loihi1.sources["neurons_per_core"].startswith("published")
-    assert loihi1.hop_energy_j == pytest.approx(3.5e-12)
+    assert loihi1.hop_energy_j == pytest.approx((3.0e-12, 4.0e-12))  # Davies et al. 2018 Table 2
     loihi2 = load_profile("loihi2-fixed").chip
     assert loihi2.neurons_per_core == 8192 and loihi2.sources["neurons_per_core"].startswith("derived")
     assert loihi2.hop_energy_j is None
@@ -59,7 +62,12 @@ def test_valid_table_parses_and_computes_mesh_hops(tmp_path):
     assert chip.hops(0, 5) == 1 + 2          # (0,0) -> (1,2) on chip 0
     assert chip.hops(2, 6) == 1              # last column of chip 0 -> first column of chip 1
     assert chip.hops(3, 11) == 5             # (row 1, col 0) -> chip 1 (row 1, col 2): 5 columns
+    assert chip.route_energy(0, 5) == pytest.approx(2 * 3e-12 + 1 * 4e-12)  # 2 east-west hops, 1 north-south
+    assert chip.route_energy(3, 11) == pytest.approx(5 * 3e-12)
     assert load_profile(path).to_dict()["chip"]["mesh_shape"] == [2, 3]
+    table = load_profile(path).to_dict()["chip"]
+    assert (table["hop_energy_east_west_j"], table["hop_energy_north_south_j"]) == (3e-12, 4e-12)
+    assert chip_from_table(table, "round trip") == chip
 
 
 @pytest.mark.parametrize("old, new, message", [
@@ -71,7 +79,8 @@ def test_valid_table_parses_and_computes_mesh_hops(tmp_path):
     ("index_bits = 4", "index_bits = -1", "index_bits must be >= 0"),
     ("mesh_shape = [2, 3]", "mesh_shape = [2, 2]", "mesh_shape 2 x 2 holds 4 cores, but neurocores_per_chip is 6"),
     ("mesh_shape = [2, 3]", "mesh_shape = 6", r"mesh_shape must be \[rows, columns\]"),
-    ("chips_per_system = 2", "chips_per_system = 2\nhop_energy_j = -1.0", "hop_energy_j must be a non-negative"),
+    ("hop_energy_east_west_j = 3e-12", "hop_energy_east_west_j = -1.0", "hop_energy_east_west_j must be a non-negative"),
+    ("hop_energy_north_south_j = 4e-12\n", "", "hop_energy_east_west_j needs hop_energy_north_south_j too"),
     ("chips_per_system = 2", "chips_per_system = 2\nneurons = 3", r"unknown key\(s\) neurons"),
     ('weight_bits = "derived: test"', 'weight_bits = "from a blog"', "weight_bits must start with 'published:'"),
     ('weight_bits = "derived: test"\n', "", "sources: weight_bits has no source"),

@@ -22,6 +22,12 @@ def test_every_option_has_help():
                 assert action.help, f"harness {name} {action.option_strings}: no help text"
 
 
+def test_help_texts_print_no_doubled_percent():
+    """argparse turns %% into % in an option's help but not in a description or epilog."""
+    for name, sub in _subcommands().items():
+        assert "%%" not in sub.format_help(), f"harness {name} --help prints '%%'"
+
+
 @pytest.mark.parametrize("command", ["train", "attack", "replay", "run", "report"])
 def test_subcommand_help(command, capsys):
     with pytest.raises(SystemExit) as exc:

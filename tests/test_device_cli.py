@@ -18,7 +18,8 @@ TINY_NET = Path(__file__).resolve().parent.parent / ".venv/lib/python3.10/site-p
 
 def _stock_netx(path: Path, stream: np.ndarray, steps: int) -> np.ndarray:
     """Output spikes (K, total steps) of stock ``netx.hdf5.Network`` fed ``stream`` (n, total steps),
-    one sample after another with netx's own reset (an Input layer: reset_offset 0)."""
+    one sample after another with netx's own reset (an Input layer: reset_offset 0): the
+    ``interval`` sample mode."""
     from lava.lib.dl import netx
     from lava.magma.core.run_conditions import RunSteps
     from lava.magma.core.run_configs import Loihi2SimCfg
@@ -46,10 +47,10 @@ def test_a_lava_dl_network_replays_like_stock_netx(tmp_path, capsys):
     np.save(tmp_path / "spikes.npy", spikes)
     out = tmp_path / "out.h5"
     assert cli.main(["replay", "--network", str(TINY_NET), "--input", str(tmp_path / "spikes.npy"),
-                     "--profile", "loihi2-fixed", "--out", str(out), "--lanes", "4"]) == 0
-    assert f"6 samples replayed on loihi2-fixed" in capsys.readouterr().out
+                     "--profile", "loihi2-fixed", "--out", str(out), "--lanes", "4", "--sample-mode", "interval"]) == 0
+    assert f"6 samples replayed on loihi2-fixed (interval samples)" in capsys.readouterr().out
     arrays, attrs = read_h5(out, kind="device")
-    assert "SLAYER's order" in attrs["layout"] and attrs["lanes"] == 4
+    assert "SLAYER's order" in attrs["layout"] and attrs["lanes"] == 4 and attrs["sample_mode"] == "interval"
 
     flat = spikes.reshape(n, -1, steps)[:, input_order(network)]
     stream = flat.transpose(1, 0, 2).reshape(flat.shape[1], n * steps)
@@ -62,9 +63,12 @@ def test_a_lava_dl_network_replays_like_stock_netx(tmp_path, capsys):
     assert np.array_equal(arrays["output_rasters"], expected)
     assert arrays["output_rasters"].shape == (6, 36, 12)
 
-    assert cli.main(["replay", "--network", str(TINY_NET), "--input", str(tmp_path / "spikes.npy"),
-                     "--profile", "loihi2-fixed", "--out", str(out)]) == 0
+    again = ["replay", "--network", str(TINY_NET), "--input", str(tmp_path / "spikes.npy"), "--profile",
+             "loihi2-fixed", "--out", str(out)]
+    assert cli.main([*again, "--sample-mode", "interval"]) == 0
     assert "is up to date" in capsys.readouterr().out
+    assert cli.main(again) == 0  # the default, fresh, is another replay: its identity differs
+    assert "(fresh samples)" in capsys.readouterr().out and read_h5(out, kind="device")[1]["sample_mode"] == "fresh"
 
 
 def _run(args: list[str], capsys) -> tuple[int, str]:

@@ -29,7 +29,7 @@ def test_hardware_block_is_consistent_with_the_replay(tmp_path):
         assert hw.clean.synops == pytest.approx(device["synops"].mean())           # per-core sums = the total
         assert sum(hw.clean.per_core.synops) == pytest.approx(hw.clean.synops)
         assert hw.clean.spikes_per_layer == pytest.approx(device["layer_counts"].mean(axis=0).tolist())
-        assert 0 < hw.neurobench.activation_sparsity < 1 and hw.neurobench.footprint_bytes > 0
+        assert 0 < hw.neurobench.device_activation_sparsity < 1 and hw.neurobench.weight_bias_bytes > 0
     assert results.hardware["loihi1"].clean.hop_energy_j > 0 == results.hardware["loihi2-fixed"].clean.hop_energy_j
     report = (run / "report.md").read_text()
     assert "### Neurocores on loihi1" in report and (run / "figures" / "cores-r-loihi1.png").is_file()

@@ -52,15 +52,25 @@ def test_twin_reproduces_the_device_exactly(tmp_path, family, input_layer):
 @pytest.mark.slow
 @pytest.mark.parametrize("family, input_layer, bias", [
     ("dense_bias", False, True), ("conv_bias", False, True), ("dense_delay", False, True),
-    ("dense_delay", False, False), ("conv_bias", True, True)])
+    ("dense_delay", False, False), ("dense_bias", True, True), ("conv_bias", True, True)])
 def test_replay_equals_stock_netx_one_sample_at_a_time(tmp_path, family, input_layer, bias):
-    """Lanes x windows (here 2 lanes, 3 windows) against a fresh stock netx network per sample."""
+    """Lanes x windows (here 2 lanes, 3 windows) against a fresh stock netx network per sample, in
+    both sample modes: ``fresh`` against netx's defaults (no reset, as lava-dl's tests build it),
+    ``interval`` against netx with ``reset_interval = T``; the twin against the same reference."""
     path, shape = _network(tmp_path, family, input_layer, bias)
     spikes = families.random_spikes(shape, 5, STEPS, seed=4)
-    expected = stock_netx_rasters(path, spikes)
-    out = replay(path, spikes, "loihi2-fixed", lanes=2)
-    assert expected.sum() > 0
-    assert np.array_equal(out.rasters, expected)
+    expected = {}
+    for mode in ("fresh", "interval"):
+        expected[mode] = stock_netx_rasters(path, spikes, sample_mode=mode)
+        out = replay(path, spikes, "loihi2-fixed", lanes=2, sample_mode=mode)
+        assert out.sample_mode == mode and expected[mode].sum() > 0
+        assert all(out.layer_counts.sum(axis=0) > 0), "a silent layer proves nothing"
+        assert np.array_equal(out.rasters, expected[mode]), mode
+        with torch.no_grad():
+            twin = twin_from_netx(path, STEPS, input_shape=shape, sample_mode=mode)
+            assert np.array_equal(twin(torch.as_tensor(spikes, dtype=torch.float32)).numpy(), expected[mode]), mode
+    if bias:  # the bias-driven state before the input arrives is what the two modes treat differently
+        assert not np.array_equal(expected["fresh"], expected["interval"])
 
 
 @pytest.mark.slow
@@ -74,6 +84,30 @@ def test_lava_dl_example_network_replays_and_twins_exactly(tmp_path):
     assert expected.sum() > 0 and np.array_equal(out.rasters, expected)
     with torch.no_grad():
         assert np.array_equal(twin(torch.as_tensor(spikes, dtype=torch.float32)).numpy().astype(np.uint8), expected)
+
+
+@pytest.mark.slow
+def test_lava_dl_pilotnet_lif_replays_like_stock_netx_defaults(tmp_path):
+    """lava-dl's own PilotNet LIF test network (its first 3 conv layers: strided, dilated, padded,
+    bias) on its stored input spikes, 16 steps, one sample: the ``fresh`` replay and the twin
+    equal stock netx built with its defaults on every output raster element (measured: 14,561
+    spikes; the ``interval`` replay gives netx-with-reset_interval's 15,230)."""
+    import h5py
+
+    gts = LAVA_DL_TESTS / "gts/pilotnet_lif"
+    path = tmp_path / "pilotnet_lif_conv3.net"
+    with h5py.File(gts / "network.net") as source, h5py.File(path, "w") as target:
+        layers = target.create_group("layer")
+        for i, name in enumerate(["1", "2", "3"]):  # layer 0 is the Input layer the test drives by bias
+            source.copy(source["layer"][name], layers, name=str(i))
+    spikes = np.load(gts / "input-s.npy")[..., :16].transpose(2, 1, 0, 3)[None].astype(np.uint8)  # Lava (W, H, C, T)
+    expected = stock_netx_rasters(path, spikes)
+    out = replay(path, spikes, "loihi2-fixed")
+    assert expected.sum() > 0 and all(out.layer_counts[0] > 0)
+    assert np.array_equal(out.rasters, expected)
+    with torch.no_grad():
+        twin = twin_from_netx(path, 16, input_shape=spikes.shape[1:-1])
+        assert np.array_equal(twin(torch.as_tensor(spikes, dtype=torch.float32)).numpy(), expected)
 
 
 def test_twin_checkpoint_round_trip_and_gradient(tmp_path):
@@ -147,8 +181,26 @@ def test_import_writes_a_run_directory(imported):
     assert card["steps"] == STEPS and card["input_shape"] == [2, 9, 8] and card["n_classes"] == 6
     assert [layer["iDecay"] for layer in card["layers"]] == [2048, 1024, 4096] and all(l["bias"] for l in card["layers"])
     assert card["loss"]["name"] == "margin" and card["dataset"]["n"] == 10
-    with pytest.raises(HarnessError, match="already holds a model"):
-        import_netx(path, root / "run", spikes=root / "spikes.npy", labels=root / "labels.npy")
+    other, _ = _network(root, "dense_bias", False)
+    with pytest.raises(HarnessError, match=r"already holds a model \(not imported from this file\)"):
+        import_netx(other, root / "run", spikes=root / "spikes.npy", labels=root / "labels.npy", dt_ms=1.0)
+    assert card["sample_mode"] == card["twin_device"]["sample_mode"] == "fresh"
+
+
+@pytest.mark.slow
+def test_an_import_of_the_same_file_with_other_settings_is_proved_again(tmp_path):
+    """A card from before the sample mode, or with another one, has another identity: the same file
+    is imported and proved again without --force (another file still needs it)."""
+    path, shape = _network(tmp_path, "dense_bias", False)
+    spikes = families.random_spikes(shape, 4, STEPS, seed=8)
+    labels = np.arange(4) % 6
+    first = import_netx(path, tmp_path / "run", spikes=spikes, labels=labels, dt_ms=1.0, lanes=2)
+    again = import_netx(path, tmp_path / "run", spikes=spikes, labels=labels, dt_ms=1.0, lanes=2,
+                        sample_mode="interval")
+    assert (first["sample_mode"], again["sample_mode"], again["twin_device"]["sample_mode"]) == (
+        "fresh", "interval", "interval")
+    assert again["identity"] != first["identity"] and again["twin_device"]["raster_exact"] == 1.0
+    assert load_twin(tmp_path / "run" / "model" / "checkpoint.pt").sample_mode == "interval"
 
 
 @pytest.mark.slow

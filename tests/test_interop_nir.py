@@ -3,6 +3,8 @@ a graph exported by snnTorch (the real framework, dev extra), export -> import r
 and refusals. The slow tests replay on Lava's Loihi 2 simulation (a few seconds each)."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import nir
 import numpy as np
 import pytest
@@ -306,3 +308,71 @@ def test_snntorch_graph_imports_and_replays(tmp_path, nmnist_30, mechanism, sour
     # zero reset drops it). The floors guard against regressions, not the 95% target.
     assert result["prediction_agreement"] >= floor
     assert result["quantization_agreement"] >= 0.9
+
+
+# ---------------------------------------------------------------- a real framework: Norse (committed fixture)
+
+NORSE = Path(__file__).resolve().parent / "fixtures" / "norse"
+
+
+def _norse_fixture(tmp_path) -> tuple[Path, Path, Path, Path]:
+    """The Norse graph and, as files for the command line, its 100 N-MNIST test recordings
+    (unpacked), their labels and Norse's own predictions (tests/fixtures/make_norse_graph.py)."""
+    inputs = np.load(NORSE / "inputs.npz")
+    shape = tuple(inputs["shape"])
+    np.save(tmp_path / "x.npy", np.unpackbits(inputs["bits"])[:int(np.prod(shape))].reshape(shape))
+    np.save(tmp_path / "y.npy", inputs["labels"])
+    return NORSE / "graph.nir", tmp_path / "x.npy", tmp_path / "y.npy", NORSE / "predictions.npy"
+
+
+def test_norse_graph_without_dt_names_the_flag(tmp_path):
+    """Norse writes r = 1, so dt inferred from r = tau_mem / dt is tau_mem itself: decays > 1."""
+    graph, *_ = _norse_fixture(tmp_path)
+    with pytest.raises(NirGraphError, match=r"current decay dt/tau_syn = 2 at dt = 0\.1 s \(inferred from r = "
+                                            r"tau_mem / dt\).*harness import --dt-ms"):
+        import_nir(graph, tmp_path / "n.net", steps=30, source="norse")
+
+
+@pytest.mark.slow
+def test_norse_graph_imports_and_agrees_with_norse(tmp_path, capsys):
+    """Norse adds the input straight to the current: with ``--source norse`` the device agrees
+    with Norse's own predictions on >= 95% of the fixture's rows; with NIR's own gain (the
+    default) the network is under-driven, the device silent, and the import refused unless
+    ``--allow-silent``."""
+    from harness import cli
+    from harness.metrics import predict
+    from harness.runs import open_run
+
+    graph, x, y, predictions = _norse_fixture(tmp_path)
+    common = ["import", "--nir", str(graph), "--input", str(x), "--labels", str(y), "--dt-ms", "10",
+              "--reference-predictions", str(predictions)]
+    assert cli.main([*common, "--run", str(tmp_path / "norse"), "--source", "norse"]) == 0
+    out = capsys.readouterr().out
+    assert "NIR graph from norse (--source; its reset: zero" in out and "norse's own predictions: 95.0% (95 of 100" in out
+    nir_card = open_run(tmp_path / "norse").card["provenance"]["nir"]
+    agreement = nir_card["agreement"]
+    assert agreement["reference_agreement"]["k"] >= 95 and agreement["reference_agreement"]["n"] == 100
+    assert agreement["twin_raster_exact"] == 1.0 and agreement["device_silent_or_tied"] < 0.1
+    # the float graph with Norse's conventions is Norse: its predictions are Norse's own
+    imported = import_nir(graph, tmp_path / "n.net", steps=30, dt=0.01, source="norse")
+    assert np.array_equal(predict(reference_forward(imported.layers, np.load(x), "zero").sum(-1)), np.load(predictions))
+
+    assert cli.main([*common, "--run", str(tmp_path / "as-nir")]) == 2
+    err = capsys.readouterr().err
+    assert "the device is silent or tied on 100% of 100 test rows (source conventions: nir)" in err
+    assert "--allow-silent" in err and not (tmp_path / "as-nir" / "model").exists()
+    assert cli.main([*common, "--run", str(tmp_path / "as-nir"), "--allow-silent"]) == 0
+    assert "WARNING: the device is silent or tied on 100.0%" in capsys.readouterr().err
+
+
+def test_nir_only_flags_and_bad_reference_predictions_get_one_line(tmp_path, capsys):
+    from harness import cli
+
+    graph, x, y, _ = _norse_fixture(tmp_path)
+    np.save(tmp_path / "short.npy", np.zeros(99, dtype=np.int64))
+    base = ["import", "--input", str(x), "--labels", str(y), "--dt-ms", "10", "--run", str(tmp_path / "r")]
+    assert cli.main([*base, "--nir", str(graph), "--reference-predictions", str(tmp_path / "short.npy")]) == 2
+    err = capsys.readouterr().err
+    assert f"--reference-predictions {tmp_path / 'short.npy'}: must be (100,) integers" in err and "(99,)" in err
+    assert cli.main([*base, "--network", str(graph), "--source", "norse"]) == 2
+    assert "apply to --nir graphs only" in capsys.readouterr().err

@@ -21,7 +21,7 @@ NEURON = {"vThMant": 80, "iDecay": 1024, "vDecay": 128}
 def chip(**changes) -> Chip:
     values = dict(neurocores_per_chip=6, neurons_per_core=4, synaptic_memory_bits=200, weight_bits=8, index_bits=0,
                   input_axons_per_core=10, output_axons_per_core=10, mesh_shape=(2, 3), chips_per_system=1,
-                  hop_energy_j=1e-12, sources={})
+                  hop_energy_j=(1e-12, 1e-12), sources={})
     values.update(changes)
     return Chip(**values)
 
@@ -172,7 +172,7 @@ def test_core_activity_hops_busiest_core_and_energy_by_hand():
     energy = EnergyModel(synaptic_op_j=1.0, neuron_update_j=0.5, spike_j=2.0, source="test")
     per_core = core_energy(activity, energy)
     assert per_core[0].tolist() == [20 + 4 + 6, 20 + 4 + 4, 20 + 4 + 4, 21 + 6 + 2]
-    assert total_energy(activity, energy, mapping.chip)[0] == pytest.approx(per_core[0].sum() + 13 * 1e-12)
+    assert total_energy(activity, energy)[0] == pytest.approx(per_core[0].sum() + 13 * 1e-12)
     load = np.array([[[1, 0, 5], [2, 2, 0], [0, 3, 1], [0, 0, 0]]])  # (1 sample, 4 cores, 3 steps)
     index, most = busiest_core(load)
     assert index.tolist() == [[1, 2, 0]] and most.tolist() == [[2, 3, 5]]
@@ -183,7 +183,7 @@ def test_core_activity_hops_busiest_core_and_energy_by_hand():
     assert figures["spikes_per_layer"] == [(7 + 5) / 2, (1 + 2) / 2] and figures["synops"] == (81 + 15) / 2
     assert figures["traffic_spike_hops"] == (13 + 15) / 2 and figures["hop_energy_j"] == pytest.approx(14e-12)
     assert figures["busiest_core_load"] == (21 + 15) / 2 == figures["latency_proxy"]
-    assert figures["energy_j"] == pytest.approx(total_energy(activity, energy, mapping.chip).mean())
+    assert figures["energy_j"] == pytest.approx(total_energy(activity, energy).mean())
     assert figures["per_core"]["spikes_in"] == [5.0, 5.0, 5.0, 6.0]
     with pytest.raises(DataError, match=r"expected \(N, 19\) for populations \[10, 6, 3\]"):
         core_activity(mapping, counts[:, :-1], steps=4)
@@ -205,11 +205,11 @@ def test_neurobench_metrics_by_hand():
     net = NetworkDescription(Path("nb.net"), (2,), (dense(0, weight),))
     counts = np.array([[2, 1, 1, 0], [0, 3, 0, 2]])  # inputs (2), then the layer's 2 neurons
     metrics = neurobench_metrics(net, counts, steps=5)
-    assert metrics["activation_sparsity"] == pytest.approx(1 - 3 / (2 * 5 * 2))
+    assert metrics["device_activation_sparsity"] == pytest.approx(1 - 3 / (2 * 5 * 2))
     # input 0 reaches 2 synapses, input 1 one: (2*2 + 1) and (0 + 3) -> mean 4
     assert metrics["synaptic_operations"] == {"effective_acs": 4.0, "dense": 4 * 5}
     assert metrics["connection_sparsity"] == 0.25
-    assert metrics["footprint_bytes"] == 4 * 4 and neurobench_metrics(net, counts, 5, bytes_per_parameter=1)["footprint_bytes"] == 4
+    assert metrics["weight_bias_bytes"] == 4 * 4 and neurobench_metrics(net, counts, 5, bytes_per_parameter=1)["weight_bias_bytes"] == 4
     with pytest.raises(DataError, match=r"nb.net: expected \(N, 4\)"):
         neurobench_metrics(net, counts[:, :3], steps=5)
 
@@ -234,11 +234,12 @@ input_axons_per_core = 4096
 output_axons_per_core = 4096
 mesh_shape = [8, 16]
 chips_per_system = 1
-hop_energy_j = 3.5e-12
+hop_energy_east_west_j = 3.0e-12
+hop_energy_north_south_j = 4.0e-12
 [chip.sources]
 """ + "\n".join(f'{key} = "derived: small cores, so that layers split"' for key in (
     "neurocores_per_chip", "neurons_per_core", "synaptic_memory_bits", "weight_bits", "input_axons_per_core",
-    "output_axons_per_core", "mesh_shape", "chips_per_system", "hop_energy_j"))
+    "output_axons_per_core", "mesh_shape", "chips_per_system", "hop_energy_east_west_j", "hop_energy_north_south_j"))
 
 
 def _slayer_counts(net, spikes: np.ndarray) -> np.ndarray:

@@ -12,7 +12,8 @@
     output_axons_per_core = 4096         # fan-out: (neuron, destination core) routes a core can send on
     mesh_shape = [8, 16]                 # cores of one chip as rows x columns, rows * columns = neurocores
     chips_per_system = 1
-    hop_energy_j = 3.5e-12               # optional: energy of one spike crossing one mesh hop
+    hop_energy_east_west_j = 3.0e-12     # optional (both or neither): energy of one spike crossing
+    hop_energy_north_south_j = 4.0e-12   # one mesh hop between columns / between rows
 
     [chip.sources]                       # one entry per number: "published: ..." or "derived: ..."
     neurons_per_core = "published: Davies et al., IEEE Micro 2018: 1,024 compartments per core"
@@ -36,6 +37,8 @@ from ..errors import ConfigError
 INTEGER_KEYS = ("neurocores_per_chip", "neurons_per_core", "synaptic_memory_bits", "weight_bits",
                 "input_axons_per_core", "output_axons_per_core", "chips_per_system")
 SOURCE_LABELS = ("published", "derived")
+#: optional energies of one mesh hop, (east-west, north-south): both or neither
+HOP_KEYS = ("hop_energy_east_west_j", "hop_energy_north_south_j")
 
 
 @dataclass(frozen=True)
@@ -54,7 +57,8 @@ class Chip:
         mesh_shape: (rows, columns) of one chip's cores; rows * columns = neurocores_per_chip.
         chips_per_system: chips a network may spread over; chips sit side by side in one row
             of the system mesh, so the mesh of the system is rows x (columns * chips).
-        hop_energy_j: joules per spike per mesh hop, or None when the profile has no figure.
+        hop_energy_j: joules per spike per mesh hop (east-west: between columns, north-south:
+            between rows), or None when the profile has no figure.
         sources: where each number comes from, "published: ..." or "derived: ...".
     """
 
@@ -67,7 +71,7 @@ class Chip:
     output_axons_per_core: int
     mesh_shape: tuple[int, int]
     chips_per_system: int
-    hop_energy_j: float | None
+    hop_energy_j: tuple[float, float] | None
     sources: dict[str, str]
 
     @property
@@ -105,10 +109,23 @@ class Chip:
         columns = self.mesh_shape[1]
         return abs(row_a - row_b) + abs((chip_a * columns + col_a) - (chip_b * columns + col_b))
 
+    def route_energy(self, a: int, b: int) -> float:
+        """Joules of one spike from core ``a`` to core ``b``: the column hops (east-west) and the row
+        hops (north-south) of :meth:`hops`, each at its direction's energy; 0 without a figure."""
+        if self.hop_energy_j is None:
+            return 0.0
+        (chip_a, row_a, col_a), (chip_b, row_b, col_b) = self.position(a), self.position(b)
+        columns = self.mesh_shape[1]
+        east_west, north_south = self.hop_energy_j
+        return (abs((chip_a * columns + col_a) - (chip_b * columns + col_b)) * east_west
+                + abs(row_a - row_b) * north_south)
+
     def to_dict(self) -> dict:
-        """JSON-friendly form (stored with replay outputs and mappings)."""
+        """JSON-friendly form (stored with replay outputs and mappings), the keys of a ``[chip]`` table."""
         out = {key: value for key, value in asdict(self).items() if value is not None}  # optional limits unset
         out["mesh_shape"] = list(self.mesh_shape)
+        if out.pop("hop_energy_j", None) is not None:  # the table's keys, so that chip_from_table reads it back
+            out.update(zip(HOP_KEYS, self.hop_energy_j))
         return out
 
 
@@ -119,6 +136,21 @@ def _positive_int(table: dict, key: str, where: str, minimum: int = 1) -> int:
     if value < minimum:
         raise ConfigError(f"{where}: {key} must be >= {minimum}, got {value}")
     return value
+
+
+def _hop_energies(table: dict, where: str) -> tuple[float, float] | None:
+    """The (east-west, north-south) hop energies of ``table``, or None when it gives neither."""
+    given = [key for key in HOP_KEYS if key in table]
+    if not given:
+        return None
+    if len(given) == 1:
+        raise ConfigError(f"{where}: {given[0]} needs {(set(HOP_KEYS) - set(given)).pop()} too (hop energies "
+                          "are given per direction)")
+    for key in HOP_KEYS:
+        value = table[key]
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+            raise ConfigError(f"{where}: {key} must be a non-negative number of joules, got {value!r}")
+    return float(table[HOP_KEYS[0]]), float(table[HOP_KEYS[1]])
 
 
 def _sources(table: dict, numbers: list[str], where: str) -> dict[str, str]:
@@ -148,7 +180,7 @@ def chip_from_table(table: dict, where: str) -> Chip:
     """
     if not isinstance(table, dict):
         raise ConfigError(f"{where}: [chip] must be a table")
-    optional = {"index_bits", "hop_energy_j"}
+    optional = {"index_bits", *HOP_KEYS}
     check_unknown(table, set(INTEGER_KEYS) | optional | {"mesh_shape", "sources"}, where)
     require_keys(table, list(INTEGER_KEYS) + ["mesh_shape"], where)
     values = {key: _positive_int(table, key, where) for key in INTEGER_KEYS}
@@ -160,12 +192,10 @@ def chip_from_table(table: dict, where: str) -> Chip:
     if mesh[0] * mesh[1] != values["neurocores_per_chip"]:
         raise ConfigError(f"{where}: mesh_shape {mesh[0]} x {mesh[1]} holds {mesh[0] * mesh[1]} cores, "
                           f"but neurocores_per_chip is {values['neurocores_per_chip']}")
-    hop = table.get("hop_energy_j")
-    if hop is not None and (isinstance(hop, bool) or not isinstance(hop, (int, float)) or hop < 0):
-        raise ConfigError(f"{where}: hop_energy_j must be a non-negative number of joules, got {hop!r}")
-    numbers = [key for key in (*INTEGER_KEYS, "index_bits", "mesh_shape", "hop_energy_j") if key in table]
+    hop = _hop_energies(table, where)
+    numbers = [key for key in (*INTEGER_KEYS, "index_bits", "mesh_shape", *HOP_KEYS) if key in table]
     if values["synaptic_memory_bits"] < values["weight_bits"]:
         raise ConfigError(f"{where}: synaptic_memory_bits ({values['synaptic_memory_bits']}) cannot hold "
                           f"one weight of {values['weight_bits']} bits")
-    return Chip(mesh_shape=(mesh[0], mesh[1]), hop_energy_j=None if hop is None else float(hop),
+    return Chip(mesh_shape=(mesh[0], mesh[1]), hop_energy_j=hop,
                 sources=_sources(table, numbers, where), **values)

@@ -16,9 +16,20 @@ fixed-point (``fixed_pt``, bit-exact Loihi) or floating-point (``floating_pt``) 
 
 Time alignment with SLAYER (``delay_shift=True``): every synapse layer delays by one step on
 both sides, so Lava step ``w*W + t + 1`` of a lane is SLAYER's output step ``t`` of the sample
-in window ``w`` (window length ``W = T``). The reference is stock netx run one sample at a
-time on a fresh network (:mod:`harness.interop.stock_netx`); docs/device.md ("Bias") has the
-measurements behind the two rules that make the replay equal to it, bias included:
+in window ``w`` (window length ``W = T``). How a sample meets the network is the replay's
+``sample_mode`` (docs/device.md, "Bias"):
+
+- ``fresh`` (the default): as on a freshly loaded network with netx's defaults (no reset), one
+  sample per load, what lava-dl's own tests compare against. Each layer starts a sample in the
+  state a fresh network holds when the sample's first input reaches it: bias-driven, the same
+  for every sample; the window's reset restores that state
+  (:mod:`harness.device.lava_procs.neurons`).
+- ``interval``: samples streamed through one loaded network with netx's
+  ``reset_interval = T``: every layer's u and v are zeroed at the step a sample reaches it.
+
+The reference is stock netx run one sample at a time on a fresh network, with its defaults or
+with ``reset_interval = T`` (:mod:`harness.interop.stock_netx`); two more rules make the replay
+equal to it, bias included:
 
 - the first ``L`` output steps (``L`` synapse layers) of a window are what the network does
   before the sample reaches the output layer. On a fresh network that transient is the same
@@ -60,6 +71,10 @@ STEP_SECONDS = 0.01               # fixed cost of one Lava time step (one proces
 SYNAPSE_SECONDS = 5e-9            # cost of one synapse in one step (measured 2-3e-9 in Lava's Sparse model)
 TIMEOUT_FLOOR_SECONDS = 120.0     # build and compile (without the import) fit well within this
 BUILD_SECONDS = 5.0               # one more build and compile (a fresh window of a delayed network)
+
+FRESH = "fresh"        # each sample as on a freshly loaded network (netx's defaults)
+INTERVAL = "interval"  # samples streamed through one network with netx's reset_interval = T
+SAMPLE_MODES = (FRESH, INTERVAL)
 
 
 @dataclass(frozen=True)
@@ -272,13 +287,15 @@ class LavaNetwork:
     it, as between the windows of one request; the first ``L`` output steps get the transient of
     the very first window, a fresh start). With delays every window runs on a freshly built
     network (module docstring); what is kept across them is this process (imports done, the
-    compiler loaded), the lowered layers and netx's weight scaling.
+    compiler loaded), the lowered layers and netx's weight scaling. ``sample_mode`` (FRESH or
+    INTERVAL) selects what a reset restores (module docstring).
     """
 
     def __init__(self, lowered: list[LoweredLayer], lanes: int, steps: int, folder: Path, tag: str,
-                 monitors: list[dict] | None) -> None:
+                 monitors: list[dict] | None, sample_mode: str) -> None:
         preload()
         self.lowered, self.lanes, self.steps, self.folder, self.tag = lowered, lanes, steps, folder, tag
+        self.sample_mode = sample_mode
         self.monitors, self.depth, self.fresh = monitors, depth_of(lowered), has_delays(lowered)
         self.weights = [None if layer.weight is None else scaled_weights(layer.weight) for layer in lowered]
         self.network, self.windows_done, self.transient = None, 0, None
@@ -291,7 +308,7 @@ class LavaNetwork:
             return self._fresh_windows(index, samples)
         windows = math.ceil(samples / self.lanes)
         try:
-            run_steps(self.network, windows * self.steps, self.tag)
+            run_steps(self.network, windows * self.steps, self.tag, self.sample_mode)
         except DeviceError:  # stop now (the first error is the one reported); the session is over
             network, self.network = self.network, None
             with contextlib.suppress(DeviceError):
@@ -324,7 +341,7 @@ class LavaNetwork:
             np.save(input_file(str(folder), 0), stream[w * self.steps:(w + 1) * self.steps, :lanes * n])
             output = build(self.lowered, lanes, self.steps, folder, self.tag, self.monitors, self.weights)
             try:
-                run_steps(output, self.steps, self.tag)
+                run_steps(output, self.steps, self.tag, self.sample_mode)
             finally:
                 stop(output)
             result = self._result(folder, range(1), lanes, lanes)
@@ -346,20 +363,34 @@ def has_delays(lowered: list[LoweredLayer]) -> bool:
     return any(layer.delay is not None and layer.delay.max() > 0 for layer in lowered)
 
 
-def run_steps(process, steps: int, tag: str) -> None:
+def run_config(tag: str, sample_mode: str = INTERVAL):
+    """``Loihi2SimCfg(select_tag=tag)``; for FRESH its LIFReset models restore a fresh start at
+    every reset (:mod:`harness.device.lava_procs.neurons`) instead of zeroing u and v."""
+    from lava.magma.core.run_configs import Loihi2SimCfg
+    from lava.proc.lif.process import LIFReset
+
+    from .lava_procs.neurons import FreshStartLifFixed, FreshStartLifFloat
+
+    models = {}
+    if sample_mode == FRESH:
+        models[LIFReset] = FreshStartLifFloat if tag == FLOATING_POINT else FreshStartLifFixed
+    return Loihi2SimCfg(select_tag=tag, exception_proc_model_map=models)
+
+
+def run_steps(process, steps: int, tag: str, sample_mode: str = INTERVAL) -> None:
     """Run (compile and start on the first call, else continue) the Lava network ``process``
-    belongs to for ``steps`` steps under ``Loihi2SimCfg`` (``select_tag`` = ``tag``); a
-    failure becomes a DeviceError (the network must then be stopped: :func:`stop`).
+    belongs to for ``steps`` steps under :func:`run_config` (``tag``, ``sample_mode``: the
+    configuration counts on the first call only); a failure becomes a DeviceError (the network
+    must then be stopped: :func:`stop`).
 
     Meant to run inside a supervised job: it reports the ``running`` phase, during which a dead
     worker is detected.
     """
     from lava.magma.core.run_conditions import RunSteps
-    from lava.magma.core.run_configs import Loihi2SimCfg
 
     try:
         report_phase(RUNNING)
-        process.run(condition=RunSteps(num_steps=steps), run_cfg=Loihi2SimCfg(select_tag=tag))
+        process.run(condition=RunSteps(num_steps=steps), run_cfg=run_config(tag, sample_mode))
     except Exception as exc:
         raise DeviceError(f"Lava run failed: {_describe(exc, process)}") from None
     finally:
@@ -412,7 +443,7 @@ def preload() -> None:
     import lava.proc.lif.models  # noqa: F401
     import lava.proc.sparse.models  # noqa: F401
 
-    from .lava_procs import io  # noqa: F401
+    from .lava_procs import io, neurons  # noqa: F401
 
 
 def choose_lanes(lowered: list[LoweredLayer], samples: int, budget_bytes: int | None = None) -> int:

@@ -34,6 +34,8 @@ class DeviceOutput:
         wall_seconds: wall time of the replay (build, compile, run, read-back).
         lanes: samples replayed side by side in one run.
         profile: the hardware profile used.
+        sample_mode: how samples met the network: "fresh" (each as on a freshly loaded network,
+            netx's defaults) or "interval" (streamed with netx's reset_interval = T).
         neuron_counts: (N, P) int64 spikes of every neuron over the counted steps (those of
             ``layer_counts``): the input stream's channels first, then each layer's neurons,
             each in SLAYER's flat order (split with :func:`harness.device.workload.split_populations`).
@@ -57,6 +59,7 @@ class DeviceOutput:
     wall_seconds: float
     lanes: int
     profile: "Profile"
+    sample_mode: str
     neuron_counts: np.ndarray | None = None
     core_spikes: np.ndarray | None = None
     core_synops: np.ndarray | None = None

@@ -1,6 +1,7 @@
 """The one registry of device backends: a profile's ``[backend] kind`` -> its replay function.
 
-A backend is ``replay(network_file, spikes, profile, *, sample_keys, lanes, timeout, progress)
+A backend is ``replay(network_file, spikes, profile, *, sample_keys, lanes, timeout, progress,
+sample_mode)
 -> DeviceOutput`` (:func:`harness.device.backend.replay` documents the arguments). Loaders
 import the backend only when a replay needs it (Lava's import costs seconds). Profiles are
 validated against :func:`backend_kinds`, and :func:`backend_for` dispatches.

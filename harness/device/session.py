@@ -32,7 +32,8 @@ from tqdm.auto import tqdm
 
 from ..errors import DataError, DeviceError
 from ..data import check_binary
-from .lava_sim import TIMEOUT_FLOOR_SECONDS, Batch, LavaNetwork, choose_lanes, default_timeout, preload, write_source
+from .lava_sim import (FRESH, SAMPLE_MODES, TIMEOUT_FLOOR_SECONDS, Batch, LavaNetwork, choose_lanes, default_timeout,
+                       preload, write_source)
 from .output import DeviceOutput
 from .watchdog import SupervisedServer
 
@@ -54,12 +55,15 @@ class DeviceSession:
         steps: T of every set (default: the first set's); a set of another T is refused.
         timeout: watchdog seconds per call (default: from the amount of work of each call).
         expected_samples: the size of the largest set to come (sets the default lanes).
+        sample_mode: ``"fresh"`` (each sample as on a freshly loaded network, netx's defaults)
+            or ``"interval"`` (netx's ``reset_interval = T``); :func:`harness.device.backend.replay`.
     """
 
     def __init__(self, network_file: str | Path, profile: "Profile", *, lanes: int | None = None,
                  steps: int | None = None, timeout: float | None = None,
-                 expected_samples: int | None = None) -> None:
+                 expected_samples: int | None = None, sample_mode: str = FRESH) -> None:
         self.network_file, self.profile = Path(network_file), profile
+        self.sample_mode = check_sample_mode(sample_mode)
         if self.profile.backend != LAVA_SIM:
             raise DeviceError(f"profile '{self.profile.name}': a device session needs the {LAVA_SIM} backend, "
                               f"not '{self.profile.backend}'")
@@ -91,7 +95,7 @@ class DeviceSession:
         preload()
         self._tmp = Path(tempfile.mkdtemp(prefix="harness-session-"))
         self._server = SupervisedServer(LavaNetwork, self.lowered, self.lanes, self.steps, self._tmp,
-                                        self.profile.select_tag, monitor_options(self.network, self.mapping),
+                                        self.profile.select_tag, monitor_options(self.network, self.mapping), self.sample_mode,
                                         timeout=self.timeout or TIMEOUT_FLOOR_SECONDS, what="Lava session")
 
     def close(self) -> None:
@@ -183,17 +187,17 @@ class DeviceSession:
                             layer_counts=activity.layer_spikes, input_spikes=activity.input_spikes,
                             synops=activity.synops, neuron_updates=activity.neuron_updates, energy_j=energy,
                             layer_names=[layer.layer.name for layer in self.lowered], wall_seconds=wall,
-                            lanes=self.lanes, profile=self.profile, neuron_counts=recorded.neuron_counts,
+                            lanes=self.lanes, profile=self.profile, sample_mode=self.sample_mode, neuron_counts=recorded.neuron_counts,
                             core_spikes=recorded.core_spikes, core_synops=recorded.core_synops,
                             mapping=self.mapping, mapping_error=self.mapping_error)
 
 
 def replay_lava_sim(network_file, spikes: np.ndarray, profile, *, sample_keys=None, lanes: int | None = None,
-                    timeout: float | None = None, progress: bool = False) -> DeviceOutput:
+                    timeout: float | None = None, progress: bool = False, sample_mode: str = FRESH) -> DeviceOutput:
     """The ``lava-sim`` backend of :func:`harness.device.backend.replay` (same arguments): a
     session of one set (``wall_seconds`` includes build, compile and stop)."""
     started = time.perf_counter()
-    with DeviceSession(network_file, profile, lanes=lanes, timeout=timeout) as dev:
+    with DeviceSession(network_file, profile, lanes=lanes, timeout=timeout, sample_mode=sample_mode) as dev:
         output = dev.replay(spikes, sample_keys=sample_keys, progress=progress)
     output.wall_seconds = time.perf_counter() - started
     return output
@@ -211,6 +215,13 @@ class _Progress:
             self.offset += total
         self.last = done
         self.bar.update(self.batch.samples_done(self.offset + done) - self.bar.n)
+
+
+def check_sample_mode(sample_mode: str) -> str:
+    """``sample_mode`` itself when it is one of SAMPLE_MODES; DataError naming the choices otherwise."""
+    if sample_mode not in SAMPLE_MODES:
+        raise DataError(f"sample mode must be one of {', '.join(SAMPLE_MODES)}, got {sample_mode!r}")
+    return sample_mode
 
 
 def check_spikes(spikes) -> np.ndarray:

@@ -27,7 +27,7 @@ from ..data import SpikeSet
 from ..runs import open_run
 from ..store import RunDir, digest_arrays, digest_file, identity, stored_identity, write_bytes, write_h5, write_json
 from ..versions import numeric_versions
-from ..netx_twin import NetxTwin, twin_from_netx
+from ..netx_twin import FRESH, NetxTwin, twin_from_netx
 
 PROOF_PROFILE = "loihi2-fixed"
 CARD_KIND = "imported"
@@ -51,6 +51,7 @@ class TwinProof:
         layer_spikes: (L,) spikes each layer of the twin emitted over all samples.
         first_mismatch: (sample, output neuron, step) of the first differing raster element, or None.
         twin_predictions, device_predictions: (N,) int64.
+        sample_mode: how samples met the device's network (the twin's own mode).
     """
 
     n_samples: int
@@ -60,6 +61,7 @@ class TwinProof:
     first_mismatch: tuple[int, int, int] | None
     twin_predictions: np.ndarray
     device_predictions: np.ndarray
+    sample_mode: str
 
     @property
     def exact(self) -> bool:
@@ -67,7 +69,7 @@ class TwinProof:
 
     def summary(self) -> dict:
         """JSON-friendly figures (for the card)."""
-        return {"profile": PROOF_PROFILE, "n_samples": self.n_samples, "raster_exact": self.raster_exact,
+        return {"profile": PROOF_PROFILE, "sample_mode": self.sample_mode, "n_samples": self.n_samples, "raster_exact": self.raster_exact,
                 "agreement": self.agreement, "layer_spikes": self.layer_spikes,
                 "first_mismatch": None if self.first_mismatch is None else list(self.first_mismatch)}
 
@@ -85,7 +87,8 @@ def twin_outputs(twin: NetxTwin, spikes: np.ndarray, batch_size: int = 64) -> tu
 
 def prove_twin(twin: NetxTwin, network_file: str | Path, spikes: np.ndarray, *, lanes: int | None = None,
                timeout: float | None = None) -> TwinProof:
-    """Compare the twin's output spikes with the ``loihi2-fixed`` replay of ``network_file``.
+    """Compare the twin's output spikes with the ``loihi2-fixed`` replay of ``network_file``
+    under the twin's sample mode (``fresh`` or ``interval``).
 
     Args:
         twin: the twin (of ``network_file``).
@@ -95,7 +98,7 @@ def prove_twin(twin: NetxTwin, network_file: str | Path, spikes: np.ndarray, *, 
     from ..device.backend import check_spikes, replay
 
     spikes = check_spikes(spikes)
-    device = replay(network_file, spikes, PROOF_PROFILE, lanes=lanes, timeout=timeout)
+    device = replay(network_file, spikes, PROOF_PROFILE, lanes=lanes, timeout=timeout, sample_mode=twin.sample_mode)
     rasters, layer_spikes = twin_outputs(twin, spikes)
     same = (rasters == device.rasters).reshape(len(spikes), -1).all(axis=1)
     differ = np.argwhere(rasters != device.rasters)
@@ -103,7 +106,7 @@ def prove_twin(twin: NetxTwin, network_file: str | Path, spikes: np.ndarray, *, 
     return TwinProof(n_samples=len(spikes), raster_exact=float(same.mean()),
                      agreement=float(np.mean(twin_pred == device.predictions)), layer_spikes=layer_spikes,
                      first_mismatch=tuple(int(i) for i in differ[0]) if len(differ) else None,
-                     twin_predictions=twin_pred, device_predictions=device.predictions)
+                     twin_predictions=twin_pred, device_predictions=device.predictions, sample_mode=twin.sample_mode)
 
 
 def _load_array(value, what: str) -> np.ndarray:
@@ -174,30 +177,40 @@ def _layer_card(twin: NetxTwin) -> list[dict]:
 
 
 def _identity(source: Path, spikes: np.ndarray, labels: np.ndarray, dataset: dict, input_shape, name,
-              provenance) -> str:
-    """What an import is made from: the file's bytes, the test data as fed, the import's settings, versions."""
+              provenance, sample_mode: str) -> str:
+    """What an import is made from: the file's bytes, the test data as fed, the import's settings
+    (the sample mode its proof ran under included), versions."""
     return identity(stage="import", network_sha256=digest_file(source), test_sha256=digest_arrays(spikes, labels),
                     dt_ms=dataset["dt_ms"], input_shape=None if input_shape is None else list(input_shape), name=name,
-                    provenance=provenance or {}, versions=numeric_versions())
+                    provenance=provenance or {}, sample_mode=sample_mode, versions=numeric_versions())
 
 
 def _kept(run: RunDir, source: Path, data, spikes, labels, steps, dt_ms, limit, input_shape, name,
-          provenance) -> dict | None:
+          provenance, sample_mode: str) -> dict | None:
     """The card of ``run`` when it was imported from this file and data (then nothing is redone), else None."""
     try:
         test_spikes, test_labels, dataset = load_test_data(data, spikes, labels, steps, dt_ms, limit)
     except HarnessError:
         return None
     if stored_identity(run.card_file) != _identity(source, test_spikes, test_labels, dataset, input_shape, name,
-                                                   provenance):
+                                                   provenance, sample_mode):
         return None
     return open_run(run.root).card
+
+
+def _imported_from(run: RunDir, source: Path) -> bool:
+    """Whether ``run`` holds an import of the file ``source`` (the same bytes), whatever its settings."""
+    try:
+        card = open_run(run.root).card
+    except HarnessError:
+        return False
+    return card.get("kind") == CARD_KIND and card.get("source", {}).get("sha256") == digest_file(source)
 
 
 def import_netx(network_file: str | Path, run_dir: str | Path, *, data=None, spikes=None, labels=None,
                 steps: int | None = None, dt_ms: float | None = None, input_shape=None, name: str | None = None,
                 limit: int | None = None, lanes: int | None = None, force: bool = False,
-                provenance: dict | None = None) -> dict:
+                provenance: dict | None = None, sample_mode: str = FRESH) -> dict:
     """Import a netx network into ``run_dir`` (module docstring), proven on its test data.
 
     Args:
@@ -208,12 +221,16 @@ def import_netx(network_file: str | Path, run_dir: str | Path, *, data=None, spi
             (default: the test spikes' frame shape).
         name: the model's name (default: the file's stem).
         lanes: replay lanes for the proof (default: from size and memory).
-        force: replace an existing ``model/`` (otherwise refused, so nothing is overwritten).
+        force: replace an existing ``model/`` (otherwise refused, so nothing is overwritten,
+            unless it is an import of the same file made with other data or settings: that one
+            is imported and proved again).
         provenance: more about where the network came from (e.g. the NIR graph it was made
             from and its quantization agreement), stored in the card as ``provenance``.
+        sample_mode: how samples meet the network, for the twin and its proof: ``"fresh"``
+            (netx's defaults, a freshly loaded network per sample) or ``"interval"``.
     Returns:
         The card, as written to ``model/card.json``: ``kind`` ("imported"), ``model``,
-        ``source`` {path, sha256, bytes}, ``steps``, ``dt_ms``, ``input_shape``, ``n_classes``,
+        ``source`` {path, sha256, bytes}, ``steps``, ``dt_ms``, ``sample_mode``, ``input_shape``, ``n_classes``,
         ``layers`` (per layer: name, kind, shape, vThMant, iDecay, vDecay, bias, max_delay,
         weight_exp), ``loss`` (the attack loss and its targets), ``dataset`` (the test data),
         ``test_accuracy`` (the twin, offline), ``device_accuracy`` (loihi2-fixed),
@@ -230,18 +247,22 @@ def import_netx(network_file: str | Path, run_dir: str | Path, *, data=None, spi
         raise DataError(f"{source}: network file not found")
     run = RunDir(run_dir)
     if run.card_file.exists() and not force:
-        kept = _kept(run, source, data, spikes, labels, steps, dt_ms, limit, input_shape, name, provenance)
+        kept = _kept(run, source, data, spikes, labels, steps, dt_ms, limit, input_shape, name, provenance,
+                     sample_mode)
         if kept is not None:
             return kept
-        raise HarnessError(f"{run.card_file} exists: {run.root} already holds a model (not imported from this file "
-                           "and data); replace it with --force")
+        if not _imported_from(run, source):
+            raise HarnessError(f"{run.card_file} exists: {run.root} already holds a model (not imported from this "
+                               "file); replace it with --force")
+        # the same file imported with other data or settings, or before a setting existed: prove it again
     test_spikes, test_labels, dataset = load_test_data(data, spikes, labels, steps, dt_ms, limit)
     if not len(test_spikes):
         raise DataError("import test data holds no sample")
-    ident = _identity(source, test_spikes, test_labels, dataset, input_shape, name, provenance)
+    ident = _identity(source, test_spikes, test_labels, dataset, input_shape, name, provenance, sample_mode)
     frame = tuple(test_spikes.shape[1:-1])
     twin = twin_from_netx(source, test_spikes.shape[-1], dt_ms=dataset["dt_ms"],
-                          input_shape=tuple(input_shape) if input_shape is not None else frame, name=name)
+                          input_shape=tuple(input_shape) if input_shape is not None else frame, name=name,
+                          sample_mode=sample_mode)
     if frame != tuple(twin.input_shape):  # what the attack and the replay of the run will demand
         raise DataError(f"import test spikes of shape {tuple(test_spikes.shape)} (one sample: {frame} x T) do not "
                         f"fit {source}, which takes (N, {', '.join(map(str, (*twin.input_shape, 'T')))}); "
@@ -259,7 +280,7 @@ def import_netx(network_file: str | Path, run_dir: str | Path, *, data=None, spi
     card = {
         "kind": CARD_KIND, "format": "netx", "model": twin.spec.name,
         "source": {"path": str(source.resolve()), "sha256": hashlib.sha256(content).hexdigest(), "bytes": len(content)},
-        "steps": twin.steps, "dt_ms": twin.dt_ms, "input_shape": list(twin.input_shape),
+        "steps": twin.steps, "dt_ms": twin.dt_ms, "sample_mode": twin.sample_mode, "input_shape": list(twin.input_shape),
         "n_classes": twin.n_classes, "layers": _layer_card(twin),
         "loss": {"name": "margin", "note": "the default attack loss of an imported network: the margin on output "
                                            "spike counts (best other class minus the true class), through the "

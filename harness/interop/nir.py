@@ -29,10 +29,21 @@ Everything else is refused with a :class:`NirGraphError` naming the node: other 
 (pooling, delays, recurrent subgraphs, ...), per-neuron parameters that differ within a
 layer, nonzero bias (the device replay is exact only without bias), branches.
 
-Reset: NIR records no reset mode. The device (Loihi's CUBA neuron, and the SLAYER twin)
-resets the voltage to 0 after a spike (:data:`DEVICE_RESET`); snnTorch, the exporter tested
-here, resets by subtracting the threshold (:data:`SOURCE_RESET`). :func:`measure_agreement`
-reports how far the two, and the quantization, move predictions.
+Source frameworks (:data:`SOURCES`): NIR defines the equations, but exporters differ in what
+they mean by them. The source (``source=``, or :func:`detect_source` from the graph's metadata
+where an exporter records it) selects two conventions:
+
+- the CubaLIF input gain: NIR's definition scales the input into the current by dt/tau_syn
+  (snnTorch, Sinabs and Rockpool choose ``w_in`` and ``r`` for it); Norse adds the input to the
+  current as is, so its gain has no dt/tau_syn (importing a Norse graph with NIR's gain
+  under-drives it by tau_syn/dt);
+- the reset the source framework applies after a spike, against which :func:`measure_agreement`
+  measures the device: NIR's own (to ``v_reset``, "zero"), snnTorch's, Sinabs' and Rockpool's
+  default (subtract the threshold), Norse's (to ``v_reset``, "zero").
+
+The device (Loihi's CUBA neuron, and the SLAYER twin) resets the voltage to 0 after a spike
+(:data:`DEVICE_RESET`) whatever the source; :func:`measure_agreement` reports how far the
+source's reset, and the quantization, move predictions.
 """
 from __future__ import annotations
 
@@ -60,6 +71,41 @@ DEVICE_RESET = "zero"
 #: reset_mechanism="zero" is "snntorch-zero": the voltage of the step after a spike is 0,
 #: that step's input lost (Loihi instead integrates it into the zeroed voltage)
 SOURCE_RESET = "subtract"
+
+
+@dataclass(frozen=True)
+class SourceConvention:
+    """How a framework's NIR export is meant (see the module docstring).
+
+    Attributes:
+        name: the framework, as ``--source`` takes it.
+        current_gain: whether a CubaLIF's input enters its current scaled by dt/tau_syn (NIR's
+            definition) or as is (Norse).
+        reset: the framework's reset after a spike (one of :data:`RESETS`).
+        basis: where the convention comes from.
+    """
+
+    name: str
+    current_gain: bool
+    reset: str
+    basis: str
+
+
+#: the source frameworks the import knows, by name
+SOURCES = {convention.name: convention for convention in (
+    SourceConvention("nir", True, "zero", "NIR's equations: tau_syn dI/dt = -I + w_in x, reset to v_reset"),
+    SourceConvention("snntorch", True, SOURCE_RESET, "snnTorch 1.0's exporter (w_in = tau_syn/dt, r = tau_mem/dt); "
+                     "Leaky/Synaptic reset by subtraction by default (tested here)"),
+    SourceConvention("norse", False, "zero", "Norse 1.1's LIF: i += x, v += dt/tau_mem (v_leak - v + i), "
+                     "v = v_reset after a spike; its exporter writes r = w_in = 1 (tested here)"),
+    SourceConvention("sinabs", True, SOURCE_RESET, "Sinabs' exporter (IF: v += r x); MembraneSubtract by default"),
+    SourceConvention("rockpool", True, SOURCE_RESET, "Rockpool's exporter (r and w_in chosen for NIR's equations); "
+                     "LIFTorch subtracts the threshold by default"),
+)}
+#: the source assumed when neither ``source=`` nor the graph's metadata names one
+DEFAULT_SOURCE = "nir"
+#: graph metadata keys an exporter may name its framework under
+SOURCE_METADATA_KEYS = ("source", "framework", "exporter", "library")
 
 W_SCALE = 64  # SLAYER's CUBA neuron scale (1 << 6): device integers = float values x 64
 W_STEP = 2 / W_SCALE  # 8-bit weight grid of lava-dl's quantize_8bit
@@ -124,6 +170,9 @@ class NirImport:
             arithmetic is the device's (8-bit weights, 12-bit decays, hard reset).
         layers: the chain, first to last (NirFlatten and NirLayer items).
         input_shape: (C,) or (C, H, W); dt_s: the time step in seconds.
+        source: the source framework's conventions the import used (:data:`SOURCES`).
+        source_detected: whether the graph's metadata named the source (else it was given,
+            or :data:`DEFAULT_SOURCE` assumed).
         reset: the reset the twin and the device apply (always :data:`DEVICE_RESET`).
     """
 
@@ -133,6 +182,8 @@ class NirImport:
     layers: tuple[NirFlatten | NirLayer, ...]
     input_shape: tuple[int, ...]
     dt_s: float
+    source: SourceConvention = SOURCES[DEFAULT_SOURCE]
+    source_detected: bool = False
     reset: str = DEVICE_RESET
 
     @property
@@ -242,12 +293,14 @@ def _infer_dt(chain, where: str) -> float:
     if not np.all(np.isfinite(values) & (values > 0)) or not np.allclose(values, values[0], rtol=1e-6, atol=0):
         found = ", ".join(f"'{k}': {', '.join(f'{v:g}' for v in vs[:3])}" for k, vs in dts.items())
         raise NirGraphError(f"{where}: cannot infer dt from r = tau_mem / dt (tau_mem / r gives {found}); "
-                            f"pass dt explicitly")
+                            f"give the time step (harness import --dt-ms)")
     return float(values[0])
 
 
-def _decays_and_gain(kind: str, value: dict[str, float], dt: float, key: str, where: str) -> tuple[float, float, float]:
-    """(current decay, voltage decay, input gain g) of one neuron node at time step dt."""
+def _decays_and_gain(kind: str, value: dict[str, float], dt: float, key: str, where: str,
+                     source: SourceConvention, dt_inferred: bool) -> tuple[float, float, float]:
+    """(current decay, voltage decay, input gain g) of one neuron node at time step dt, with
+    ``source``'s CubaLIF input convention."""
     if kind == "IF":
         current, voltage, gain = 1.0, 0.0, value["r"]
     elif kind == "LIF":
@@ -255,11 +308,13 @@ def _decays_and_gain(kind: str, value: dict[str, float], dt: float, key: str, wh
         gain = voltage * value["r"]
     else:
         current, voltage = dt / value["tau_syn"], dt / value["tau_mem"]
-        gain = current * value["w_in"] * voltage * value["r"]
+        gain = (current if source.current_gain else 1.0) * value["w_in"] * voltage * value["r"]
     for name, decay in (("current decay dt/tau_syn", current), ("voltage decay dt/tau_mem", voltage)):
         if not 0.0 <= decay <= 1.0:
-            raise NirGraphError(f"{where}: node '{key}' {name} = {decay:g} at dt = {dt:g} s; it must lie in "
-                                f"[0, 1] (tau >= dt)")
+            how = "inferred from r = tau_mem / dt" if dt_inferred else "given"
+            raise NirGraphError(f"{where}: node '{key}' {name} = {decay:g} at dt = {dt:g} s ({how}); it must lie in "
+                                f"[0, 1] (tau >= dt): give the time step the graph was made for "
+                                f"(harness import --dt-ms)")
     if not (math.isfinite(gain) and gain > 0):
         raise NirGraphError(f"{where}: node '{key}' has input gain {gain:g} (from r, w_in, tau); it must be > 0")
     return current, voltage, gain
@@ -331,11 +386,35 @@ def _device_scale(weight: np.ndarray, threshold: float, key: str, where: str) ->
     return scale
 
 
-def parse_graph(graph, where: str, dt: float | None = None) -> tuple[tuple[int, ...], float, list]:
-    """Check a NIR graph and map it: (input shape, dt in seconds, [NirFlatten | NirLayer, ...])."""
+def detect_source(graph) -> str | None:
+    """The source framework the graph's metadata names (a key of :data:`SOURCE_METADATA_KEYS`
+    holding one of :data:`SOURCES`' names, in any case), or None. NIR 1.0 has the field;
+    the exporters of snnTorch 1.0, Norse 1.1 and nirtorch 2.6 leave it empty."""
+    metadata = getattr(graph, "metadata", None) or {}
+    for key in SOURCE_METADATA_KEYS:
+        value = metadata.get(key)
+        if isinstance(value, bytes):
+            value = value.decode(errors="replace")
+        if isinstance(value, str) and value.strip().lower() in SOURCES:
+            return value.strip().lower()
+    return None
+
+
+def source_convention(name: str, where: str) -> SourceConvention:
+    """The :data:`SOURCES` entry ``name``; ConfigError naming the choices otherwise."""
+    if name not in SOURCES:
+        raise ConfigError(f"{where}: source framework must be one of {', '.join(SOURCES)}, got {name!r}")
+    return SOURCES[name]
+
+
+def parse_graph(graph, where: str, dt: float | None = None, source: SourceConvention = SOURCES[DEFAULT_SOURCE]
+                ) -> tuple[tuple[int, ...], float, list]:
+    """Check a NIR graph and map it with ``source``'s conventions: (input shape, dt in
+    seconds, [NirFlatten | NirLayer, ...])."""
     chain = _chain(graph, where)
     shape = tuple(int(s) for s in np.atleast_1d(chain[0][1].input_type["input"]))
-    input_shape, dt = shape, _infer_dt(chain, where) if dt is None else float(dt)
+    input_shape, dt_inferred = shape, dt is None
+    dt = _infer_dt(chain, where) if dt is None else float(dt)
     items: list[NirFlatten | NirLayer] = []
     pending: tuple[str, dict] | None = None
     for key, node in chain[1:-1]:
@@ -357,7 +436,7 @@ def parse_graph(graph, where: str, dt: float | None = None) -> tuple[tuple[int, 
                                     f"before it; the harness needs a synapse before each neuron layer")
             syn_key, syn = pending
             value = _neuron_constants(node, key, syn["out_shape"], where)
-            current, voltage, gain = _decays_and_gain(kind, value, dt, key, where)
+            current, voltage, gain = _decays_and_gain(kind, value, dt, key, where, source, dt_inferred)
             threshold = value["v_threshold"] / gain
             items.append(NirLayer(synapse=syn_key, neuron=key, neuron_type=kind, kind=syn["kind"], in_shape=shape,
                                   out_shape=syn["out_shape"], weight=syn["weight"], current_decay=current,
@@ -419,7 +498,8 @@ def build_twin(items: list, input_shape: tuple[int, ...], steps: int, dt: float,
     return net.eval()
 
 
-def import_nir(graph_path: str | Path, netx_path: str | Path, *, steps: int, dt: float | None = None) -> NirImport:
+def import_nir(graph_path: str | Path, netx_path: str | Path, *, steps: int, dt: float | None = None,
+               source: str | None = None) -> NirImport:
     """Import a NIR graph: the SLAYER twin and its netx export (written atomically to ``netx_path``).
 
     Args:
@@ -427,20 +507,26 @@ def import_nir(graph_path: str | Path, netx_path: str | Path, *, steps: int, dt:
         netx_path: where the netx HDF5 network for the device goes.
         steps: time steps T of the data (the graph does not record it; only the spec keeps it).
         dt: time step in seconds; default: from ``r = tau_mem / dt`` of the graph.
+        source: the framework that exported the graph (a key of :data:`SOURCES`); default:
+            the one its metadata names (:func:`detect_source`), else :data:`DEFAULT_SOURCE`.
     Raises:
         NirGraphError: unreadable file, or a node / parameter the device cannot take (named).
-        ConfigError: steps < 1 or dt <= 0.
+        ConfigError: steps < 1, dt <= 0 or an unknown source.
     """
     graph_path = Path(graph_path)
     where = str(graph_path)
     if int(steps) < 1 or (dt is not None and not (math.isfinite(dt) and dt > 0)):
         raise ConfigError(f"importing {where}: steps must be >= 1 and dt > 0 seconds, got steps={steps}, dt={dt}")
-    input_shape, dt, items = parse_graph(read_graph(graph_path), where, dt)
+    graph = read_graph(graph_path)
+    detected = detect_source(graph)
+    convention = source_convention(source or detected or DEFAULT_SOURCE, f"importing {where}")
+    input_shape, dt, items = parse_graph(graph, where, dt, convention)
     net = build_twin(items, input_shape, steps, dt, graph_path.stem)
     with atomic_path(netx_path) as tmp:
         net.export_hdf5(tmp)
     return NirImport(graph_path=graph_path, netx_path=Path(netx_path), network=net, layers=tuple(items),
-                     input_shape=input_shape, dt_s=dt)
+                     input_shape=input_shape, dt_s=dt, source=convention,
+                     source_detected=source is None and detected is not None)
 
 
 # ---------------------------------------------------------------- float reference
@@ -517,37 +603,44 @@ def pad_for_delays(spikes: np.ndarray, n_layers: int) -> np.ndarray:
 
 
 def measure_agreement(imported: NirImport, spikes: np.ndarray, profile: str = "loihi2-fixed",
-                      source_reset: str = SOURCE_RESET, labels: np.ndarray | None = None) -> dict[str, Any]:
+                      source_reset: str | None = None, labels: np.ndarray | None = None,
+                      reference_predictions: np.ndarray | None = None) -> dict[str, Any]:
     """How far the device's reset and quantization move the graph's predictions on ``spikes``.
 
     The source's prediction is the float graph (:func:`reference_forward`, ``source_reset``,
-    no layer delay) on the T-step ``spikes``; the device's is the netx export replayed on
-    ``profile`` (:func:`harness.device.backend.replay`, under its watchdog) on the spikes
-    padded by one silent step per layer (:func:`pad_for_delays`), so that the device's
-    per-layer delays cut off no response. A prediction is the output neuron with the most
-    spikes, -1 on a tie or silence (counted like any class). Fractions of samples:
+    default the source framework's, ``imported.source.reset``; no layer delay) on the T-step
+    ``spikes``; the device's is the netx export replayed on ``profile``
+    (:func:`harness.device.backend.replay`, under its watchdog) on the spikes padded by one
+    silent step per layer (:func:`pad_for_delays`), so that the device's per-layer delays cut
+    off no response. A prediction is the output neuron with the most spikes, -1 on a tie or
+    silence (counted like any class). Fractions of samples:
 
     - ``prediction_agreement``: source vs device (reset and quantization together);
     - ``reset_agreement``: the float graph with ``source_reset`` vs with the device's reset;
     - ``quantization_agreement``: the float graph with the device's reset and delays vs the
       device (8-bit weights, 12-bit decays, fixed-point state);
-    - ``twin_prediction_agreement``, ``twin_raster_exact``: the SLAYER twin vs the device.
+    - ``twin_prediction_agreement``, ``twin_raster_exact``: the SLAYER twin vs the device;
+    - ``device_silent_or_tied``: the device gives no prediction.
 
-    Also: ``n``, the profile, the resets compared, ``device_silent_or_tied``, and accuracies
-    of source and device if ``labels`` are given.
+    Also: ``n``, the profile, the source framework and the resets compared, accuracies of
+    source and device if ``labels`` are given, and with ``reference_predictions`` ((N,) ints:
+    the source framework's own predictions, -1 for a tie or silence) ``reference_agreement``:
+    {k, n, rate, ci95} of the device agreeing with them.
     """
     from ..device.backend import replay
     from ..stages.measure import offline_outputs, raster_exact
     from ..metrics import accuracy, predict
+    from ..stats import wilson
 
+    source_reset = source_reset or imported.source.reset
     padded = pad_for_delays(spikes, len(imported.spiking_layers))
     device = replay(imported.netx_path, padded, profile)
     twin = offline_outputs(imported.network, padded)
     source = predict(reference_forward(imported.layers, spikes, source_reset).sum(-1))
     hard = predict(reference_forward(imported.layers, spikes, DEVICE_RESET).sum(-1))
     hard_delayed = predict(reference_forward(imported.layers, padded, DEVICE_RESET, layer_delay=True).sum(-1))
-    result = {"n": int(len(spikes)), "profile": device.profile.name, "source_reset": source_reset,
-              "device_reset": DEVICE_RESET,
+    result = {"n": int(len(spikes)), "profile": device.profile.name, "source": imported.source.name,
+              "source_reset": source_reset, "device_reset": DEVICE_RESET,
               "prediction_agreement": float(np.mean(source == device.predictions)),
               "reset_agreement": float(np.mean(source == hard)),
               "quantization_agreement": float(np.mean(hard_delayed == device.predictions)),
@@ -556,6 +649,9 @@ def measure_agreement(imported: NirImport, spikes: np.ndarray, profile: str = "l
               "device_silent_or_tied": float(np.mean(device.predictions < 0))}
     if labels is not None:
         result.update(source_accuracy=accuracy(source, labels), device_accuracy=accuracy(device.predictions, labels))
+    if reference_predictions is not None:
+        k, n = int(np.sum(np.asarray(reference_predictions) == device.predictions)), int(len(spikes))
+        result["reference_agreement"] = {"k": k, "n": n, "rate": k / n, "ci95": list(wilson(k, n))}
     return result
 
 

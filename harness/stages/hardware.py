@@ -10,8 +10,10 @@ the replays' per-neuron spike counts and per-core synaptic operations per step
   energy in joules (per-core energy plus mesh hops where the chip has a hop energy), mesh traffic,
   the busiest core's load and the latency proxy (every core advances in lock-step: the busiest
   core per step sets the step time), and per-core means;
-- ``neurobench``: activation sparsity, synaptic operations (effective ACs and dense), footprint
-  and connection sparsity of the model on the clean test split (NeuroBench's definitions).
+- ``neurobench``: synaptic operations (effective ACs and dense) and connection sparsity of the
+  model on the clean test split (NeuroBench's definitions), with the device's activation sparsity
+  and the weights' and biases' bytes (:func:`~harness.device.workload.neurobench_metrics` says how
+  they differ from NeuroBench's ActivationSparsity and Footprint).
 
 The profile is rebuilt from the settings stored in the replay itself (``profile_config``), so the
 figures describe exactly the hardware the replay ran on.

@@ -25,7 +25,7 @@ from ..data.inputs import Binning, load_input, load_labels
 from ..device.backend import replay
 from ..device.output import DeviceOutput
 from ..device.profiles import Profile, as_profile
-from ..device.session import DeviceSession
+from ..device.session import FRESH, DeviceSession, check_sample_mode
 from ..errors import DataError
 from ..runs import Run, open_run
 from ..store import cached, digest_arrays, digest_file, identity, read_h5, write_h5
@@ -46,14 +46,15 @@ def input_crc32(spikes: np.ndarray) -> np.ndarray:
     return np.array([zlib.crc32(sample.tobytes()) for sample in spikes], dtype=np.uint32)
 
 
-def _identity(network: Path, profile: Profile, inputs_digest: str) -> dict[str, str]:
-    """What an output depends on: network file, profile settings, inputs and package versions.
+def _identity(network: Path, profile: Profile, inputs_digest: str, sample_mode: str) -> dict[str, str]:
+    """What an output depends on: network file, profile settings, inputs, the sample mode and
+    package versions.
 
     Returns the root attributes that record it: ``network_sha256``, ``profile_config``,
-    ``input_sha256`` and ``identity`` (the digest of all of them and the versions).
+    ``input_sha256``, ``sample_mode`` and ``identity`` (the digest of all of them and the versions).
     """
     parts = {"network_sha256": digest_file(network), "profile_config": json.dumps(profile.to_dict(), sort_keys=True),
-             "input_sha256": inputs_digest}
+             "input_sha256": inputs_digest, "sample_mode": check_sample_mode(sample_mode)}
     return {**parts, "identity": identity(stage="replay", versions=numeric_versions(), **parts)}
 
 
@@ -90,7 +91,7 @@ class _SetReplay:
 
 def replay_run(run_dir: str | Path, profile: Profile | str, attack_id: str | None = None, *, data_path=None,
                lanes: int | None = None, timeout: float | None = None, force: bool = False,
-               progress: bool = True) -> Path:
+               progress: bool = True, sample_mode: str = FRESH) -> Path:
     """Replay the run's clean test split (``attack_id`` None) or an attack set on ``profile``.
 
     Writes ``RUN_DIR/device/<profile name>/<clean | attack_id>.h5`` and returns its path.
@@ -98,25 +99,25 @@ def replay_run(run_dir: str | Path, profile: Profile | str, attack_id: str | Non
     Args:
         profile: the hardware profile (a Profile, or a name or path loaded once here).
         data_path: the N-MNIST folder, if it moved since training.
-        lanes, timeout, progress: as for :func:`harness.device.backend.replay`.
+        lanes, timeout, progress, sample_mode: as for :func:`harness.device.backend.replay`.
         force: replay even when an output with the same identity exists (otherwise it is kept).
     Raises:
         StageMissing: the run has no model yet, or no such attack (the message names the
             command that makes it).
     """
     run, profile = open_run(run_dir), as_profile(profile)
-    one = _set_replay(run, profile, attack_id or CLEAN, data_path)
+    one = _set_replay(run, profile, attack_id or CLEAN, data_path, sample_mode)
 
     def replay_fn(spikes, sample_keys):
         return replay(run.network_file, spikes, profile, sample_keys=sample_keys, lanes=lanes, timeout=timeout,
-                      progress=progress)
+                      progress=progress, sample_mode=sample_mode)
 
     return one.replay_with(replay_fn, force)
 
 
 def replay_sets(run_dir: str | Path, profile: Profile | str, input_ids: list[str | None], *, data_path=None,
                 lanes: int | None = None, timeout: float | None = None, force: bool = False,
-                progress: bool = True) -> list[Path]:
+                progress: bool = True, sample_mode: str = FRESH) -> list[Path]:
     """Replay several sets of one run on ``profile`` through one device session.
 
     The same files and identities as :func:`replay_run` of each id; sets whose file is up to
@@ -130,24 +131,27 @@ def replay_sets(run_dir: str | Path, profile: Profile | str, input_ids: list[str
         The device files, in the order of ``input_ids``.
     """
     run, profile = open_run(run_dir), as_profile(profile)
-    sets = [_set_replay(run, profile, input_id or CLEAN, data_path) for input_id in input_ids]
+    sets = [_set_replay(run, profile, input_id or CLEAN, data_path, sample_mode) for input_id in input_ids]
     largest = max((len(one.spikes) for one in sets), default=1)
-    with DeviceSession(run.network_file, profile, lanes=lanes, timeout=timeout, expected_samples=largest) as dev:
+    with DeviceSession(run.network_file, profile, lanes=lanes, timeout=timeout, expected_samples=largest,
+                       sample_mode=sample_mode) as dev:
         def replay_fn(spikes, sample_keys):
             return dev.replay(spikes, sample_keys=sample_keys, progress=progress)
 
         return [one.replay_with(replay_fn, force) for one in sets]
 
 
-def _set_replay(run: Run, profile: Profile, input_id: str, data_path) -> _SetReplay:
-    return _clean_set(run, profile, data_path) if input_id == CLEAN else _attack_set(run, profile, input_id)
+def _set_replay(run: Run, profile: Profile, input_id: str, data_path, sample_mode: str) -> _SetReplay:
+    if input_id == CLEAN:
+        return _clean_set(run, profile, data_path, sample_mode)
+    return _attack_set(run, profile, input_id, sample_mode)
 
 
-def _clean_set(run: Run, profile: Profile, data_path) -> _SetReplay:
+def _clean_set(run: Run, profile: Profile, data_path, sample_mode: str) -> _SetReplay:
     network, test = run.network_file, run.test(data_path=data_path)
     spikes, labels = test.spikes, test.labels
     path = run.device(profile.name, CLEAN)
-    ident = _identity(network, profile, digest_arrays(spikes))
+    ident = _identity(network, profile, digest_arrays(spikes), sample_mode)
     keys = np.arange(len(spikes))
 
     def write(output: DeviceOutput) -> None:
@@ -157,12 +161,12 @@ def _clean_set(run: Run, profile: Profile, data_path) -> _SetReplay:
     return _SetReplay(path, ident, spikes, keys, write)
 
 
-def _attack_set(run: Run, profile: Profile, attack_id: str) -> _SetReplay:
+def _attack_set(run: Run, profile: Profile, attack_id: str, sample_mode: str) -> _SetReplay:
     """The attack's distinct clean rows and its adversarial rows, replayed together."""
     network, attack = run.network_file, run.attack_arrays(attack_id)
     path = run.device(profile.name, attack_id)
     clean, adversarial, keys = attack["clean"], attack["adversarial"], attack["sample_index"]
-    ident = _identity(network, profile, digest_arrays(clean, adversarial, keys))
+    ident = _identity(network, profile, digest_arrays(clean, adversarial, keys), sample_mode)
     crc = input_crc32(clean)
     _, first, rows = np.unique(np.stack([keys, crc.astype(np.int64)], axis=1), axis=0,
                                return_index=True, return_inverse=True)
@@ -181,12 +185,13 @@ def _attack_set(run: Run, profile: Profile, attack_id: str) -> _SetReplay:
 def replay_file(network: str | Path, input_path: str | Path, profile: Profile | str, out: str | Path, *,
                 dataset: str = "spikes", binning: Binning | None = None, labels: str | Path | None = None,
                 lanes: int | None = None, timeout: float | None = None, force: bool = False,
-                progress: bool = True) -> tuple[Path, DeviceOutput | None]:
+                progress: bool = True, sample_mode: str = FRESH) -> tuple[Path, DeviceOutput | None]:
     """Replay spikes (or events) from a file through any netx network; write ``out`` (.h5, kind ``device``).
 
     Args:
         input_path, dataset, binning: the input (:func:`harness.data.inputs.load_input`).
         labels: a .npy file of the samples' classes; stored as ``labels`` and counted in ``accuracy``.
+        sample_mode: as for :func:`harness.device.backend.replay`.
     Returns:
         The output path, and the replay's output (None when an up-to-date ``out`` was kept).
     """
@@ -195,11 +200,12 @@ def replay_file(network: str | Path, input_path: str | Path, profile: Profile | 
     truth = {} if labels is None else {"labels": load_labels(labels, len(spikes))}
     if not network.exists():
         raise DataError(f"--network {network}: file not found")
-    ident = _identity(network, profile, digest_arrays(spikes, *truth.values()))
+    ident = _identity(network, profile, digest_arrays(spikes, *truth.values()), sample_mode)
     result: list[DeviceOutput] = []
 
     def compute() -> None:
-        output = replay(network, spikes, profile, lanes=lanes, timeout=timeout, progress=progress)
+        output = replay(network, spikes, profile, lanes=lanes, timeout=timeout, progress=progress,
+                        sample_mode=sample_mode)
         write_h5(out, {**output.arrays(), "input_crc32": input_crc32(spikes), **truth},
                  _attrs(output, network, str(input_path), ident), kind=KIND)
         result.append(output)

@@ -1,4 +1,5 @@
-"""Custom Lava processes of the replay backend (input from a file, outputs to files).
+"""Custom Lava processes of the replay backend (input from a file, outputs to files), and the
+LIFReset models of the ``fresh`` replay (:mod:`.neurons`).
 
 They live in their own package on purpose: while looking for a Process's ProcessModels, Lava
 imports every module of the package that defines it (../shared/notes/lava-replay.md), so
