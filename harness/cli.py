@@ -297,33 +297,37 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 # ---------------------------------------------------------------- attack
 def add_attack(sub: argparse._SubParsersAction) -> None:
+    from .attacks.registry import help_lines
+
     p = sub.add_parser("attack", help="craft spike-domain adversarial examples (G2S/RSF) and baselines",
                        description="Attack the run's model on its test split and write RUN_DIR/attacks/<id>.h5 "
                                    "(the id encodes the settings; an existing file for the same settings and "
-                                   "model is reused). See docs/attacks.md.")
+                                   "model is reused). A setting the method does not take is refused. "
+                                   "See docs/attacks.md.",
+                       epilog="methods:\n" + help_lines(), formatter_class=argparse.RawDescriptionHelpFormatter,
+                       argument_default=argparse.SUPPRESS)
     p.add_argument("--run", required=True, metavar="RUN_DIR", help="run directory with a trained model")
-    p.add_argument("--method", default="g2s-rsf", choices=("g2s-rsf", "g2s", "rsf", "random"),
-                   help="g2s-rsf: G2S, RSF where the gradient is all zero (default); g2s: without RSF; "
-                        "rsf: RSF every iteration; random: random flips at the per-sample L0 of --match")
+    p.add_argument("--method", metavar="NAME", help="a registered attack (listed below; default g2s-rsf, or "
+                   "transfer with --transfer-from)")
     p.add_argument("--targeted", metavar="MODE", choices=("every-other", "random", "least-likely"),
                    help="targeted attack: every-other (all 9 other classes), random (one other class), "
                         "least-likely (fewest clean output spikes); default untargeted")
-    p.add_argument("--iterations", type=int, default=25, metavar="K", help="maximum iterations per sample (default 25)")
-    p.add_argument("--gamma", type=float, default=0.05, metavar="G", help="RSF turnover rate (default 0.05)")
-    p.add_argument("--eta", type=float, default=1.0, metavar="E",
+    p.add_argument("--iterations", type=int, metavar="K", help="maximum iterations per sample (default 25)")
+    p.add_argument("--gamma", type=float, metavar="G", help="RSF turnover rate (default 0.05)")
+    p.add_argument("--eta", type=float, metavar="E",
                    help="G2S step scale in (0, 1]: flip probability eta*|g|/max|g| (default 1; sparse mode e.g. 0.05)")
     p.add_argument("--reduce", action="store_true",
                    help="after success, revert flips the example does not need (sparse mode)")
     budget = p.add_mutually_exclusive_group()
     budget.add_argument("--max-flips", type=int, metavar="N", help="L0 budget in flipped elements")
     budget.add_argument("--max-flip-rate", type=float, metavar="R", help="L0 budget as a fraction of the elements")
-    p.add_argument("--budget-mode", default="stop", choices=("stop", "truncate"),
+    p.add_argument("--budget-mode", choices=("stop", "truncate"),
                    help="stop: a row whose L0 exceeds the budget stops, failed (the spec; default); truncate: "
                         "flips beyond the budget are never made (budget-aware G2S and RSF), a spent row stops")
-    p.add_argument("--threshold-mode", default="scale-surrogate", choices=("scale-surrogate", "fixed-surrogate"),
+    p.add_argument("--threshold-mode", choices=("scale-surrogate", "fixed-surrogate"),
                    help="with --attack-threshold: scale SLAYER's surrogate width with it (default) or keep it "
                         "as trained (the threshold alone, the paper's intervention)")
-    p.add_argument("--rsf-trigger-ratio", type=float, default=0.0, metavar="R",
+    p.add_argument("--rsf-trigger-ratio", type=float, metavar="R",
                    help="g2s-rsf: RSF also where max|g| < R x the sample's first max|g| (default 0: only where "
                         "the gradient is exactly zero, the paper)")
     p.add_argument("--attack-threshold", type=float, metavar="TH",
@@ -336,43 +340,43 @@ def add_attack(sub: argparse._SubParsersAction) -> None:
                    help="energy losses: stop a sample once its activity ratio (adversarial / clean hidden-layer "
                         "synops) reaches R > 1; success = reached R (default: run all K iterations, success = "
                         "ratio > 1)")
-    p.add_argument("--energy-objective", default="hidden-synops", choices=("hidden-synops", "synops"),
+    p.add_argument("--energy-objective", choices=("hidden-synops", "synops"),
                    help="energy losses: what to raise: the hidden layers' synaptic operations (default) or all "
                         "of them, the input stream's included (what the device's energy counts)")
     p.add_argument("--n", type=int, metavar="N", help="attack the first N test samples (default all)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the per-sample generators (default 0)")
+    p.add_argument("--seed", type=int, help="seed of the per-sample generators (default 0)")
     p.add_argument("--match", metavar="ID", help="with --method random: the attack id in this run whose "
                    "per-sample L0 the random flips copy")
     p.add_argument("--transfer-from", metavar="FILE.h5", help="judge the adversarial set of FILE.h5 (an attack "
-                   "file of another run) on this run's model instead of attacking; other attack options are ignored")
+                   "file of another run) on this run's model instead of attacking (method transfer)")
     p.add_argument("--batch-size", type=int, default=128, help="samples per batched pass (default 128; "
                    "results do not depend on it)")
-    p.add_argument("--data", metavar="PATH", help="N-MNIST directory, if it moved since training")
-    p.add_argument("--force", action="store_true", help="recompute even if the attack file exists")
-    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    p.add_argument("--data", default=None, metavar="PATH", help="N-MNIST directory, if it moved since training")
+    p.add_argument("--force", action="store_true", default=False, help="recompute even if the attack file exists")
+    p.add_argument("--no-progress", action="store_true", default=False, help="hide the progress bar")
     add_threads(p)
     add_torch_device(p)
     p.set_defaults(func=cmd_attack)
 
 
-def cmd_attack(args: argparse.Namespace) -> int:
-    from .attacks import AttackConfig, AttackRecord, format_summary, run_attack, run_random_baseline, run_transfer
-    from .errors import ConfigError
-    from .settings import build, cli_flag
+#: Options of ``harness attack`` that are an attack's settings (checked against the method's).
+ATTACK_SETTINGS = ("targeted", "iterations", "gamma", "eta", "reduce", "max_flips", "max_flip_rate", "budget_mode",
+                   "threshold_mode", "rsf_trigger_ratio", "attack_threshold", "loss", "energy_target",
+                   "energy_objective", "n", "seed", "match", "transfer_from")
 
-    if args.transfer_from:
-        path = run_transfer(args.run, args.transfer_from, force=args.force)
-    elif args.method == "random":
-        if not args.match:
-            raise ConfigError("--method random needs --match ID (the attack whose per-sample L0 it copies)")
-        path = run_random_baseline(args.run, args.match, seed=args.seed, batch_size=args.batch_size,
-                                   force=args.force, progress=not args.no_progress, data_path=args.data)
-    else:
-        settings = {key: getattr(args, key) for key in AttackConfig.__dataclass_fields__}
-        config = build(AttackConfig, settings, cli_flag)
-        path = run_attack(args.run, config, targeted=args.targeted, n=args.n, batch_size=args.batch_size,
-                          force=args.force, progress=not args.no_progress, data_path=args.data,
-                          device=args.torch_device)
+
+def cmd_attack(args: argparse.Namespace) -> int:
+    from .attacks import AttackRecord, format_summary
+    from .attacks.interface import Job
+    from .attacks.registry import get
+
+    given = vars(args)
+    method = get(given.get("method", "transfer" if "transfer_from" in given else "g2s-rsf"))
+    values = {key: given[key] for key in ATTACK_SETTINGS if key in given}
+    method.check(values)
+    job = Job(args.run, batch_size=args.batch_size, force=args.force, progress=not args.no_progress,
+              data_path=args.data, device=args.torch_device)
+    path = method.run(job, values)
     print(format_summary(AttackRecord.load(path), path))
     return 0
 

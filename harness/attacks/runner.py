@@ -84,7 +84,7 @@ def _identity(run: Run, **parts) -> str:
 # ------------------------------------------------------------------ the three entry points
 def run_attack(run_dir: str | Path, config: AttackConfig = AttackConfig(), targeted: str | None = None,
                n: int | None = None, batch_size: int = 128, force: bool = False, progress: bool = True,
-               data_path=None, device: str = "cpu") -> Path:
+               data_path=None, device: str = "cpu", method: str | None = None, threat: str = "flips") -> Path:
     """Attack the run's model on its test split and write ``RUN_DIR/attacks/<id>.h5``.
 
     Args:
@@ -97,6 +97,8 @@ def run_attack(run_dir: str | Path, config: AttackConfig = AttackConfig(), targe
         data_path: N-MNIST directory when it moved since training (default: the card's).
         device: torch device of the passes ("cpu" or "cuda"; CUDA's spikes are not the CPU's
             bits, so a CUDA file has another identity and replaces a CPU one of the same id).
+        method: the registry name stored as the record's ``method`` (default: ``config.method``).
+        threat: the threat model stored as the record's ``threat``.
     Returns:
         The path of the attack file (existing or new).
     """
@@ -118,7 +120,7 @@ def run_attack(run_dir: str | Path, config: AttackConfig = AttackConfig(), targe
         rows, targets = expand_targets(targeted, data.labels, net.spec.n_classes, index, config.seed, counts)
         record = craft(net, data.spikes[rows], data.labels[rows], config, targets=targets,
                        sample_index=index[rows], batch_size=batch_size, progress=progress, device=device)
-        _attrs(record, path.stem, params, run, data.metadata(), ident).save(path)
+        _attrs(record, path.stem, params, run, data.metadata(), ident, method=method, threat=threat).save(path)
 
     _cached_attack(path, ident, compute, force)
     return path
@@ -195,11 +197,13 @@ def _cached_attack(path: Path, ident: str, compute, force: bool) -> None:
 
 
 def _attrs(record: AttackRecord, name: str, params: dict, run: Run, dataset: dict, ident: str,
-           targeted: str | None = None, crafted_on: str | None = None) -> AttackRecord:
-    """The record with the file's root attributes (docs/artifacts.md)."""
+           targeted: str | None = None, crafted_on: str | None = None, method: str | None = None,
+           threat: str = "flips") -> AttackRecord:
+    """The record with the file's root attributes (docs/artifacts.md); ``method`` the registry name
+    (default: the record's own), ``threat`` its threat model."""
     model = run.spec.name
     return record.with_attrs(
-        attack_id=name, method=record.attrs["method"],
+        attack_id=name, method=method or record.attrs["method"], threat=threat,
         targeted=params.get("targeted", "") if targeted is None else targeted,
         params=params, model=model, model_digest=run.model_digest[:16], dataset=dataset,
         crafted_on=crafted_on or f"{run.root.resolve()} ({model})",

@@ -1,0 +1,1 @@
+"""One file per registered attack (:mod:`harness.attacks.interface`)."""

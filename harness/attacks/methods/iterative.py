@@ -1,0 +1,46 @@
+"""The G2S/RSF family: g2s-rsf (the paper's attack), g2s (no RSF) and rsf (RSF alone)."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from ...settings import build, cli_flag
+from ..interface import Attack, Job
+from ..loop import AttackConfig
+from ..runner import run_attack
+
+_ALL = frozenset(AttackConfig.__dataclass_fields__) - {"method"} | {"targeted", "n"}
+_RUN_KEYS = ("targeted", "n")
+
+
+class Iterative(Attack):
+    """An iterative method of :func:`harness.attacks.loop.craft`; ``name`` is the config's ``method``."""
+
+    needs = "gradients"
+
+    def config(self, values: dict[str, Any], name_of=cli_flag) -> AttackConfig:
+        """The :class:`AttackConfig` of the settings ``values`` (run keys ``targeted`` and ``n`` left out)."""
+        settings = {k: v for k, v in values.items() if k not in _RUN_KEYS}
+        return build(AttackConfig, {**settings, "method": self.method}, name_of)
+
+    method = property(lambda self: self.name)
+
+    def run(self, job: Job, values: dict[str, Any]) -> Path:
+        return run_attack(job.run_dir, self.config(values), targeted=values.get("targeted"), n=values.get("n"),
+                          batch_size=job.batch_size, force=job.force, progress=job.progress,
+                          data_path=job.data_path, device=job.device, method=self.name, threat=self.threat)
+
+
+class G2sRsf(Iterative):
+    name, summary, settings = "g2s-rsf", "G2S, RSF where the gradient is all zero (the paper's attack)", _ALL
+
+
+class G2s(Iterative):
+    name, summary = "g2s", "G2S alone: an all-zero gradient changes nothing"
+    settings = _ALL - {"gamma", "rsf_trigger_ratio"}
+
+
+class Rsf(Iterative):
+    name, summary = "rsf", "RSF every iteration (random flips, no gradient)"
+    needs = "scores"  # forward passes of the network only
+    settings = _ALL - {"eta", "rsf_trigger_ratio", "attack_threshold", "threshold_mode"}
