@@ -97,7 +97,10 @@ def _member(table: dict[str, Any], where: str) -> Member:
     if not isinstance(label, str) or not label:
         raise ConfigError(f"{where}: 'label' must be a non-empty string")
     settings = {k: v for k, v in table.items() if k not in ("method", "label")}
-    attack = registry.get(method)
+    try:
+        attack = registry.get(method)
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
     if method == RANDOM:
         check_unknown(settings, set(RANDOM_SETTINGS), f"{where} (random flips b elements per budget b)")
         seed = settings.get("seed", 0)
