@@ -296,6 +296,8 @@ def add_report(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--run", required=True, metavar="RUN_DIR", help="run directory (made by harness train)")
     p.add_argument("--budgets", metavar="FLIPS", type=int, nargs="+",
                    help="flip budgets of the success curves (default: 10 20 50 100 200 500 1000 2000)")
+    p.add_argument("--evaluation", metavar="ID", help="the evaluation the report opens with (an id in "
+                   "RUN_DIR/evaluations/; default the newest)")
     add_threads(p)
     p.set_defaults(func=cmd_report)
 
@@ -304,7 +306,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     from .report import write_run_report
     from .results import DEFAULT_BUDGETS
 
-    report = write_run_report(args.run, budgets=args.budgets or DEFAULT_BUDGETS)
+    report = write_run_report(args.run, budgets=args.budgets or DEFAULT_BUDGETS, evaluation=args.evaluation)
     print(f"results: {os.path.join(args.run, 'results.json')}")
     print(f"report: {report}")
     return 0

@@ -22,11 +22,13 @@ from typing import Any
 
 import numpy as np
 
+from .evaluation.record import Evaluation, evaluations_of, load_evaluation
 from .records import AttackRecord, is_success
 from .errors import ConfigError
 from .metrics import success_by_budget
 from .results_model import (CONFIDENCE, SCHEMA_VERSION, AnnComparison, Attack, BudgetCurve, Clean, CleanDevice,
-                            CleanOffline, Dataset, DeviceStats, EnergyAttack, Hardware, MedianCI, Model, OfflineStats, Rate, Results,
+                            CleanOffline, Dataset, DeviceStats, EnergyAttack, EvaluationFlag, Hardware, MedianCI, Model,
+                            OfflineStats, Rate, Results, RobustVerdict, Robustness,
                             load_schema, validate_results)
 from .runs import Replay, RunArtifacts, open_run
 from .stages.hardware import hardware_entries, replay_profile
@@ -223,11 +225,12 @@ def _ann_entry(name: str, result: dict[str, Any]) -> AnnComparison:
                                f"ann/{name}.json")
 
 
-def build_results(art: RunArtifacts, budgets=DEFAULT_BUDGETS) -> dict[str, Any]:
+def build_results(art: RunArtifacts, budgets=DEFAULT_BUDGETS, evaluation: str | None = None) -> dict[str, Any]:
     """The results.json content of a run (JSON-ready: NaN as None), not yet validated.
 
     Built as :class:`~harness.results_model.Results`; parse the dict back with
     :meth:`Results.from_dict <harness.results_model.Results.from_dict>` for typed access.
+    ``evaluation`` names the headline evaluation (default: the newest, :func:`robustness_entry`).
     """
     budgets = check_budgets(budgets, "budgets")
     card = art.card
@@ -236,8 +239,41 @@ def build_results(art: RunArtifacts, budgets=DEFAULT_BUDGETS) -> dict[str, Any]:
         dataset=Dataset.build(card["dataset"], f"{art.run.card_file} dataset"), model=_model_entry(card), budgets=budgets,
         clean=_clean_entry(art),
         attacks=[attack_entry(art, attack_id, budgets) for attack_id in art.attacks],
-        ann=[_ann_entry(name, result) for name, result in art.ann.items()], **_hardware(art))
+        ann=[_ann_entry(name, result) for name, result in art.ann.items()], **_hardware(art),
+        **_robustness(art.run.root, evaluation))
     return jsonable(results.to_dict())
+
+
+def headline_evaluation(run_root: str | Path, evaluation: str | None = None) -> Path | None:
+    """The headline evaluation file: ``evaluations/<evaluation>.h5``, else the newest one, else None."""
+    if evaluation is None:
+        files = evaluations_of(run_root)
+        return files[-1] if files else None
+    path = Path(run_root) / "evaluations" / f"{evaluation}.h5"
+    if Path(evaluation).name != evaluation or not path.exists():
+        names = ", ".join(p.stem for p in evaluations_of(run_root)) or "none (harness evaluate makes one)"
+        raise ConfigError(f"--evaluation {evaluation}: no such evaluation in {run_root}; available: {names}")
+    return path
+
+
+def robustness_entry(evaluation: Evaluation) -> Robustness:
+    """results.json's ``robustness`` block of one evaluation (docs/evaluation.md, "JSON fields")."""
+    verdicts = {}
+    for name in evaluation.verdicts:
+        curve = {b: Rate.of(r["k"], r["n"]) for b, r in evaluation.curve(name).items()}
+        verdicts[name] = RobustVerdict(robust_accuracy={b: r.value for b, r in curve.items()}, robust_accuracy_ci=curve,
+                                       broken_first_by=evaluation.broken_first_by(name))
+    a = evaluation.attrs
+    offline = verdicts.pop(OFFLINE)
+    return Robustness(evaluation=a["evaluation_id"], n=int(a["n"]), budgets=evaluation.budgets,
+                      ensemble=evaluation.labels, flags=[EvaluationFlag.build(f) for f in a.get("flags", [])],
+                      offline=offline, extra={k: v.to_dict() for k, v in verdicts.items()})
+
+
+def _robustness(run_root: Path, evaluation: str | None) -> dict[str, Any]:
+    """``{"robustness": ...}`` from the headline evaluation (refused when its curve rises), else {}."""
+    path = headline_evaluation(run_root, evaluation)
+    return {"robustness": robustness_entry(load_evaluation(path))} if path else {}
 
 
 def _hardware(art: RunArtifacts) -> dict[str, Any]:
@@ -247,10 +283,10 @@ def _hardware(art: RunArtifacts) -> dict[str, Any]:
         if entries else {}
 
 
-def write_results(art: RunArtifacts, budgets=DEFAULT_BUDGETS) -> dict[str, Any]:
+def write_results(art: RunArtifacts, budgets=DEFAULT_BUDGETS, evaluation: str | None = None) -> dict[str, Any]:
     """Build, validate and write ``RUN_DIR/results.json`` and ``RUN_DIR/results.csv`` (its long
     form, :func:`long_rows`), each atomically and left untouched when unchanged; the dict."""
-    results = build_results(art, budgets)
+    results = build_results(art, budgets, evaluation)
     validate_results(results, art.run.results)
     write_json(art.run.results, results, if_changed=True)
     write_if_changed(art.run.results.with_suffix(".csv"),
@@ -282,6 +318,9 @@ def long_rows(results: Results, run: str | None = None) -> list[dict[str, Any]]:
         rows += _record_rows(attack.offline, run, attack.id, OFFLINE)
         for profile, device in attack.device.items():
             rows += _record_rows(device, run, attack.id, profile)
+    if results.robustness is not None:
+        for profile, verdict in results.robustness.verdicts().items():
+            rows += _record_rows(verdict, run, f"ensemble:{results.robustness.evaluation}", profile)
     return rows
 
 
@@ -315,7 +354,7 @@ def _cells(metric: str, value) -> list[tuple[str, dict[str, Any]]]:
         return [(metric, {"value": value})]
     if isinstance(value, dict) and "value" in value:
         return [(metric, {k: value.get(k) for k in ("value", "k", "n", "low", "high")})]
-    if isinstance(value, dict) and metric.startswith(("success_by", "accuracy_by")):
+    if isinstance(value, dict) and metric.startswith(("success_by", "accuracy_by", "robust_accuracy")):
         return [(f"{metric}:{key}", cells) for key, item in value.items() for _, cells in _cells(metric, item)]
     return []
 

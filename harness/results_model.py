@@ -318,6 +318,48 @@ class BudgetCurve(Record):
     budget_mode: Optional[str] = None
 
 
+@dataclass(kw_only=True)
+class RobustVerdict(Record):
+    """One judge's robust accuracy (the offline model, or a device profile): docs/evaluation.md."""
+
+    CLOSED = True
+    robust_accuracy: Annotated[dict[str, Fraction], Kw(
+        description="budget in flips (decimal string; 0 = clean accuracy) -> robust accuracy over all N rows",
+        propertyNames={"pattern": "^(0|[1-9][0-9]*)$"})]
+    robust_accuracy_ci: Annotated[RatesBy, _text("the same with k/n and the Wilson 95% interval")]
+    broken_first_by: Annotated[dict[str, Count], _text(
+        "attack label -> rows it broke first (cascade order) within the largest budget")]
+
+
+@dataclass(kw_only=True)
+class EvaluationFlag(Record):
+    """A trust check that fired (docs/evaluation.md, "Flags")."""
+
+    CLOSED = True
+    level: Annotated[str, Kw(enum=["warning", "error"])]
+    code: Annotated[str, _text("weak-gradient, offline-device-disagree or zero-gradients")]
+    verdict: Annotated[str, _text("offline or the profile it concerns")]
+    message: str
+
+
+@dataclass(kw_only=True)
+class Robustness(Record):
+    """The headline evaluation (RUN_DIR/evaluations/<id>.h5): robust accuracy offline (``offline``) and per
+    device profile (one more key per profile name, each a robust_verdict)."""
+
+    evaluation: Annotated[str, _text("the evaluation id (RUN_DIR/evaluations/<id>.h5)")]
+    n: Annotated[Count, _text("test rows evaluated (the first N of the split)")]
+    budgets: Annotated[list[Annotated[int, Kw(minimum=1)]], Kw(minItems=1, description="flip budgets (L0)")]
+    ensemble: Annotated[list[str], _text("the attacks' labels, in cascade order")]
+    flags: list[EvaluationFlag]
+    offline: Annotated[RobustVerdict, Def("robust_verdict")]
+
+    def verdicts(self) -> dict[str, RobustVerdict]:
+        """``offline`` and each profile's verdict, in the file's order."""
+        profiles = {k: RobustVerdict.build(v, f"robustness/{k}") for k, v in self.extra.items()}
+        return {"offline": self.offline, **profiles}
+
+
 # ---------------------------------------------------------------- results.json
 @dataclass(kw_only=True)
 class Dataset(Record):
@@ -697,6 +739,7 @@ class Results(Record):
         "run")] = field(default_factory=list)
     hardware: Annotated[Optional[dict[str, Hardware]], _text(
         "profile name -> neurocore mapping and per-inference hardware figures (profiles with a [chip] table)")] = absent()
+    robustness: Annotated[Optional[Robustness], Kw(additionalProperties={"$ref": "#/$defs/robust_verdict"})] = absent()
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], where: str | Path = "results.json") -> "Results":

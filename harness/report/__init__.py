@@ -21,6 +21,7 @@ from ..results_model import Results, as_results
 from ..store import RunDir
 from ..versions import package_versions
 from .render import Section, Table, write_report
+from .robustness import robustness_sections
 from .sections import Labels, clean_section, run_sections, seeds_section
 from .studies import study_section, typed_runs
 
@@ -33,11 +34,13 @@ def config_section(config: Mapping, versions: Mapping[str, str]) -> Section:
         "reproduces every number."], [table], [], preformatted=[tomli_w.dumps(dict(config))])
 
 
-def write_run_report(run_dir: str | Path, budgets=DEFAULT_BUDGETS) -> Path:
+def write_run_report(run_dir: str | Path, budgets=DEFAULT_BUDGETS, evaluation: str | None = None) -> Path:
     """Summarise one run directory into results.json and write its report; the report's path.
 
     Every attack in ``attacks/``, every profile with a clean replay in ``device/`` and every
-    ANN comparison in ``ann/`` is included. Unchanged files are not rewritten.
+    ANN comparison in ``ann/`` is included; the report opens with the robust accuracy of the
+    evaluation ``evaluation`` (an id in ``evaluations/``; default the newest). Unchanged files are
+    not rewritten.
 
     Raises:
         ConfigError: ``run_dir`` is an experiment directory (the message names its runs).
@@ -45,8 +48,8 @@ def write_run_report(run_dir: str | Path, budgets=DEFAULT_BUDGETS) -> Path:
     """
     _refuse_experiment_dir(Path(run_dir))
     art = load_run(run_dir)
-    results = as_results(write_results(art, budgets), art.run.results)
-    sections = [clean_section({art.name: results}), *run_sections(art, results, Labels()),
+    results = as_results(write_results(art, budgets, evaluation), art.run.results)
+    sections = [*robustness_sections(results), clean_section({art.name: results}), *run_sections(art, results, Labels()),
                 config_section({"run": str(art.run.root), "budgets": list(budgets), "model": art.card["spec"],
                                 "seed": art.card["seed"], "epochs": art.card.get("epochs", 0)}, results.versions)]
     return write_report(art.run.root, f"Robustness report: {art.name}", sections)

@@ -113,8 +113,10 @@ def _curve(ax: plt.Axes, x: Sequence[float], values: Sequence, style: str, colou
 _SOURCE_STYLES = ("-", "--", ":", "-.")
 
 
-def budget_curves(curves: Mapping[str, Mapping[str, Mapping]], title: str) -> bytes:
-    """Success rate vs flip budget (log x axis): one colour per attack, one line style per judge.
+def budget_curves(curves: Mapping[str, Mapping[str, Mapping]], title: str,
+                  ylabel: str = "attack success (% of correct samples)") -> bytes:
+    """A rate vs flip budget (log x axis; default attack success): one colour per attack (or run), one line
+    style per judge.
 
     Args:
         curves: attack label -> {judge ("offline" first, then device profiles) -> {budget in
@@ -134,7 +136,7 @@ def budget_curves(curves: Mapping[str, Mapping[str, Mapping]], title: str) -> by
     ax.set_xticks(sorted(budgets), [str(b) for b in sorted(budgets)])
     ax.minorticks_off()
     ax.set_xlabel("budget: flipped input spikes per sample (log scale)")
-    _percent_axis(ax, "attack success (% of correct samples)")
+    _percent_axis(ax, ylabel)
     ax.set_title(title)
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1))
     return to_png(fig)
