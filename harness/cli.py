@@ -499,7 +499,9 @@ def cmd_replay(args: argparse.Namespace) -> int:
         return 0
     from .runs import open_run
 
-    for attack_id in [None, *open_run(args.run).attack_ids()] if args.all else [args.attack]:
+    run = open_run(args.run)
+    run.net  # the summaries judge offline with the run's model: a refused checkpoint stops before any replay
+    for attack_id in [None, *run.attack_ids()] if args.all else [args.attack]:
         path = replay_run(args.run, profile, attack_id, data_path=args.data, **options)
         print(format_summary(replay_summary(args.run, profile, attack_id, data_path=args.data),
                              profile.name, attack_id))
