@@ -246,6 +246,46 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+# ---------------------------------------------------------------- evaluate
+def add_evaluate(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("evaluate", help="robust accuracy: the worst case over an ensemble of attacks, on the device",
+                       description="Robust accuracy at budget b = the share of the first N test rows that the "
+                                   "device classifies correctly and that no attack of the ensemble breaks with at "
+                                   "most b flipped elements (a tie or silence is wrong). Attacks run as a cascade "
+                                   "(gradient attacks, then score/decision-based ones, then random flips), every "
+                                   "example judged offline and on each profile through one device session. Writes "
+                                   "RUN_DIR/evaluations/<id>.h5 and prints each curve with Wilson 95%% intervals "
+                                   "and the trust flags (docs/evaluation.md).")
+    p.add_argument("--run", required=True, metavar="RUN_DIR", help="run directory with a trained model")
+    p.add_argument("--profile", action="append", metavar="P", help="hardware profile (repeatable; default "
+                   "loihi2-fixed): a name in hw_profiles/ or a path to a .toml profile")
+    p.add_argument("--budgets", default="10,25,50,100,200,500", metavar="B,B,...",
+                   help="flip budgets (L0), comma-separated integers >= 1 (default 10,25,50,100,200,500)")
+    p.add_argument("--ensemble", default="standard", metavar="NAME|FILE.toml",
+                   help="the attacks: quick, standard (in ensembles/) or a TOML file (default standard)")
+    p.add_argument("--n", type=int, metavar="N", help="evaluate the first N test rows (default all)")
+    p.add_argument("--batch-size", type=int, default=128, metavar="B", help="rows per pass (never changes results)")
+    p.add_argument("--data", metavar="PATH", help="N-MNIST directory, if it moved since training")
+    p.add_argument("--force", action="store_true", help="recompute although an up-to-date evaluation exists")
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bars")
+    add_torch_device(p)
+    add_threads(p)
+    p.set_defaults(func=cmd_evaluate)
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from .evaluation.evaluate import evaluate, parse_budgets
+    from .evaluation.record import format_summary, load_evaluation
+
+    budgets = parse_budgets(args.budgets)
+    path = evaluate(args.run, args.ensemble, args.profile or ["loihi2-fixed"], budgets, args.n,
+                    batch_size=args.batch_size, progress=not args.no_progress, device=args.torch_device,
+                    data_path=args.data, force=args.force)
+    evaluation = load_evaluation(path)
+    print(format_summary(evaluation))
+    return 2 if evaluation.errors else 0
+
+
 # ---------------------------------------------------------------- report
 def add_report(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("report", help="summarise a run directory: results.json and the report",
@@ -570,7 +610,7 @@ def build_parser() -> argparse.ArgumentParser:
     from . import __version__
     parser.add_argument("--version", action="version", version=f"harness {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for add in (add_train, add_import, add_export, add_attack, add_ann, add_replay, add_map, add_report, add_run,
+    for add in (add_train, add_import, add_export, add_attack, add_ann, add_replay, add_map, add_evaluate, add_report, add_run,
                 add_compare):  # data-flow order
         add(sub)
     return parser
