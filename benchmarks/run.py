@@ -26,13 +26,14 @@ import torch
 if __package__ in (None, ""):  # run as a script: make the repository root importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks import bench_attack, bench_ray, bench_replay, bench_scaling, bench_training  # noqa: E402
+from benchmarks import bench_attack, bench_query, bench_ray, bench_replay, bench_scaling, bench_training  # noqa: E402
 from benchmarks.common import DEFAULT_NMNIST, REPO, BenchmarkFailure, Row, machine, table  # noqa: E402
 from benchmarks.plan import PLANS, Setup  # noqa: E402
 from harness.errors import HarnessError  # noqa: E402
 from harness.store import write_json  # noqa: E402
 
-BENCHMARKS = {module.NAME: module for module in (bench_attack, bench_replay, bench_scaling, bench_training, bench_ray)}
+BENCHMARKS = {module.NAME: module for module in (bench_attack, bench_replay, bench_query, bench_scaling, bench_training,
+                                                 bench_ray)}
 RESULTS = REPO / "benchmarks" / "results"
 
 

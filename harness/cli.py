@@ -387,6 +387,14 @@ def add_attack(sub: argparse._SubParsersAction) -> None:
                         "of them, the input stream's included (what the device's energy counts)")
     p.add_argument("--n", type=int, metavar="N", help="attack the first N test samples (default all)")
     p.add_argument("--seed", type=int, help="seed of the per-sample generators (default 0)")
+    p.add_argument("--queries", type=int, metavar="Q", help="sparse-rs, pointwise: most oracle queries per row "
+                   "(default 1000)")
+    p.add_argument("--p-init", type=float, metavar="P", help="sparse-rs: initial share of the K flips resampled "
+                   "per query, in (0, 1] (default 0.3)")
+    p.add_argument("--oracle", metavar="KIND", help="sparse-rs, pointwise: what answers the queries: twin (the "
+                   "network in torch, proven equal to the device; default) or device (a warm session on --profile)")
+    p.add_argument("--profile", metavar="NAME", help="sparse-rs, pointwise: the hardware profile whose answers "
+                   "the oracle gives (default loihi2-fixed)")
     p.add_argument("--match", metavar="ID", help="with --method random: the attack id in this run whose "
                    "per-sample L0 the random flips copy")
     p.add_argument("--transfer-from", metavar="FILE.h5", help="judge the adversarial set of FILE.h5 (an attack "
@@ -404,7 +412,7 @@ def add_attack(sub: argparse._SubParsersAction) -> None:
 #: Options of ``harness attack`` that are an attack's settings (checked against the method's).
 ATTACK_SETTINGS = ("targeted", "iterations", "gamma", "eta", "reduce", "max_flips", "max_flip_rate", "budget_mode",
                    "threshold_mode", "rsf_trigger_ratio", "attack_threshold", "loss", "energy_target",
-                   "energy_objective", "n", "seed", "match", "transfer_from")
+                   "energy_objective", "n", "seed", "match", "transfer_from", "queries", "p_init", "oracle", "profile")
 
 
 def cmd_attack(args: argparse.Namespace) -> int:
@@ -541,7 +549,9 @@ def cmd_replay(args: argparse.Namespace) -> int:
         return 0
     from .runs import open_run
 
-    for attack_id in [None, *open_run(args.run).attack_ids()] if args.all else [args.attack]:
+    run = open_run(args.run)
+    run.net  # the summaries judge offline with the run's model: a refused checkpoint stops before any replay
+    for attack_id in [None, *run.attack_ids()] if args.all else [args.attack]:
         path = replay_run(args.run, profile, attack_id, data_path=args.data, **options)
         print(format_summary(replay_summary(args.run, profile, attack_id, data_path=args.data),
                              profile.name, attack_id))

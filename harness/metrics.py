@@ -78,3 +78,22 @@ def success_by_budget(l0_at_success: np.ndarray, success: np.ndarray, budgets, m
     success = np.asarray(success, dtype=bool)
     l0s = np.asarray(l0_at_success)
     return {int(b): rate(success & (l0s <= b), mask) for b in budgets}
+
+
+def margin_of_counts(counts: np.ndarray, labels: np.ndarray, targets: np.ndarray | None = None) -> np.ndarray:
+    """(N,) int64 margin of output spike counts (N, K) that an attack drives down.
+
+    Untargeted rows (target -1 or ``targets`` None): the label's count minus the largest other
+    count (<= 0 once another class ties or wins). Targeted rows: the largest count of a class other
+    than the target minus the target's count (< 0 once the target wins alone).
+    """
+    counts = np.asarray(counts, dtype=np.int64)
+    rows = np.arange(len(counts))
+    labels = np.asarray(labels, dtype=np.int64)
+    targets = np.full(len(counts), -1, np.int64) if targets is None else np.asarray(targets, dtype=np.int64)
+    aimed = np.where(targets >= 0, targets, labels)
+    others = counts.copy()
+    others[rows, aimed] = np.iinfo(np.int64).min
+    best_other = others.max(axis=1)
+    own = counts[rows, aimed]
+    return np.where(targets >= 0, best_other - own, own - best_other)

@@ -20,8 +20,9 @@ from .store import read_h5, write_h5
 DEFAULT_BUDGETS = (10, 20, 50, 100, 200, 500, 1000, 2000)
 KIND = "attack"
 #: Datasets that older files and some records lack (then None): ``stalled`` (not tracked by the
-#: baselines), ``activity_ratio`` and ``activity_by_budget`` (energy attacks only).
-OPTIONAL_ARRAYS = ("stalled", "activity_ratio", "activity_by_budget")
+#: baselines), ``activity_ratio`` and ``activity_by_budget`` (energy attacks only), the per-row
+#: cost ``forward_passes``, ``backward_passes`` and ``queries`` (files written before the costs).
+OPTIONAL_ARRAYS = ("stalled", "activity_ratio", "activity_by_budget", "forward_passes", "backward_passes", "queries")
 
 
 def is_success(pred: np.ndarray, labels: np.ndarray, targets: np.ndarray) -> np.ndarray:
@@ -61,6 +62,9 @@ class AttackRecord:
     #                                    ["energy"]["objective"]) of `adversarial` / of `clean` (SLAYER); NaN = not attacked; None = no energy attack
     activity_by_budget: np.ndarray | None = None  # (R, B) float64, energy attacks: best ratio among the examples
     #                                    met with L0 <= attrs["energy"]["budgets"][b]; NaN = not attacked
+    forward_passes: np.ndarray | None = None   # (R,) int64, forward passes of the network over the row
+    backward_passes: np.ndarray | None = None  # (R,) int64, input gradients computed for the row (0: none)
+    queries: np.ndarray | None = None          # (R,) int64, oracle queries of the row (0: white-box)
     attrs: dict[str, Any] = field(default_factory=dict)
 
     @classmethod

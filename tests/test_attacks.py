@@ -103,6 +103,11 @@ def test_records_are_consistent_with_the_model(model_and_data):
     pred_adv, won = judge(net, record.adversarial, y, record.targets)
     assert np.array_equal(record.pred_adv, pred_adv) and np.array_equal(record.success, won & record.correct_before)
     assert np.array_equal(record.l0, l0(x, record.adversarial))
+    # cost: one pass per iteration plus the judging pass of the last example; a gradient per update
+    ok = record.correct_before
+    assert np.array_equal(record.forward_passes[ok], record.iterations[ok] + 1)
+    assert np.array_equal(record.backward_passes[ok], record.iterations[ok])
+    assert np.array_equal(record.forward_passes[~ok], np.ones((~ok).sum())) and not record.queries.any()
     failed = ~record.success
     assert np.array_equal(record.adversarial[failed], x[failed])  # rolled back
     missed = ~record.correct_before

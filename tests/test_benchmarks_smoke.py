@@ -70,6 +70,13 @@ def test_replay_and_scaling_benchmarks_give_rows(cache, tmp_path):
     assert len(memory) == 2 and all(row["ours"] > 0 for row in memory)
 
 
+@pytest.mark.slow
+def test_query_benchmark_gives_rows(cache, tmp_path):
+    rows = check_rows("query", cache, tmp_path)
+    assert [row["ratio_label"] for row in rows] == ["x slower", "x slower", SPEED_LABEL, SPEED_LABEL]
+    assert [row["info"].get("samples") for row in rows[:2]] == [1, 16]
+
+
 def test_unknown_benchmark_is_refused(tmp_path):
     done = run_bench("attack,nonsense", tmp_path, tmp_path / "r.json")
     assert done.returncode != 0

@@ -51,7 +51,7 @@ def test_unit_scale_saturates_where_a_larger_scale_does_not():
 
 @pytest.mark.parametrize("bad", [0, -1.0, "ten", True])
 def test_bad_logit_scale_is_one_line_naming_the_key(bad):
-    with pytest.raises(ConfigError, match=r"test spec \[training\]: 'logit_scale' must be a number > 0"):
+    with pytest.raises(ConfigError, match=r"test spec \[training\]: 'logit_scale' must be a finite number > 0"):
         _spec_with(loss="cross-entropy", logit_scale=bad)
 
 

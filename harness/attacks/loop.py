@@ -256,6 +256,8 @@ class _IterativeAttack:
         self.l0_at_success = np.full(rows, -1, dtype=np.int64)
         self.iterations = np.zeros(rows, dtype=np.int64)
         self.rsf_iterations = np.zeros(rows, dtype=np.int64)
+        self.forward_passes = np.zeros(rows, dtype=np.int64)   # the loop's passes (the reduction's not counted)
+        self.backward_passes = np.zeros(rows, dtype=np.int64)
         self.zero_grad_iterations = np.zeros(rows, dtype=np.int64) if self.use_grad else np.full(rows, -1, np.int64)
         self.flip_order: dict[int, np.ndarray] = {}  # row -> flat indices of its flips, most useful first
         self.margin = np.zeros(rows, dtype=np.int64)     # count margin at the last judged pass (spikes)
@@ -296,6 +298,7 @@ class _IterativeAttack:
         x_in = x.clone().requires_grad_() if want_grad else x
         with torch.set_grad_enabled(want_grad):
             out = self._forward(x_in)
+        self.forward_passes[pool] += 1
         counts = (out[-1] if self.energy is not None else out).detach().sum(-1).cpu()
         pred = predict(counts.numpy())
         fresh = k == 0
@@ -382,6 +385,8 @@ class _IterativeAttack:
     def _gradient(self, x, x_in, out, pool, graded) -> torch.Tensor:
         """Input gradient (P, *shape, T) signed in the attack's direction; zero outside ``graded``."""
         index = torch.as_tensor(np.flatnonzero(graded), device=self.device)
+        self.backward_passes[pool[graded]] += 1
+        self.forward_passes[pool[graded]] += self.config.attack_threshold is not None  # its own pass
         cls = torch.as_tensor(self._attack_class(pool), device=self.device)[index]
         if self.config.attack_threshold is not None:  # a separate pass on the overridden model
             x_in = x[index].clone().requires_grad_(True)
@@ -508,6 +513,7 @@ class _IterativeAttack:
             sample_index=self.sample_index, pred_clean=self.pred_clean, pred_adv=self.pred_adv,
             correct_before=correct, success=self.success, l0=l0, l0_before_reduction=self.l0_last,
             l0_at_success=self.l0_at_success, iterations=self.iterations, rsf_iterations=self.rsf_iterations,
-            zero_grad_iterations=self.zero_grad_iterations, stalled=stalled, **energy,
+            zero_grad_iterations=self.zero_grad_iterations, stalled=stalled, forward_passes=self.forward_passes,
+            backward_passes=self.backward_passes, queries=np.zeros(len(self.clean), np.int64), **energy,
             attrs={"method": self.config.method, "params": self.config.to_dict(), "seed": self.config.seed,
                    "stall_window": STALL_WINDOW, "budget_curve": curve, **energy_attrs})

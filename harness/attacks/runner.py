@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -202,6 +203,10 @@ def _attrs(record: AttackRecord, name: str, params: dict, run: Run, dataset: dic
     """The record with the file's root attributes (docs/artifacts.md); ``method`` the registry name
     (default: the record's own), ``threat`` its threat model."""
     model = run.spec.name
+    if record.forward_passes is None:  # a baseline or transfer set: one judging pass per row
+        rows = len(record)
+        record = replace(record, forward_passes=np.ones(rows, np.int64), backward_passes=np.zeros(rows, np.int64),
+                         queries=np.zeros(rows, np.int64))
     return record.with_attrs(
         attack_id=name, method=method or record.attrs["method"], threat=threat,
         targeted=params.get("targeted", "") if targeted is None else targeted,

@@ -69,6 +69,16 @@ class DeviceOutput:
     def __len__(self) -> int:
         return len(self.predictions)
 
+    @property
+    def output_counts(self) -> np.ndarray:
+        """``counts`` under its HDF5 name (a device artifact's ``output_counts``)."""
+        return self.counts
+
+    @property
+    def output_rasters(self) -> np.ndarray:
+        """``rasters`` under its HDF5 name (a device artifact's ``output_rasters``)."""
+        return self.rasters
+
     def subset(self, index) -> "DeviceOutput":
         """The same output restricted to the samples ``index`` selects (a slice or an index array)."""
         return replace(self, **{name: getattr(self, name)[index] for name in _PER_SAMPLE

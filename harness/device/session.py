@@ -149,6 +149,22 @@ class DeviceSession:
         result = self._run(spikes, sample_keys, progress)
         return self._output(result, time.perf_counter() - started)
 
+    # ------------------------------------------------------------------ queries (hardware in the loop)
+    def output_counts(self, spikes: np.ndarray, *, sample_keys: np.ndarray | None = None) -> np.ndarray:
+        """(N, K) int64 output spike counts of ``spikes`` (what :meth:`replay` returns as
+        ``output_counts``, the HDF5 name), for scripts and attacks that query the device."""
+        return self.replay(spikes, sample_keys=sample_keys).counts
+
+    counts = output_counts  # the short name
+
+    def margin(self, spikes: np.ndarray, labels, targets=None, *, sample_keys: np.ndarray | None = None) -> np.ndarray:
+        """(N,) int64 count margin of ``spikes`` (:func:`harness.metrics.margin_of_counts`): the label's
+        count minus the best other class's (<= 0: fooled or tied), or for rows with a target >= 0
+        the best non-target count minus the target's (< 0: the target wins)."""
+        from ..metrics import margin_of_counts
+
+        return margin_of_counts(self.output_counts(spikes, sample_keys=sample_keys), labels, targets)
+
     def _check_steps(self, spikes: np.ndarray) -> None:
         if self.steps is not None and spikes.shape[-1] != self.steps:
             raise DataError(f"input spikes {spikes.shape}: this session replays T = {self.steps} steps per sample, "
