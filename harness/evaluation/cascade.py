@@ -83,7 +83,8 @@ def run_cascade(run: Run, ensemble: Ensemble, rows: Rows, judges: list[Judge], b
     for j in judges:
         verdicts[j.name] = Verdict.start(rows.clean, clean_preds[j.name] == rows.labels)
     steps, after_gradients = [], None
-    context = _Context(run, rows, batch_size, progress, device, data_path)
+    oracle = judges[1] if len(judges) > 1 else None  # query attacks ask the first profile's session
+    context = _Context(run, rows, batch_size, progress, device, data_path, oracle)
     for i, member in enumerate(ensemble.members):
         if member.stage > 0 and after_gradients is None:
             after_gradients = {name: v.robust(budgets) for name, v in verdicts.items()}
@@ -117,6 +118,7 @@ class _Context:
     progress: bool
     device: str
     data_path: object
+    oracle: object  # answers query attacks (a DeviceJudge); None: each opens the oracle its settings name
 
 
 @dataclass
@@ -145,9 +147,10 @@ def _candidates(member: Member, ctx: _Context, alive: Callable[[int], np.ndarray
         yield _Candidate(rows, record.adversarial, _zero_gradient_share(record))
         return
     # Another registered attack runs through its own interface on the first N rows (cached as its
-    # attack file; the cascade saves it no work) and its examples of the alive rows are judged.
+    # attack file; the cascade saves it no work), query attacks asking the first profile's device
+    # session, and its examples of the alive rows are judged.
     job = Job(ctx.run.root, batch_size=ctx.batch_size, progress=ctx.progress, data_path=ctx.data_path,
-              device=ctx.device)
+              device=ctx.device, oracle=ctx.oracle)
     record = AttackRecord.load(attack.run(job, {**member.settings, "n": len(ctx.rows.labels)}))
     keep = np.isin(record.sample_index, ctx.rows.index[rows]) & (record.targets < 0)
     position = np.searchsorted(ctx.rows.index, record.sample_index[keep])

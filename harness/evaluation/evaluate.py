@@ -75,6 +75,11 @@ class DeviceJudge:
     def predictions(self, spikes: np.ndarray, rows: np.ndarray) -> np.ndarray:
         return self.session.replay(spikes, sample_keys=rows, progress=self.progress).predictions
 
+    def counts(self, spikes: np.ndarray) -> np.ndarray:
+        """(N, classes) int64 output spike counts: the :class:`harness.attacks.interface.Oracle` that
+        score- and decision-based attacks of the ensemble query (the first profile's session)."""
+        return self.session.replay(spikes).counts
+
 
 def evaluation_id(ensemble: Ensemble, n: int, budgets: list[int], profiles: list[Profile]) -> str:
     """``<ensemble>_n<N>_<8 hex>``: the hex digests the attacks' settings, budgets and profile names."""
