@@ -8,7 +8,8 @@ executor (:mod:`.executor`) can run it, here or in another process.
 
 Task ids: ``train/<run>`` (also for a run that imports a netx network), ``attack/<run>/<label>``, ``ann/<run>/<n>``,
 ``replay/<profile>/<run>`` (the clean split and every attack set of the run through one device
-session), ``summarise/<run>``, ``report``.
+session), ``evaluate/<run>/<n>`` (an ``[[evaluations]]`` table: robust accuracy on every profile, in
+the replay stage), ``summarise/<run>``, ``report``.
 """
 from __future__ import annotations
 
@@ -90,12 +91,24 @@ def build_plan(exp: Experiment, root: Path, progress: bool = True) -> list[Task]
                              {"root": root, "run_id": run.id, "profile": profile, "data": data,
                               "progress": progress, "attacks": attacks}, cell=run.id))
             replay_tasks[run.id].append(task_id)
+    evaluation_tasks: dict[str, list[str]] = {run.id: [] for run in exp.runs}
+    for number, table in enumerate(exp.evaluations, 1):
+        for run_id in table.runs:
+            task_id = f"evaluate/{run_id}/{number}"
+            plan.append(Task(task_id, "replay", f"robust accuracy of {run_id} ({table.ensemble} ensemble, "
+                                                f"{', '.join(exp.hardware) or 'offline'})", tasks.evaluate,
+                             (f"train/{run_id}",), {"root": root, "plan": table, "run_id": run_id,
+                                                    "profiles": list(exp.hardware.values()), "progress": progress},
+                             cell=run_id))
+            evaluation_tasks[run_id].append(task_id)
     for run in exp.runs:
         attacks = tuple(t for t, _ in attack_tasks[run.id])
+        evaluations = tuple(evaluation_tasks[run.id])
         plan.append(Task(f"summarise/{run.id}", "summarise", f"{run.id} -> results.json", tasks.summarise,
-                         tuple([f"train/{run.id}", *attacks, *ann_tasks[run.id], *replay_tasks[run.id]]),
+                         tuple([f"train/{run.id}", *attacks, *ann_tasks[run.id], *replay_tasks[run.id], *evaluations]),
                          {"root": root, "run_id": run.id, "profiles": exp.profiles,
-                          "budgets": exp.budgets, "attacks": attacks, "anns": tuple(ann_tasks[run.id])},
+                          "budgets": exp.budgets, "attacks": attacks, "anns": tuple(ann_tasks[run.id]),
+                          "evaluations": evaluations},
                          cell=run.id))
     labelled = {t: label for pairs in attack_tasks.values() for t, label in pairs}
     summaries = {run.id: f"summarise/{run.id}" for run in exp.runs}

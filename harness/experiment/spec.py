@@ -37,6 +37,8 @@ from ..config import PROJECT_ROOT, check_unknown, load_toml, require_keys, resol
 from ..device.profiles import Profile, load_profile
 from ..errors import ConfigError, DataError
 from ..models import load_spec, spec_from_dict
+from ..evaluation.ensemble import load_ensemble
+from ..evaluation.evaluate import DEFAULT_BUDGETS as EVALUATION_BUDGETS, check_budgets as check_flip_budgets
 from ..report.studies import STUDIES
 from ..results import DEFAULT_BUDGETS, check_budgets
 from ..settings import POSITIVE, build, folder_name, toml_key
@@ -45,7 +47,9 @@ from .grid import expand_attack, expand_run, resolve_one_run, resolve_runs, seed
 #: Where N-MNIST experiments read their data unless the file or --data says otherwise.
 DEFAULT_DATA = "../shared/data/nmnist_small"
 
-_EXPERIMENT_KEYS = {"name", "description", "seed", "seeds", "budgets", "profiles", "data", "study", "runs", "attacks", "ann"}
+_EXPERIMENT_KEYS = {"name", "description", "seed", "seeds", "budgets", "profiles", "data", "study", "runs", "attacks", "ann",
+                  "evaluations"}
+_EVALUATION_KEYS = {"ensemble", "budgets", "n", "runs"}
 _ANN_KEYS = {"runs", "snn_attack", "eps", "eps_scale", "seed", "code_seed", "epochs", "n"}
 _RUN_KEYS = {"id", "model", "seed", "seeds", "epochs", "spec", "network", "steps", "dt_ms"}
 #: Keys of a [[runs]] table that imports a netx network instead of training a model.
@@ -148,6 +152,25 @@ class AnnPlan:
 
 
 @dataclass
+class EvaluationPlan:
+    """One ``[[evaluations]]`` table: robust accuracy over an ensemble (:func:`harness.evaluation.evaluate.evaluate`)
+    on the experiment's profiles.
+
+    Attributes:
+        ensemble: a shipped ensemble name (quick, standard) or a TOML path, checked when the file is read.
+        budgets: flip budgets (L0); n: the first ``n`` test rows (None: all); runs: the runs evaluated.
+    """
+
+    ensemble: str
+    budgets: list[int]
+    n: int | None
+    runs: list[str]
+
+    def to_dict(self) -> dict[str, Any]:
+        return _drop_none(dict(vars(self)))
+
+
+@dataclass
 class Experiment:
     """A validated experiment file (``data`` absolute)."""
 
@@ -163,6 +186,7 @@ class Experiment:
     attacks: list[AttackPlan] = field(default_factory=list)
     ann: list[AnnPlan] = field(default_factory=list)
     hardware: dict[str, Profile] = field(default_factory=dict)
+    evaluations: list[EvaluationPlan] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         """The resolved experiment, as written to config.toml (without versions)."""
@@ -175,7 +199,8 @@ class Experiment:
             "data": str(self.data) if uses_data else None, "study": self.study,
             "runs": [{"id": r.id, "model": r.model, "seed": r.seed, "epochs": r.epochs, "spec": r.spec,
                       "group": r.group, "network": r.network, "steps": r.steps, "dt_ms": r.dt_ms} for r in self.runs],
-            "attacks": [a.to_dict() for a in self.attacks], "ann": [a.to_dict() for a in self.ann]})
+            "attacks": [a.to_dict() for a in self.attacks], "ann": [a.to_dict() for a in self.ann],
+            "evaluations": [e.to_dict() for e in self.evaluations]})
 
 
 def _drop_none(value: Any) -> Any:
@@ -350,6 +375,23 @@ def _ann_plan(raw: dict[str, Any], exp_seed: int, groups: dict[str, list[str]], 
                    epochs=_int(raw, "epochs", None, where, minimum=1), n=_int(raw, "n", None, where, minimum=1))
 
 
+def _evaluation_plan(raw: dict[str, Any], groups: dict[str, list[str]], where: str) -> EvaluationPlan:
+    check_unknown(raw, _EVALUATION_KEYS, where)
+    ensemble = raw.get("ensemble", "quick")
+    if not isinstance(ensemble, str):
+        raise ConfigError(f"{where}: 'ensemble' must be a name (quick, standard) or a .toml path, got {ensemble!r}")
+    try:
+        load_ensemble(ensemble)
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: 'ensemble': {exc}") from None
+    budgets = raw.get("budgets", list(EVALUATION_BUDGETS))
+    if not isinstance(budgets, list):
+        raise ConfigError(f"{where}: 'budgets' must be a list of integers >= 1, got {budgets!r}")
+    return EvaluationPlan(ensemble=ensemble, budgets=check_flip_budgets(budgets, f"{where}: 'budgets'"),
+                          n=_int(raw, "n", None, where, minimum=1),
+                          runs=resolve_runs(_str_list(raw, "runs", list(groups), where), groups, where, "run"))
+
+
 def _profiles(names: list[str], where: str) -> dict[str, Profile]:
     """Every listed profile loaded once (a name in hw_profiles/ or a path), by its ``name``: after
     loading a profile is known by that name alone, which must be unique in the experiment."""
@@ -401,9 +443,11 @@ def load_experiment(path: str | Path, data: str | Path | None = None) -> Experim
             attacks.append(_attack_plan(cell, seed, groups, attacks, table_where, group))
     ann = [_ann_plan(table, seed, groups, attacks, f"{where} [[ann]] #{i + 1}")
            for i, table in enumerate(raw.get("ann", []))]
+    evaluations = [_evaluation_plan(table, groups, f"{where} [[evaluations]] #{i + 1}")
+                   for i, table in enumerate(raw.get("evaluations", []))]
     data_path = Path(data) if data is not None else PROJECT_ROOT / raw.get("data", DEFAULT_DATA)
     exp = Experiment(name=name, path=path, description=raw.get("description", ""), seed=seed, budgets=budgets,
                      profiles=list(hardware), data=data_path.resolve(), study=study, runs=runs, attacks=attacks, ann=ann,
-                     hardware=hardware)
+                     hardware=hardware, evaluations=evaluations)
     _check_data(exp)
     return exp

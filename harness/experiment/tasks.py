@@ -17,15 +17,18 @@ import tomli_w
 from ..attacks import run_attack, run_random_baseline, run_transfer
 from ..attacks.ann import ann_comparison
 from ..device.profiles import Profile
+from ..evaluation.evaluate import evaluate as run_evaluation
+from ..evaluation.record import load_evaluation
 from ..report import write_experiment_report
 from ..fmt import num, pct
+from ..report.robustness import headline
 from ..report.sections import Labels
-from ..results import load_run, write_results
+from ..results import load_run, robustness_entry, write_results
 from ..runs import open_run
 from ..stages.replay import replay_sets
 from ..store import write_if_changed
 from ..train import train_run
-from .spec import AnnPlan, AttackPlan, RunPlan
+from .spec import AnnPlan, AttackPlan, EvaluationPlan, RunPlan
 
 
 @dataclass(frozen=True)
@@ -110,16 +113,27 @@ def replay(root: Path, run_id: str, profile: Profile, data: Path | None, progres
     return TaskResult(max(paths, key=lambda p: p.stat().st_mtime), f"{len(paths)} sets")
 
 
+def evaluate(root: Path, plan: EvaluationPlan, run_id: str, profiles: list[Profile], progress: bool,
+             inputs: Inputs) -> TaskResult:
+    """One ``[[evaluations]]`` table on one run; ``value`` is the evaluation id."""
+    path = run_evaluation(root / run_id, plan.ensemble, profiles, plan.budgets, plan.n, progress=progress)
+    evaluation = load_evaluation(path)
+    note = "; ".join(evaluation.errors) or headline(robustness_entry(evaluation))
+    return TaskResult(path, note, path.stem)
+
+
 def summarise(root: Path, run_id: str, profiles: list[str], budgets: list[int], inputs: Inputs,
-              attacks: tuple[str, ...] = (), anns: tuple[str, ...] = ()) -> TaskResult:
-    """``ROOT/<run>/results.json`` from the run's attacks and ANN comparisons (task ids) and replays.
+              attacks: tuple[str, ...] = (), anns: tuple[str, ...] = (), evaluations: tuple[str, ...] = ()) -> TaskResult:
+    """``ROOT/<run>/results.json`` from the run's attacks and ANN comparisons (task ids) and replays;
+    its robustness block from the last of ``evaluations`` (task ids).
 
     ``value``: what the report reads again (attack ids, profiles, ANN files) and the results.
     """
     selection = {"attack_ids": [inputs[t].value for t in attacks], "profiles": list(profiles),
                  "ann": [inputs[t].output for t in anns]}
     art = load_run(root / run_id, **selection)
-    return TaskResult(art.run.results, value={**selection, "results": write_results(art, budgets)})
+    headline = inputs[evaluations[-1]].value if evaluations else None
+    return TaskResult(art.run.results, value={**selection, "results": write_results(art, budgets, headline)})
 
 
 def report(root: Path, title: str, description: str, study: str | None, config: dict, progress: bool,

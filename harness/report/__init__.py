@@ -77,7 +77,8 @@ def write_experiment_report(root: str | Path, title: str, description: str,
     """
     runs = typed_runs(runs)
     summaries = {name: results for name, (_, results) in runs.items()}
-    sections: list[Section] = [Section("About this experiment", [description])] if description else []
+    sections: list[Section] = [section for _, results in runs.values() for section in robustness_sections(results)]
+    sections += [Section("About this experiment", [description])] if description else []
     if study is not None:
         sections.append(study_section(study, runs, labels))
     sections.append(clean_section(summaries))

@@ -40,13 +40,14 @@ def robustness_sections(results: Results) -> list[Section]:
     robustness = results.robustness
     if robustness is None:
         return []
+    title = f"Robust accuracy: {results.run}" if results.run else "Robust accuracy"
     errors = [f.message for f in robustness.flags if f.level == "error"]
     intro = (f"Evaluation {robustness.evaluation} of the first {robustness.n} test rows: a row counts as robust at "
              f"budget b when the judge classifies it correctly and no attack of the ensemble "
              f"({', '.join(robustness.ensemble)}) found an input with at most b flipped elements that the judge does "
              "not classify correctly (a tie or silence is wrong). Budget 0 is clean accuracy.")
     if errors:
-        return [Section("Robust accuracy", [intro, "No robust accuracy is reported: " + "; ".join(errors)])]
+        return [Section(title, [intro, "No robust accuracy is reported: " + "; ".join(errors)])]
     warnings = [f"Warning: {f.message}" for f in robustness.flags if f.level == "warning"]
     verdicts = robustness.verdicts()
     budgets = ["0", *map(str, robustness.budgets)]
@@ -60,6 +61,6 @@ def robustness_sections(results: Results) -> list[Section]:
     png = figures.budget_curves({"worst case over the ensemble": {
         name: {b: v.robust_accuracy_ci[b] for b in budgets[1:]} for name, v in verdicts.items()}},
         f"robust accuracy ({robustness.n} rows)", ROBUST_AXIS)
-    return [Section("Robust accuracy", [f"**{headline(robustness)}**.", intro, *warnings], [curve, contribution],
-                    [Figure("robust-accuracy", png, "robust accuracy vs budget, offline (solid) and on each device "
+    return [Section(title, [f"**{headline(robustness)}**.", intro, *warnings], [curve, contribution],
+                    [Figure(f"robust-accuracy-{results.run}" if results.run else "robust-accuracy", png, "robust accuracy vs budget, offline (solid) and on each device "
                                                     "profile (dashed), Wilson 95% bands")])]
