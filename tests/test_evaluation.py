@@ -1,6 +1,8 @@
 """Robust accuracy (harness evaluate): the stored verdict replays, and the trust flags fire."""
 from __future__ import annotations
 
+import json
+
 import h5py
 import numpy as np
 import pytest
@@ -12,6 +14,7 @@ from harness.evaluation import evaluate as evaluate_module
 from harness.evaluation.ensemble import load_ensemble
 from harness.evaluation.evaluate import evaluate, parse_budgets
 from harness.evaluation.record import load_evaluation
+from harness.experiment.spec import load_experiment
 from harness.store import read_h5
 from harness.train import train_run
 
@@ -139,3 +142,31 @@ def test_ensembles_run_gradient_attacks_first(tmp_path):
     ensemble = load_ensemble(_ensemble(tmp_path, '[[attacks]]\nmethod = "random"\n[[attacks]]\nmethod = "g2s"\n'))
     assert [m.method for m in ensemble.members] == ["g2s", "random"]
     assert parse_budgets("50, 10") == [10, 50]
+
+
+def test_report_opens_with_the_headline_and_results_hold_the_curve(digits, quick, capsys):
+    assert main(["report", "--run", str(digits), "--evaluation", quick.stem]) == 0
+    results = json.loads((digits / "results.json").read_text())["robustness"]
+    assert results["evaluation"] == quick.stem and results["budgets"] == BUDGETS
+    device = results["loihi2-fixed"]["robust_accuracy_ci"]
+    assert device["0"]["n"] == 24 and [device[str(b)]["k"] for b in BUDGETS] == sorted(
+        [device[str(b)]["k"] for b in BUDGETS], reverse=True)
+    report = (digits / "report.md").read_text()
+    first = report.split("\n## ")[1]
+    assert first.startswith("Robust accuracy") and "robust accuracy on loihi2-fixed at L0 <= 50: " in first
+    assert "ensemble:" + quick.stem in (digits / "results.csv").read_text()
+
+
+def test_report_refuses_an_unknown_evaluation(digits, quick, capsys):
+    assert main(["report", "--run", str(digits), "--evaluation", "nope"]) == 2
+    assert "--evaluation nope: no such evaluation" in capsys.readouterr().err
+
+
+def test_experiment_evaluations_are_checked(tmp_path):
+    path = tmp_path / "e.toml"
+    path.write_text('name = "e"\n[[runs]]\nid = "d"\nmodel = "digits-mlp"\n[[evaluations]]\nensemble = "fast"\n')
+    with pytest.raises(ConfigError, match=r"\[\[evaluations\]\] #1: 'ensemble': unknown ensemble 'fast'"):
+        load_experiment(path)
+    path.write_text('name = "e"\n[[runs]]\nid = "d"\nmodel = "digits-mlp"\n[[evaluations]]\nbudgets = [0]\n')
+    with pytest.raises(ConfigError, match=r"'budgets': budgets must be integers >= 1"):
+        load_experiment(path)
