@@ -11,7 +11,9 @@ Reads each run's ``results.json`` (made by ``harness run`` or ``harness report -
 - a CSV in results.csv's long format (:data:`harness.results.CSV_COLUMNS`) holding every figure
   of every run, plus per seed group the rows ``mean:<runs>`` (mean, t-interval) and
   ``pooled:<runs>`` (summed counts, Wilson interval);
-- a figure: offline success per attack, one bar per run, with Wilson error bars.
+- a figure: offline success per attack, one bar per run, with Wilson error bars; beside it
+  (``<figure>-robust.png``) the runs' robust-accuracy curves overlaid, and first in the printed
+  text their robust accuracy per judge and budget (runs with an evaluation, docs/evaluation.md).
 
 Runs are labelled by their directory name, or ``<experiment>/<run>`` where names repeat.
 """
@@ -25,6 +27,7 @@ from . import fmt
 from .aggregate import across_seeds, is_headline, seed_groups
 from .errors import DataError
 from .report import figures
+from .report.robustness import ROBUST_AXIS
 from .report.render import Table, markdown_table
 from .report.sections import FIGURE_NAMES, Interval, seed_cell
 from .results import OFFLINE, csv_text, long_rows
@@ -149,6 +152,35 @@ def comparison_figure(comparison: Comparison) -> bytes:
                                 "attack success (%)", xlabel="attack")
 
 
+def robustness_table(comparison: Comparison) -> Table | None:
+    """Robust accuracy (each run's headline evaluation): one row per judge and budget, one column per run;
+    None when no run has an evaluation."""
+    verdicts = {run: r.robustness.verdicts() for run, r in comparison.runs.items() if r.robustness is not None}
+    if not verdicts:
+        return None
+    judges = list(dict.fromkeys(judge for by_judge in verdicts.values() for judge in by_judge))
+    keys = sorted({(judge, budget) for by_judge in verdicts.values() for judge, v in by_judge.items()
+                   for budget in v.robust_accuracy_ci}, key=lambda key: (judges.index(key[0]), int(key[1])))
+    rows = [[judge, "clean" if budget == "0" else f"L0 <= {budget}",
+             *(_robust_cell(verdicts.get(run, {}).get(judge), budget) for run in comparison.runs)]
+            for judge, budget in keys]
+    return Table(["judge", "budget", *comparison.runs], rows,
+                 caption="robust accuracy, worst case over each run's ensemble (k/n, Wilson 95%)")
+
+
+def _robust_cell(verdict, budget: str) -> str:
+    rate = None if verdict is None else verdict.robust_accuracy_ci.get(budget)
+    return "—" if rate is None else fmt.rate(rate)
+
+
+def robustness_figure(comparison: Comparison) -> bytes | None:
+    """PNG: the runs' robust-accuracy curves overlaid (one colour per run, one line style per judge)."""
+    curves = {run: {judge: {b: r for b, r in v.robust_accuracy_ci.items() if b != "0"}
+                    for judge, v in results.robustness.verdicts().items()}
+              for run, results in comparison.runs.items() if results.robustness is not None}
+    return figures.budget_curves(curves, "Robust accuracy per run (Wilson 95% bands)", ROBUST_AXIS) if curves else None
+
+
 def _point(row: dict | None) -> tuple | None:
     return None if row is None else (row["value"], row.get("low"), row.get("high"))
 
@@ -162,7 +194,9 @@ def write_comparison(run_dirs: Sequence[str | Path], csv_path: str | Path | None
         figure_path: the PNG (None: next to the CSV with suffix .png, or no figure without a CSV).
     """
     comparison = load_comparison(run_dirs)
-    text = "\n\n".join(markdown_table(t) for t in [comparison_table(comparison), *seed_tables(comparison)]) + "\n"
+    robust = robustness_table(comparison)
+    tables = [*([robust] if robust else []), comparison_table(comparison), *seed_tables(comparison)]
+    text = "\n\n".join(markdown_table(t) for t in tables) + "\n"
     if csv_path is not None:
         csv_path = Path(csv_path)
         write_if_changed(csv_path, csv_text(comparison.rows + seed_rows(comparison)).encode("utf-8"))
@@ -170,4 +204,7 @@ def write_comparison(run_dirs: Sequence[str | Path], csv_path: str | Path | None
     if figure_path is not None:
         figure_path = Path(figure_path)
         write_if_changed(figure_path, comparison_figure(comparison))
+        robust_png = robustness_figure(comparison)
+        if robust_png is not None:  # the robust-accuracy curves beside it
+            write_if_changed(figure_path.with_name(f"{figure_path.stem}-robust.png"), robust_png)
     return text, csv_path, figure_path

@@ -170,3 +170,11 @@ def test_experiment_evaluations_are_checked(tmp_path):
     path.write_text('name = "e"\n[[runs]]\nid = "d"\nmodel = "digits-mlp"\n[[evaluations]]\nbudgets = [0]\n')
     with pytest.raises(ConfigError, match=r"'budgets': budgets must be integers >= 1"):
         load_experiment(path)
+
+
+def test_compare_overlays_robust_accuracy(digits, quick, tmp_path, capsys):
+    assert main(["report", "--run", str(digits), "--evaluation", quick.stem]) == 0
+    assert main(["compare", str(digits), "--csv", str(tmp_path / "c.csv")]) == 0
+    out = capsys.readouterr().out
+    assert "| loihi2-fixed | L0 <= 50 |" in out.split("robust accuracy, worst case")[1]
+    assert (tmp_path / "c-robust.png").read_bytes()[:4] == b"\x89PNG"
