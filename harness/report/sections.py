@@ -20,6 +20,7 @@ from ..records import AttackRecord
 from ..results import OFFLINE, RunArtifacts
 from ..results_model import Attack, CleanDevice, OfflineStats, Rate, Results
 from . import figures
+from .energy_metric import energy_section
 from .hardware import hardware_sections
 from .render import Figure, Labels, Section, Table, slug
 
@@ -139,6 +140,8 @@ def run_sections(art: RunArtifacts, results: Results, labels: Labels) -> list[Se
            rsf_section(art, results, labels)]
     if art.profiles:
         out.append(device_section(art, results, labels))
+        energy = energy_section(art, results, labels)
+        out += [energy] if energy else []
         out += [activity_section(art, profile, labels) for profile in art.profiles]
         out += hardware_sections(results, labels, art.name)
     examples = examples_section(art, results, labels)
@@ -164,7 +167,7 @@ def energy_headline(attack: Attack, labels: Labels) -> str:
     """An energy attack's sentence: the activity it reached and what the device's energy did (its "success"
     is reaching the target, not a misclassification)."""
     e = attack.energy
-    text = (f"{labels[attack.id]} (energy, objective {e.objective}): activity x{e.mean_activity_ratio:.2f} of clean "
+    text = (f"{labels[attack.id]} (energy): {e.objective} (its objective) x{e.mean_activity_ratio:.2f} of clean "
             f"offline (mean over {e.n_correct_before} rows, mean L0 {num(e.mean_l0)}), predictions kept on "
             f"{pct(e.prediction_kept)}")
     devices = [f"energy per inference x{d['change']['energy_j']:.2f} and latency proxy x{d['change']['latency_proxy']:.2f} "
@@ -183,7 +186,7 @@ def attacks_section(art: RunArtifacts, results: Results, labels: Labels) -> Sect
     shown = _shown_budgets([int(b) for b in results.budgets])
     reduced = any(a.parameters.get("reduce") for a in results.attacks)  # parameters: the method's own settings
     rows, curves = [], {}
-    for a in results.attacks:
+    for a in _misclassification_attacks(results):
         off, name = a.offline, labels[a.id]
         rows.append([name, a.target_mode or "untargeted", str(a.n_attacked), str(a.n_correct_before),
                      rate(off.success_rate_ci, off.success_rate), num(off.mean_l0),
@@ -311,9 +314,14 @@ def _share(off: OfflineStats, name: str):
     return getattr(off, f"{name}_ci") or getattr(off, name)
 
 
+def _misclassification_attacks(results: Results) -> list[Attack]:
+    """The attacks whose success means a changed prediction (energy attacks have their own table)."""
+    return [a for a in results.attacks if a.energy is None]
+
+
 def device_section(art: RunArtifacts, results: Results, labels: Labels) -> Section:
     """On-device success, transfer rate, activity and energy change per attack and profile."""
-    attacks = results.attacks
+    attacks = _misclassification_attacks(results)
     rows = [[labels[a.id], profile, rate(d.accuracy_ci, d.accuracy), rate(a.offline.success_rate_ci, a.offline.success_rate),
              rate(d.success_rate_ci, d.success_rate), rate(d.transfer_rate_ci, d.transfer_rate),
              times(d.activity_change), times(d.energy_change)]
@@ -323,7 +331,7 @@ def device_section(art: RunArtifacts, results: Results, labels: Labels) -> Secti
                                f"{art.name}: do offline adversarial examples fool the device?",
                                "transfer rate (%)", xlabel="attack")
     table = Table(["attack", "profile", "device acc. (adv.)", "success offline", "success on device", "transfer rate",
-                   "activity adv./clean", "energy adv./clean"], rows,
+                   "spikes of every layer adv./clean", "device energy adv./clean"], rows,
                   "Device success over rows the device classified correctly when clean; transfer rate: share of the "
                   "offline successes among those rows that also fool the device. Wilson 95% intervals and counts.")
     return Section("On the device", [
