@@ -91,7 +91,7 @@ def run_cascade(run: Run, ensemble: Ensemble, rows: Rows, judges: list[Judge], b
         started = time.perf_counter()
         attacked, zero_share = 0, None
         for candidate in _candidates(member, context, lambda b: _alive(verdicts, b), budgets):
-            attacked = max(attacked, len(candidate.rows))
+            attacked = max(attacked, len(candidate.rows) if candidate.attacked is None else candidate.attacked)
             zero_share = candidate.zero_gradient_share if zero_share is None else zero_share
             l0 = flips(rows.clean[candidate.rows], candidate.spikes)
             preds = {j.name: j.predictions(candidate.spikes, rows.index[candidate.rows]) for j in judges}
@@ -126,6 +126,7 @@ class _Candidate:
     rows: np.ndarray  # (R,) indices into the evaluated rows
     spikes: np.ndarray  # (R, *shape, T) uint8
     zero_gradient_share: float | None = None
+    attacked: int | None = None  # rows the attack ran on, when more than ``rows`` (an attack on all N rows)
 
 
 def _candidates(member: Member, ctx: _Context, alive: Callable[[int], np.ndarray],
@@ -154,7 +155,7 @@ def _candidates(member: Member, ctx: _Context, alive: Callable[[int], np.ndarray
     record = AttackRecord.load(attack.run(job, {**member.settings, "n": len(ctx.rows.labels)}))
     keep = np.isin(record.sample_index, ctx.rows.index[rows]) & (record.targets < 0)
     position = np.searchsorted(ctx.rows.index, record.sample_index[keep])
-    yield _Candidate(position, record.adversarial[keep])
+    yield _Candidate(position, record.adversarial[keep], attacked=len(record.labels))
 
 
 def _random_flips(member: Member, ctx: _Context, alive: Callable[[int], np.ndarray],
