@@ -178,3 +178,10 @@ def test_compare_overlays_robust_accuracy(digits, quick, tmp_path, capsys):
     out = capsys.readouterr().out
     assert "| loihi2-fixed | L0 <= 50 |" in out.split("robust accuracy, worst case")[1]
     assert (tmp_path / "c-robust.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_a_query_attack_joins_through_the_registry_and_queries_the_device(digits, tmp_path):
+    ensemble = _ensemble(tmp_path, 'name = "q"\n[[attacks]]\nmethod = "sparse-rs"\nmax_flips = 25\nqueries = 20\n')
+    evaluation = load_evaluation(evaluate(digits, ensemble, ["loihi2-fixed"], [25], n=8, progress=False))
+    assert evaluation.attrs["cascade"][0]["rows_attacked"] == 8
+    assert evaluation.labels == ["sparse-rs"] and not evaluation.errors
