@@ -254,7 +254,7 @@ def add_evaluate(sub: argparse._SubParsersAction) -> None:
                                    "most b flipped elements (a tie or silence is wrong). Attacks run as a cascade "
                                    "(gradient attacks, then score/decision-based ones, then random flips), every "
                                    "example judged offline and on each profile through one device session. Writes "
-                                   "RUN_DIR/evaluations/<id>.h5 and prints each curve with Wilson 95%% intervals "
+                                   "RUN_DIR/evaluations/<id>.h5 and prints each curve with Wilson 95% intervals "
                                    "and the trust flags (docs/evaluation.md).")
     p.add_argument("--run", required=True, metavar="RUN_DIR", help="run directory with a trained model")
     p.add_argument("--profile", action="append", metavar="P", help="hardware profile (repeatable; default "
