@@ -185,3 +185,26 @@ def test_a_query_attack_joins_through_the_registry_and_queries_the_device(digits
     evaluation = load_evaluation(evaluate(digits, ensemble, ["loihi2-fixed"], [25], n=8, progress=False))
     assert evaluation.attrs["cascade"][0]["rows_attacked"] == 8
     assert evaluation.labels == ["sparse-rs"] and not evaluation.errors
+
+
+@pytest.mark.slow
+def test_energy_attacks_have_their_own_table_and_no_success_row(tmp_path_factory):
+    from harness.attacks import AttackConfig, run_attack, run_random_baseline
+    from harness.report import write_run_report
+    from harness.stages.replay import replay_sets
+
+    run = tmp_path_factory.mktemp("energy")
+    train_run("digits-mlp", run, seed=0, epochs=1, progress=False)
+    sponge = run_attack(run, AttackConfig(loss="energy", energy_objective="synops", iterations=2, eta=0.05), n=12,
+                        progress=False).stem
+    baseline = run_random_baseline(run, sponge, progress=False).stem
+    plain = run_attack(run, AttackConfig(iterations=2), n=12, progress=False).stem
+    replay_sets(run, "loihi2-fixed", ["clean", sponge, baseline, plain], progress=False)
+    report = write_run_report(run).with_suffix(".md").read_text()
+    success = report.split("### Attack success and budget")[1].split("###")[0]
+    device = report.split("### On the device")[1].split("###")[0]
+    energy = report.split("### Energy attacks: what the chip spends")[1].split("###")[0]
+    assert plain in success and sponge not in success and baseline not in success and sponge not in device
+    for quantity in ("device energy (J)", "synaptic operations", "hidden-layer spikes (the network's own)"):
+        row = next(line for line in energy.splitlines() if quantity in line)
+        assert row.count("x [") == 2  # to clean and to random flips, each with its interval
