@@ -262,7 +262,7 @@ def add_evaluate(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--budgets", default="10,25,50,100,200,500", metavar="B,B,...",
                    help="flip budgets (L0), comma-separated integers >= 1 (default 10,25,50,100,200,500)")
     p.add_argument("--ensemble", default="standard", metavar="NAME|FILE.toml",
-                   help="the attacks: quick, standard (in ensembles/) or a TOML file (default standard)")
+                   help="the attacks: quick, standard (in experiments/ensembles/) or a TOML file (default standard)")
     p.add_argument("--n", type=int, metavar="N", help="evaluate the first N test rows (default all)")
     p.add_argument("--batch-size", type=int, default=128, metavar="B", help="rows per pass (never changes results)")
     p.add_argument("--data", metavar="PATH", help="N-MNIST directory, if it moved since training")

@@ -36,6 +36,9 @@ def available(kind: str) -> list[str]:
 def resolve_spec(kind: str, name_or_path: str | Path) -> Path:
     """A spec file from a name in ``PROJECT_ROOT/<kind>/`` or an explicit path to a .toml file.
 
+    ``kind`` is a folder below the project root (``models``, ``experiments/ensembles``); errors
+    name a spec by the folder's last part, singular (``model``, ``ensemble``).
+
     A value ending in ``.toml`` or holding a path separator is a path; anything else a name.
 
     Raises:
@@ -43,7 +46,8 @@ def resolve_spec(kind: str, name_or_path: str | Path) -> Path:
             message lists the available ones).
     """
     candidate = Path(name_or_path)
-    what = kind[:-1] if kind.endswith("s") else kind
+    folder = Path(kind).name
+    what = folder[:-1] if folder.endswith("s") else folder
     if candidate.suffix == ".toml" or os.sep in str(name_or_path) or "/" in str(name_or_path):
         if not candidate.is_file():
             raise ConfigError(f"{what} {candidate}: {'is a directory' if candidate.is_dir() else 'file not found'}")

@@ -1,6 +1,6 @@
 """Ensembles: which registered attacks an evaluation runs, with which settings, in cascade order.
 
-An ensemble is a TOML file (``ensembles/<name>.toml`` shipped, or any path)::
+An ensemble is a TOML file (``experiments/ensembles/<name>.toml`` shipped, or any path)::
 
     name = "standard"
     description = "..."
@@ -28,8 +28,8 @@ from ..config import check_unknown, load_toml, require_keys, resolve_spec
 from ..errors import ConfigError
 from ..settings import toml_key
 
-#: Where ``--ensemble NAME`` looks (``PROJECT_ROOT/ensembles/NAME.toml``).
-KIND = "ensembles"
+#: Where ``--ensemble NAME`` looks (``PROJECT_ROOT/experiments/ensembles/NAME.toml``).
+KIND = "experiments/ensembles"
 #: Random flips of exactly b elements per budget b: the ensemble's decision-free baseline.
 RANDOM = "random"
 #: Cascade stage of each kind of attack: gradients, then scores/labels, then random flips.
