@@ -107,3 +107,17 @@ def test_the_twin_oracle_without_a_proof_is_refused(tmp_path, capsys):
     assert "--oracle twin: no proof" in err and "harness replay --run" in err and "--clean" in err
     with pytest.raises(Exception, match="no proof"):
         open_oracle(open_run(tmp_path / "run"), "twin", "loihi2-fixed")
+
+
+def test_an_imported_run_uses_its_import_proof_on_that_profile_only(tmp_path):
+    from harness.attacks.oracles import check_twin_proof
+    from harness.errors import ConfigError
+    from harness.store import write_json
+
+    (tmp_path / "model").mkdir()
+    write_json(tmp_path / "model" / "card.json", {"kind": "imported", "twin_device": {
+        "profile": "loihi2-fixed", "raster_exact": 1.0, "agreement": 1.0, "sample_mode": "fresh"}})
+    run = open_run(tmp_path)
+    check_twin_proof(run, "loihi2-fixed")
+    with pytest.raises(ConfigError, match="proves its twin on 'loihi2-fixed', not on 'loihi2-noisy'"):
+        check_twin_proof(run, "loihi2-noisy")
