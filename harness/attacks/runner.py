@@ -22,6 +22,7 @@ from ..fmt import num as fmt_count, pct as fmt_pct
 from ..records import DEFAULT_BUDGETS, AttackRecord
 from ..runs import Run, data_digest, open_run
 from ..signals import sigterm_as_interrupt
+from .threats import THREAT_TAGS
 from ..store import cached, check_writable, digest_file, identity, stored_identity
 from ..train import output_counts
 from ..versions import numeric_versions
@@ -48,7 +49,7 @@ def attack_id(config: AttackConfig, targeted: str | None, n: int, loss: str) -> 
     Example: ``g2s-rsf_u_k25_g0.05_e1_sr_n100_s0``; optional parts: ``red`` (reduction),
     ``b<flips>`` or ``r<rate>`` (budget), ``bt`` (budget_mode "truncate"), ``th<threshold>``
     (attack-time threshold), ``fs`` (threshold_mode "fixed-surrogate"), ``rz<ratio>``
-    (rsf_trigger_ratio > 0), ``et<ratio>`` (energy_target), ``syn`` (energy_objective "synops"). Defaults add nothing, so existing ids stay valid.
+    (rsf_trigger_ratio > 0), ``et<ratio>`` (energy_target), ``syn`` (energy_objective "synops"), ``add``/``del`` (threat add-only/delete-only). Defaults add nothing, so existing ids stay valid.
 
     Args:
         loss: the resolved loss name (the model's training loss when the config has none).
@@ -64,6 +65,7 @@ def attack_id(config: AttackConfig, targeted: str | None, n: int, loss: str) -> 
     parts += [f"rz{_num(config.rsf_trigger_ratio)}"] if config.rsf_trigger_ratio > 0 else []
     parts += [f"et{_num(config.energy_target)}"] if config.energy_target is not None else []
     parts += ["syn"] if config.energy_objective == "synops" else []
+    parts += [THREAT_TAGS[config.threat]] if THREAT_TAGS[config.threat] else []
     return "_".join(parts + [_LOSS_TAGS[loss], f"n{n}", f"s{config.seed}"])
 
 

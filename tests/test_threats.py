@@ -1,0 +1,57 @@
+"""Threat models of the flip attacks (issue 24): add-only never removes a spike, delete-only never
+adds one, the default threat is unchanged. The small digits model of the attack tests; seconds."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from harness.attacks import AttackConfig, craft
+from harness.attacks.runner import attack_id
+from harness.attacks.threats import allowed_update
+from harness.errors import ConfigError
+from harness.models import load_checkpoint
+from harness.runs import open_run
+from harness.store import RunDir
+from test_attacks import digits_run  # noqa: F401  (the digits model of the attack tests, trained per module)
+
+
+@pytest.fixture(scope="module")
+def model_and_data(digits_run):
+    net = load_checkpoint(RunDir(digits_run).checkpoint)
+    data = open_run(digits_run).test(n=20)
+    return net, data.spikes, data.labels
+
+
+def test_allowed_update_masks_only_the_forbidden_flips():
+    clean = torch.tensor([[0.0, 0.0, 1.0, 1.0]])
+    update = torch.tensor([[1.0, -1.0, 1.0, -1.0]])
+    assert allowed_update(clean, update, "flips").tolist() == [[1, -1, 1, -1]]
+    assert allowed_update(clean, update, "add-only").tolist() == [[1, -1, 1, 0]]  # the clean spike stays
+    assert allowed_update(clean, update, "delete-only").tolist() == [[0, -1, 1, -1]]  # no new spike
+
+
+def test_unknown_threat_is_refused_and_only_non_default_threats_tag_the_id():
+    with pytest.raises(ConfigError, match="threat"):
+        AttackConfig(threat="retime")
+    base = attack_id(AttackConfig(), None, 10, "spike-rate")
+    assert attack_id(AttackConfig(threat="flips"), None, 10, "spike-rate") == base
+    assert "threat" not in AttackConfig().to_dict()
+    assert attack_id(AttackConfig(threat="add-only"), None, 10, "spike-rate") == base.replace("_sr_", "_add_sr_")
+    assert attack_id(AttackConfig(threat="delete-only"), None, 10, "spike-rate") == base.replace("_sr_", "_del_sr_")
+
+
+@pytest.mark.parametrize("method", ["g2s-rsf", "g2s", "rsf"])
+def test_add_only_removes_no_spike_and_delete_only_adds_none(model_and_data, method):
+    net, x, y = model_and_data
+    added = craft(net, x, y, AttackConfig(method=method, iterations=8, gamma=0.2, threat="add-only"))
+    deleted = craft(net, x, y, AttackConfig(method=method, iterations=8, gamma=0.2, threat="delete-only"))
+    assert (added.adversarial >= added.clean).all() and (added.adversarial > added.clean).any()
+    assert (deleted.adversarial <= deleted.clean).all() and (deleted.adversarial < deleted.clean).any()
+
+
+def test_default_threat_gives_the_same_spikes_as_before(model_and_data):
+    net, x, y = model_and_data
+    a = craft(net, x, y, AttackConfig(iterations=5))
+    b = craft(net, x, y, AttackConfig(iterations=5, threat="flips"))
+    assert np.array_equal(a.adversarial, b.adversarial)
