@@ -7,6 +7,8 @@ import pytest
 import torch
 
 from harness.attacks import AttackConfig, craft
+from harness.attacks.baselines import random_flip_inputs
+from harness.attacks.randomness import row_generators
 from harness.attacks.runner import attack_id
 from harness.attacks.threats import allowed_update
 from harness.errors import ConfigError
@@ -55,3 +57,16 @@ def test_default_threat_gives_the_same_spikes_as_before(model_and_data):
     a = craft(net, x, y, AttackConfig(iterations=5))
     b = craft(net, x, y, AttackConfig(iterations=5, threat="flips"))
     assert np.array_equal(a.adversarial, b.adversarial)
+
+
+@pytest.mark.parametrize("threat", ["add-only", "delete-only"])
+def test_random_flips_honour_the_threat_and_flips_draw_as_before(threat):
+    clean = (np.random.default_rng(0).random((3, 40)) < 0.4).astype(np.uint8)
+    l0 = np.array([0, 5, 10])
+    noisy = random_flip_inputs(clean, l0, row_generators(0, [0, 1, 2]), threat)
+    assert ((noisy != clean).sum(1) == l0).all()
+    assert (noisy >= clean).all() if threat == "add-only" else (noisy <= clean).all()
+    assert np.array_equal(random_flip_inputs(clean, l0, row_generators(0, [0, 1, 2]), "flips"),
+                          random_flip_inputs(clean, l0, row_generators(0, [0, 1, 2])))
+    with pytest.raises(ValueError, match="threat"):
+        random_flip_inputs(clean, np.array([40, 0, 0]), row_generators(0, [0, 1, 2]), threat)

@@ -133,7 +133,7 @@ def run_random_baseline(run_dir: str | Path, reference: str, seed: int | None = 
                         force: bool = False, progress: bool = True, data_path=None) -> Path:
     """Random flips at the per-row L0 of the attack ``reference`` (an id in the same run).
 
-    Rows where the reference failed get no flips. For an energy attack (rows "succeed" by
+    Rows where the reference failed get no flips; the flips honour the reference's threat. For an energy attack (rows "succeed" by
     activity, not by fooling the model) every attacked row gets its final L0 and keeps its flipped
     example (:func:`harness.attacks.energy.random_energy_record`). Writes ``attacks/random_s<seed>_<reference>.h5``,
     whose identity includes the reference file's own.
@@ -153,9 +153,9 @@ def run_random_baseline(run_dir: str | Path, reference: str, seed: int | None = 
             record = random_energy_record(run.net, ref, seed, batch_size)
         else:
             record = random_flips(run.net, ref.clean, ref.labels, ref.l0 * ref.success, seed, ref.targets,
-                                  ref.sample_index, batch_size)
+                                  ref.sample_index, batch_size, threat=ref.attrs.get("threat", "flips"))
         _attrs(record, path.stem, params, run, ref.attrs.get("dataset", {}), ident,
-               targeted=ref.attrs.get("targeted", "")).save(path)
+               targeted=ref.attrs.get("targeted", ""), threat=ref.attrs.get("threat", "flips")).save(path)
 
     _cached_attack(path, ident, compute, force)
     return path
