@@ -70,3 +70,19 @@ def test_random_flips_honour_the_threat_and_flips_draw_as_before(threat):
                           random_flip_inputs(clean, l0, row_generators(0, [0, 1, 2])))
     with pytest.raises(ValueError, match="threat"):
         random_flip_inputs(clean, np.array([40, 0, 0]), row_generators(0, [0, 1, 2]), threat)
+
+
+def test_cli_records_the_threat_and_the_random_baseline_inherits_it(digits_run):
+    from harness.cli import main
+
+    args = ["attack", "--run", str(digits_run), "--n", "6", "--iterations", "4", "--no-progress"]
+    assert main([*args, "--threat", "delete-only"]) == 0
+    run = open_run(digits_run)
+    ident = attack_id(AttackConfig(iterations=4, threat="delete-only"), None, 6, "spike-rate")
+    assert run.attack(ident).attrs["threat"] == "delete-only"
+    assert main(["attack", "--run", str(digits_run), "--method", "random", "--match", ident, "--no-progress"]) == 0
+    baseline = run.attack(f"random_s0_{ident}")
+    assert baseline.attrs["threat"] == "delete-only" and (baseline.adversarial <= baseline.clean).all()
+    with pytest.raises(SystemExit) as stop:
+        main([*args, "--threat", "retime"])
+    assert stop.value.code == 2
