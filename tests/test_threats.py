@@ -12,17 +12,9 @@ from harness.attacks.randomness import row_generators
 from harness.attacks.runner import attack_id
 from harness.attacks.threats import allowed_update
 from harness.errors import ConfigError
-from harness.models import load_checkpoint
 from harness.runs import open_run
-from harness.store import RunDir
+from test_attack_science import model_and_data  # noqa: F401  (the digits model and 30 test samples)
 from test_attacks import digits_run  # noqa: F401  (the digits model of the attack tests, trained per module)
-
-
-@pytest.fixture(scope="module")
-def model_and_data(digits_run):
-    net = load_checkpoint(RunDir(digits_run).checkpoint)
-    data = open_run(digits_run).test(n=20)
-    return net, data.spikes, data.labels
 
 
 def test_allowed_update_masks_only_the_forbidden_flips():
