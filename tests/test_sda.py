@@ -42,3 +42,18 @@ def test_delete_only_sda_adds_no_spike(model_and_data):
     for row in range(3):
         adv, _ = sda_row(net, x[row], int(y[row]), iterations=20, max_passes=2000, threat="delete-only")
         assert (adv <= x[row]).all()
+
+
+def test_cli_sda_writes_a_record_with_its_cap_and_costs(digits_run, capsys):
+    from harness.attacks.methods.sda import SdaConfig, sda_attack_id
+    from harness.cli import main
+    from harness.runs import open_run
+
+    assert main(["attack", "--run", str(digits_run), "--method", "sda", "--n", "4", "--iterations", "20",
+                 "--max-passes", "1500", "--no-progress"]) == 0
+    record = open_run(digits_run).attack(sda_attack_id(SdaConfig(iterations=20, max_passes=1500), 4))
+    assert record.attrs["method"] == "sda" and record.attrs["max_passes"] == 1500
+    attacked = record.correct_before
+    assert (record.backward_passes[attacked] >= 1).all() and (record.forward_passes[~attacked] == 0).all()
+    assert main(["attack", "--run", str(digits_run), "--method", "sda", "--max-passes", "0", "--no-progress"]) == 2
+    assert "--max-passes must be >= 1" in capsys.readouterr().err
