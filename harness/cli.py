@@ -385,6 +385,10 @@ def add_attack(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--energy-objective", choices=("hidden-synops", "synops"),
                    help="energy losses: what to raise: the hidden layers' synaptic operations (default) or all "
                         "of them, the input stream's included (what the device's energy counts)")
+    p.add_argument("--threat", choices=("flips", "add-only", "delete-only"),
+                   help="g2s-rsf, g2s, rsf, sda: which flips are allowed: any (default), add-only (never remove a "
+                        "spike), delete-only (never add one)")
+    p.add_argument("--max-passes", type=int, metavar="P", help="sda: most forward passes per row (default 20000)")
     p.add_argument("--n", type=int, metavar="N", help="attack the first N test samples (default all)")
     p.add_argument("--seed", type=int, help="seed of the per-sample generators (default 0)")
     p.add_argument("--queries", type=int, metavar="Q", help="sparse-rs, pointwise: most oracle queries per row "
@@ -412,7 +416,7 @@ def add_attack(sub: argparse._SubParsersAction) -> None:
 #: Options of ``harness attack`` that are an attack's settings (checked against the method's).
 ATTACK_SETTINGS = ("targeted", "iterations", "gamma", "eta", "reduce", "max_flips", "max_flip_rate", "budget_mode",
                    "threshold_mode", "rsf_trigger_ratio", "attack_threshold", "loss", "energy_target",
-                   "energy_objective", "n", "seed", "match", "transfer_from", "queries", "p_init", "oracle", "profile")
+                   "energy_objective", "threat", "max_passes", "n", "seed", "match", "transfer_from", "queries", "p_init", "oracle", "profile")
 
 
 def cmd_attack(args: argparse.Namespace) -> int:

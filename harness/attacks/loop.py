@@ -56,6 +56,7 @@ from ..settings import SettingError, check_types
 from ..metrics import predict
 from ..models import (ATTACK_LOSSES, THRESHOLD_MODES, SpikingNetwork, attack_threshold, count_margin, make_loss,
                       net_device, torch_device)
+from .threats import FLIP_THREATS, allowed_update
 from .g2s import apply_update, g2s_from_uniform, per_sample_peak, restrict_to_budget
 from .invariant import batch_invariant
 from .energy import ENERGY_OBJECTIVES, EnergyTracker, is_energy_loss, populations
@@ -101,6 +102,8 @@ class AttackConfig:
             every row runs its K iterations, success = ratio > 1.
         energy_objective: energy losses: "hidden-synops" (the hidden layers' synaptic
             operations) or "synops" (the input stream's too: all the device counts).
+        threat: "flips" (any element may flip), "add-only" (no clean spike is ever removed) or
+            "delete-only" (no spike is ever added): see :mod:`harness.attacks.threats`.
     """
 
     method: str = "g2s-rsf"
@@ -118,6 +121,7 @@ class AttackConfig:
     budget_mode: str = "stop"
     energy_target: float | None = None
     energy_objective: str = ENERGY_OBJECTIVES[0]
+    threat: str = "flips"
 
     def __post_init__(self) -> None:
         check_types(self)
@@ -154,6 +158,9 @@ class AttackConfig:
         if self.budget_mode != BUDGET_MODES[0] and self.max_flips is None and self.max_flip_rate is None:
             raise SettingError("budget_mode", f"'{self.budget_mode}' needs a budget ({{}} or {{}})",
                                "max_flips", "max_flip_rate")
+        if self.threat not in FLIP_THREATS:
+            raise SettingError("threat", f"unknown threat '{self.threat}' ({{key}}); available: "
+                               f"{', '.join(FLIP_THREATS)}")
         self._check_energy()
 
     def _check_energy(self) -> None:
@@ -181,7 +188,12 @@ class AttackConfig:
         return self.max_flips
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """The settings as a dict; ``threat`` only when not the default "flips" (so the identities
+        of files made before threats existed stay valid)."""
+        out = asdict(self)
+        if out["threat"] == FLIP_THREATS[0]:
+            del out["threat"]
+        return out
 
 
 def craft(net: SpikingNetwork, clean: np.ndarray, labels: np.ndarray, config: AttackConfig,
@@ -412,6 +424,7 @@ class _IterativeAttack:
         else:
             update, priority = self._gradient_update(rows, current, grad[sel], u)
         clean = torch.as_tensor(self.clean[rows], dtype=current.dtype).to(self.device)
+        update = allowed_update(clean, update, self.config.threat)
         if self.config.budget_mode == "truncate":
             update = restrict_to_budget(current, clean, update, self.budget, priority)
         x[sel] = current = apply_update(current, update)

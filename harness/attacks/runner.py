@@ -22,6 +22,7 @@ from ..fmt import num as fmt_count, pct as fmt_pct
 from ..records import DEFAULT_BUDGETS, AttackRecord
 from ..runs import Run, data_digest, open_run
 from ..signals import sigterm_as_interrupt
+from .threats import THREAT_TAGS
 from ..store import cached, check_writable, digest_file, identity, stored_identity
 from ..train import output_counts
 from ..versions import numeric_versions
@@ -48,7 +49,7 @@ def attack_id(config: AttackConfig, targeted: str | None, n: int, loss: str) -> 
     Example: ``g2s-rsf_u_k25_g0.05_e1_sr_n100_s0``; optional parts: ``red`` (reduction),
     ``b<flips>`` or ``r<rate>`` (budget), ``bt`` (budget_mode "truncate"), ``th<threshold>``
     (attack-time threshold), ``fs`` (threshold_mode "fixed-surrogate"), ``rz<ratio>``
-    (rsf_trigger_ratio > 0), ``et<ratio>`` (energy_target), ``syn`` (energy_objective "synops"). Defaults add nothing, so existing ids stay valid.
+    (rsf_trigger_ratio > 0), ``et<ratio>`` (energy_target), ``syn`` (energy_objective "synops"), ``add``/``del`` (threat add-only/delete-only). Defaults add nothing, so existing ids stay valid.
 
     Args:
         loss: the resolved loss name (the model's training loss when the config has none).
@@ -64,6 +65,7 @@ def attack_id(config: AttackConfig, targeted: str | None, n: int, loss: str) -> 
     parts += [f"rz{_num(config.rsf_trigger_ratio)}"] if config.rsf_trigger_ratio > 0 else []
     parts += [f"et{_num(config.energy_target)}"] if config.energy_target is not None else []
     parts += ["syn"] if config.energy_objective == "synops" else []
+    parts += [THREAT_TAGS[config.threat]] if THREAT_TAGS[config.threat] else []
     return "_".join(parts + [_LOSS_TAGS[loss], f"n{n}", f"s{config.seed}"])
 
 
@@ -131,7 +133,7 @@ def run_random_baseline(run_dir: str | Path, reference: str, seed: int | None = 
                         force: bool = False, progress: bool = True, data_path=None) -> Path:
     """Random flips at the per-row L0 of the attack ``reference`` (an id in the same run).
 
-    Rows where the reference failed get no flips. For an energy attack (rows "succeed" by
+    Rows where the reference failed get no flips; the flips honour the reference's threat. For an energy attack (rows "succeed" by
     activity, not by fooling the model) every attacked row gets its final L0 and keeps its flipped
     example (:func:`harness.attacks.energy.random_energy_record`). Writes ``attacks/random_s<seed>_<reference>.h5``,
     whose identity includes the reference file's own.
@@ -151,9 +153,9 @@ def run_random_baseline(run_dir: str | Path, reference: str, seed: int | None = 
             record = random_energy_record(run.net, ref, seed, batch_size)
         else:
             record = random_flips(run.net, ref.clean, ref.labels, ref.l0 * ref.success, seed, ref.targets,
-                                  ref.sample_index, batch_size)
+                                  ref.sample_index, batch_size, threat=ref.attrs.get("threat", "flips"))
         _attrs(record, path.stem, params, run, ref.attrs.get("dataset", {}), ident,
-               targeted=ref.attrs.get("targeted", "")).save(path)
+               targeted=ref.attrs.get("targeted", ""), threat=ref.attrs.get("threat", "flips")).save(path)
 
     _cached_attack(path, ident, compute, force)
     return path

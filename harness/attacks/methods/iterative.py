@@ -26,9 +26,10 @@ class Iterative(Attack):
     method = property(lambda self: self.name)
 
     def run(self, job: Job, values: dict[str, Any]) -> Path:
-        return run_attack(job.run_dir, self.config(values), targeted=values.get("targeted"), n=values.get("n"),
+        config = self.config(values)
+        return run_attack(job.run_dir, config, targeted=values.get("targeted"), n=values.get("n"),
                           batch_size=job.batch_size, force=job.force, progress=job.progress,
-                          data_path=job.data_path, device=job.device, method=self.name, threat=self.threat)
+                          data_path=job.data_path, device=job.device, method=self.name, threat=config.threat)
 
 
 class G2sRsf(Iterative):
