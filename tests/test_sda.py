@@ -57,3 +57,10 @@ def test_cli_sda_writes_a_record_with_its_cap_and_costs(digits_run, capsys):
     assert (record.backward_passes[attacked] >= 1).all() and (record.forward_passes[~attacked] == 0).all()
     assert main(["attack", "--run", str(digits_run), "--method", "sda", "--max-passes", "0", "--no-progress"]) == 2
     assert "--max-passes must be >= 1" in capsys.readouterr().err
+
+
+def test_sda_does_not_depend_on_the_batch(model_and_data):
+    net, x, y = model_and_data
+    small, stats_small = sda_row(net, x[1], int(y[1]), iterations=8, max_passes=600, batch_size=7)
+    large, stats_large = sda_row(net, x[1], int(y[1]), iterations=8, max_passes=600, batch_size=128)
+    assert np.array_equal(small, large) and stats_small == stats_large
