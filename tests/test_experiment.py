@@ -92,6 +92,12 @@ def test_attack_errors_name_the_table(tmp_path, tables, message):
         load_experiment(_write(tmp_path, MINIMAL + tables))
 
 
+def test_a_registered_method_keeps_its_name_and_settings(tmp_path):
+    exp = load_experiment(_write(tmp_path, MINIMAL + '[[attacks]]\nmethod = "energy"\niterations = 3\n'))
+    plan = exp.attacks[0]
+    assert plan.method == "energy" and plan.config.method == "g2s-rsf" and plan.config.loss == "energy"
+
+
 @pytest.mark.parametrize("table, message", [
     ('[[ann]]\nsnn_attack = "nope"\n', r"\[\[ann\]\] #1: snn_attack 'nope' must be the label of an \[\[attacks\]\]"),
     ('[[ann]]\neps = [0.1, 0]\n', r"'eps' must be a non-empty list of positive numbers"),
