@@ -7,9 +7,11 @@ stay valid, nothing is half-written; rerun the same command to resume).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 import warnings
+from pathlib import Path
 
 from .errors import HarnessError
 from .signals import sigterm_as_interrupt
@@ -372,6 +374,7 @@ def cmd_attack(args: argparse.Namespace) -> int:
     from .attacks import AttackRecord, format_summary
     from .attacks.interface import Job
     from .attacks.registry import get
+    from .store import run_lock
 
     given = vars(args)
     default = "transfer" if "transfer_from" in given else "imported" if "import_set" in given else "g2s-rsf"
@@ -380,7 +383,10 @@ def cmd_attack(args: argparse.Namespace) -> int:
     method.check(values)
     job = Job(args.run, batch_size=args.batch_size, force=args.force, progress=not args.no_progress,
               data_path=args.data, device=args.torch_device)
-    path = method.run(job, values)
+    # a second attack on this run directory is refused (a `harness run` study calls the stage in-process
+    # and holds its own lock); a missing directory is left to the method's own error, not created here
+    with run_lock(args.run, "harness attack") if Path(args.run).is_dir() else contextlib.nullcontext():
+        path = method.run(job, values)
     print(format_summary(AttackRecord.load(path), path))
     return 0
 

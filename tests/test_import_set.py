@@ -97,3 +97,13 @@ def test_an_imported_set_is_replayed_and_reported(run, split, tmp_path, capsys):
     assert main(["report", "--run", str(run)]) == 0
     assert "ext" in capsys.readouterr().out
     assert open_run(run).attack("ext").attrs["method"] == "imported"
+
+
+def test_an_attack_on_a_locked_run_directory_is_refused(run, split, tmp_path, capsys):
+    from harness.store import run_lock
+
+    np.savez(tmp_path / "set.npz", spikes=split[0], indices=np.arange(10), name="locked")
+    with run_lock(run, "harness train"):
+        code, err = _cli(["attack", "--run", str(run), "--import-set", str(tmp_path / "set.npz")], capsys)
+    assert code == 2 and len(err) == 1 and "in use by" in err[0] and "harness train" in err[0]
+    assert not open_run(run).attack_path("locked").exists()
