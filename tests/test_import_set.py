@@ -5,14 +5,13 @@ import pytest
 from harness.cli import main
 from harness.records import AttackRecord
 from harness.runs import open_run
-from harness.train import train_run
+from test_attacks import digits_run  # noqa: F401  (the digits model of the attack tests)
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory):
-    root = tmp_path_factory.mktemp("import") / "digits"
-    train_run("digits-mlp", root, seed=0, epochs=1, progress=False)
-    return root
+def run(digits_run):
+    """The digits run of the attack tests (trained once per module)."""
+    return digits_run
 
 
 @pytest.fixture(scope="module")
