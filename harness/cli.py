@@ -7,9 +7,11 @@ stay valid, nothing is half-written; rerun the same command to resume).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 import warnings
+from pathlib import Path
 
 from .errors import HarnessError
 from .signals import sigterm_as_interrupt
@@ -403,6 +405,9 @@ def add_attack(sub: argparse._SubParsersAction) -> None:
                    "per-sample L0 the random flips copy")
     p.add_argument("--transfer-from", metavar="FILE.h5", help="judge the adversarial set of FILE.h5 (an attack "
                    "file of another run) on this run's model instead of attacking (method transfer)")
+    p.add_argument("--import-set", metavar="FILE.npz", help="judge an adversarial set made elsewhere: keys spikes, "
+                   "indices (rows of the test split) or labels, optional targets and name (method imported; "
+                   "docs/attacks.md)")
     p.add_argument("--batch-size", type=int, default=128, help="samples per batched pass (default 128; "
                    "results do not depend on it)")
     p.add_argument("--data", default=None, metavar="PATH", help="N-MNIST directory, if it moved since training")
@@ -416,21 +421,27 @@ def add_attack(sub: argparse._SubParsersAction) -> None:
 #: Options of ``harness attack`` that are an attack's settings (checked against the method's).
 ATTACK_SETTINGS = ("targeted", "iterations", "gamma", "eta", "reduce", "max_flips", "max_flip_rate", "budget_mode",
                    "threshold_mode", "rsf_trigger_ratio", "attack_threshold", "loss", "energy_target",
-                   "energy_objective", "threat", "max_passes", "n", "seed", "match", "transfer_from", "queries", "p_init", "oracle", "profile")
+                   "energy_objective", "threat", "max_passes", "n", "seed", "match", "transfer_from", "queries",
+                   "p_init", "oracle", "profile", "import_set")
 
 
 def cmd_attack(args: argparse.Namespace) -> int:
     from .attacks import AttackRecord, format_summary
     from .attacks.interface import Job
     from .attacks.registry import get
+    from .store import run_lock
 
     given = vars(args)
-    method = get(given.get("method", "transfer" if "transfer_from" in given else "g2s-rsf"))
+    default = "transfer" if "transfer_from" in given else "imported" if "import_set" in given else "g2s-rsf"
+    method = get(given.get("method", default))
     values = {key: given[key] for key in ATTACK_SETTINGS if key in given}
     method.check(values)
     job = Job(args.run, batch_size=args.batch_size, force=args.force, progress=not args.no_progress,
               data_path=args.data, device=args.torch_device)
-    path = method.run(job, values)
+    # a second attack on this run directory is refused (a `harness run` study calls the stage in-process
+    # and holds its own lock); a missing directory is left to the method's own error, not created here
+    with run_lock(args.run, "harness attack") if Path(args.run).is_dir() else contextlib.nullcontext():
+        path = method.run(job, values)
     print(format_summary(AttackRecord.load(path), path))
     return 0
 

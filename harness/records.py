@@ -72,6 +72,46 @@ class AttackRecord:
         """Names of the per-row datasets, in file order (optional ones included)."""
         return [f.name for f in fields(cls) if f.name != "attrs"]
 
+    @classmethod
+    def from_arrays(cls, adversarial: np.ndarray, labels: np.ndarray, pred_adv: np.ndarray,
+                    clean: np.ndarray | None = None, pred_clean: np.ndarray | None = None,
+                    targets: np.ndarray | None = None, sample_index: np.ndarray | None = None,
+                    attrs: dict[str, Any] | None = None) -> "AttackRecord":
+        """A record of an adversarial set crafted elsewhere, from its judged arrays (R rows).
+
+        Args:
+            adversarial: (R, *shape, T) binary inputs; labels, pred_adv: (R,) classes and the
+                judging model's predictions of ``adversarial`` (-1 = tie or silence).
+            clean, pred_clean: the clean rows (R, *shape, T) and their predictions (R,); None when
+                the set does not come from known rows: then ``clean`` holds ``adversarial``, every
+                row counts as classified correctly before (``correct_before`` True) and ``l0`` is
+                -1 (not available).
+            targets: (R,) targets, -1 = untargeted (default: all untargeted).
+            sample_index: (R,) rows of the run's test split (default -1: not from the split).
+        Success is :func:`is_success` on rows classified correctly before; the crafting columns
+        are unknown: iterations and RSF counts 0, no gradient (-1), ``l0_at_success`` = ``l0``
+        where successful else -1.
+        """
+        adversarial = np.asarray(adversarial, np.uint8)
+        rows = len(adversarial)
+        labels, pred_adv = np.asarray(labels, np.int64), np.asarray(pred_adv, np.int64)
+        targets = np.full(rows, -1, np.int64) if targets is None else np.asarray(targets, np.int64)
+        known = clean is not None
+        clean = np.asarray(clean, np.uint8) if known else adversarial.copy()
+        pred_clean = labels.copy() if pred_clean is None else np.asarray(pred_clean, np.int64)
+        correct = pred_clean == labels if known else np.ones(rows, bool)
+        success = is_success(pred_adv, labels, targets) & correct
+        l0 = ((clean != adversarial).reshape(rows, -1).sum(1).astype(np.int64) if known
+              else np.full(rows, -1, np.int64))
+        none = np.zeros(rows, np.int64)
+        return cls(clean=clean, adversarial=adversarial, labels=labels, targets=targets,
+                   sample_index=np.full(rows, -1, np.int64) if sample_index is None
+                   else np.asarray(sample_index, np.int64),
+                   pred_clean=pred_clean, pred_adv=pred_adv, correct_before=correct, success=success, l0=l0,
+                   l0_before_reduction=l0.copy(), l0_at_success=np.where(success, l0, -1), iterations=none,
+                   rsf_iterations=none.copy(), zero_grad_iterations=np.full(rows, -1, np.int64),
+                   attrs=dict(attrs or {}))
+
     def __len__(self) -> int:
         return len(self.labels)
 
@@ -127,16 +167,17 @@ class AttackRecord:
         """
         ok = self.correct_before.astype(bool)
         won = self.success.astype(bool) & ok
+        measured = won & (self.l0 >= 0)  # L0 -1: not available (an imported set without clean rows)
         out = {"n_rows": len(self), "n_samples": int(len(np.unique(self.sample_index))),
                "n_correct_before": int(ok.sum()), "n_success": int(won.sum()),
                "success_rate": _mean(won[ok]),
-               "mean_l0": _mean(self.l0[won]), "median_l0": _median(self.l0[won]),
-               "median_flip_rate": _median(self.l0[won]) / self.numel if won.any() else float("nan"),
-               "median_l0_before_reduction": _median(self.l0_before_reduction[won]),
+               "mean_l0": _mean(self.l0[measured]), "median_l0": _median(self.l0[measured]),
+               "median_flip_rate": _median(self.l0[measured]) / self.numel if measured.any() else float("nan"),
+               "median_l0_before_reduction": _median(self.l0_before_reduction[measured]),
                "mean_iterations": _mean(self.iterations[ok]),
                "rsf_iterations": int(self.rsf_iterations[ok].sum()),
                "zero_grad_iterations": int(self.zero_grad_iterations[ok].clip(min=0).sum()),
-               "success_by_budget": success_by_budget(self.l0, won, budgets, ok),
+               "success_by_budget": success_by_budget(self.l0, measured, budgets, ok),
                **self._failure_stats(ok & ~won),
                "budget_curve": self.attrs.get("budget_curve", {"kind": "final-l0", "enforced_budget": None,
                                                                "budget_mode": None})}

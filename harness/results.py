@@ -173,6 +173,7 @@ def _offline_entry(record: AttackRecord, stats: dict[str, Any], budgets) -> Offl
     ok = record.correct_before.astype(bool)
     won = record.success.astype(bool) & ok
     failed = ok & ~won
+    measured = won & (record.l0 >= 0)  # L0 -1: not available (an imported set without clean rows)
     tracked, has_grad = record.stalled is not None, bool((record.zero_grad_iterations >= 0).any())
     undefined = frozenset(name for name in _NULLABLE_FAILURE_STATS if stats[name] is None)
     return OfflineStats(nulls=undefined,
@@ -180,8 +181,8 @@ def _offline_entry(record: AttackRecord, stats: dict[str, Any], budgets) -> Offl
         median_l0_before_reduction=stats["median_l0_before_reduction"], median_flip_rate=stats["median_flip_rate"],
         mean_iterations=stats["mean_iterations"], rsf_iterations=stats["rsf_iterations"],
         zero_grad_iterations=stats["zero_grad_iterations"], success_by_budget=stats["success_by_budget"],
-        success_rate_ci=rate_of(won, ok), median_l0_ci=median_ci(record.l0[won]),
-        success_by_budget_ci=_budget_rates(record.l0, won, budgets, ok),
+        success_rate_ci=rate_of(won, ok), median_l0_ci=median_ci(record.l0[measured]),
+        success_by_budget_ci=_budget_rates(record.l0, measured, budgets, ok),
         success_by_class=rates_by(record.labels, won, ok),
         success_by_target=rates_by(record.targets, won, ok & (record.targets >= 0)) if record.targeted else None,
         n_failed=stats["n_failed"], stall_window=stats["stall_window"], stalled_rows=stats["stalled_rows"],

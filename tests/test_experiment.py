@@ -77,7 +77,9 @@ def test_top_level_errors_name_the_file_and_key(tmp_path, extra, message):
 
 
 @pytest.mark.parametrize("tables, message", [
-    ('[[attacks]]\nmethod = "g2s"\ngamma = 2.0\n', r"\[\[attacks\]\] #1: 'gamma' must be in \(0, 1\]"),
+    ('[[attacks]]\nmethod = "g2s-rsf"\ngamma = 2.0\n', r"\[\[attacks\]\] #1: 'gamma' must be in \(0, 1\]"),
+    ('[[attacks]]\nmethod = "g2s"\ngamma = 0.1\n', r"\[\[attacks\]\] #1: 'gamma' is not a setting of method 'g2s'"),
+    ('[[attacks]]\nmethod = "transfer"\n', r"\[\[attacks\]\] #1: method 'transfer' cannot be a table"),
     ('[[attacks]]\nmethod = "fgsm"\n', r"#1: unknown attack method 'fgsm'"),
     ('[[attacks]]\nmethod = "g2s"\ntargeted = "some"\n', r"targeted 'some' unknown; available: every-other"),
     ('[[attacks]]\nmethod = "g2s"\nruns = ["b"]\n', r"run 'b' is not one of this experiment's runs \(a\)"),
@@ -88,6 +90,12 @@ def test_top_level_errors_name_the_file_and_key(tmp_path, extra, message):
 def test_attack_errors_name_the_table(tmp_path, tables, message):
     with pytest.raises(ConfigError, match=message):
         load_experiment(_write(tmp_path, MINIMAL + tables))
+
+
+def test_a_registered_method_keeps_its_name_and_settings(tmp_path):
+    exp = load_experiment(_write(tmp_path, MINIMAL + '[[attacks]]\nmethod = "energy"\niterations = 3\n'))
+    plan = exp.attacks[0]
+    assert plan.method == "energy" and plan.config.method == "g2s-rsf" and plan.config.loss == "energy"
 
 
 @pytest.mark.parametrize("table, message", [

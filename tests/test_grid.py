@@ -110,7 +110,7 @@ def test_run_references_name_a_group_or_one_cell(tmp_path):
     ("", "seed = 1\nseeds = [2]", "", r"\[\[runs\]\] #1: give 'seed' or 'seeds', not both"),
     ("", "seeds = [-1]", "", r"\[\[runs\]\] #1: 'seeds' must be a list of integers >= 0"),
     ("", "", '[[attacks]]\nmethod = "g2s"\neta = []\n', r"\[\[attacks\]\] #1: 'eta' is an empty list"),
-    ("", "", '[[attacks]]\nmethod = "g2s"\ngamma = [0.1, 2.0]\n', r"\[\[attacks\]\] #1: 'gamma' must be in \(0, 1\]"),
+    ("", "", '[[attacks]]\nmethod = "g2s-rsf"\ngamma = [0.1, 2.0]\n', r"\[\[attacks\]\] #1: 'gamma' must be in \(0, 1\]"),
     ("", "", '[[attacks]]\nmethod = "g2s"\nruns = ["z"]\n', r"\[\[attacks\]\] #1: run 'z' is not one of"),
     ("", "", '[[attacks]]\nmethod = "g2s"\nlabel = 3\n', r"\[\[attacks\]\] #1: 'label' must be a string"),
 ])

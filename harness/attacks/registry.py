@@ -4,6 +4,7 @@ from __future__ import annotations
 from ..errors import ConfigError
 from .interface import Attack
 from .methods.energy import Energy
+from .methods.imported import Imported
 from .methods.iterative import G2s, G2sRsf, Rsf
 from .methods.pointwise import Pointwise
 from .methods.random import RandomFlips
@@ -13,7 +14,7 @@ from .methods.transfer import Transfer
 
 #: Every registered attack by name, in ``--help`` order.
 ATTACKS: dict[str, Attack] = {a.name: a for a in (G2sRsf(), G2s(), Rsf(), Energy(), RandomFlips(), Transfer(),
-                                                SparseRs(), Pointwise(), Sda())}
+                                                SparseRs(), Pointwise(), Sda(), Imported())}
 
 
 def get(name: str) -> Attack:

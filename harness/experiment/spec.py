@@ -32,6 +32,8 @@ from typing import Any
 
 from ..attacks.ann import DEFAULT_EPS, EPS_SCALES
 from ..attacks.loop import AttackConfig
+from ..attacks.methods.iterative import Iterative
+from ..attacks.registry import ATTACKS, get
 from ..attacks.targets import TARGET_MODES
 from ..config import PROJECT_ROOT, check_unknown, load_toml, require_keys, resolve_spec
 from ..device.profiles import Profile, load_profile
@@ -295,10 +297,23 @@ def _runs(raw: dict[str, Any], seed: int, where: str) -> tuple[list[RunPlan], di
 
 
 def _attack_config(raw: dict[str, Any], seed: int, where: str) -> AttackConfig:
-    """The table's attack settings; an error names the file, the table and the key."""
-    settings = {k: v for k, v in raw.items() if k in _ATTACK_SETTINGS}
+    """The table's attack settings for its registered iterative method (:mod:`harness.attacks.registry`);
+    a setting the method does not take is refused; an error names the file, the table and the key."""
+    try:
+        attack = get(raw["method"])
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+    if not isinstance(attack, Iterative):
+        raise ConfigError(f"{where}: method '{attack.name}' cannot be a table of an experiment file; use one of "
+                          f"{', '.join(n for n, a in ATTACKS.items() if isinstance(a, Iterative))} or random")
+    settings = {k: v for k, v in raw.items() if k in _ATTACK_SETTINGS - {"method"}}
+    with_run_keys = {**settings, **{k: raw[k] for k in ("targeted", "n") if k in raw}}
+    try:
+        attack.check(with_run_keys, toml_key)
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
     settings.setdefault("seed", seed)
-    return build(AttackConfig, settings, toml_key, where)
+    return attack.config(settings, toml_key, where)
 
 
 def _default_label(raw: dict[str, Any]) -> str:

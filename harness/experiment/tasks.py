@@ -85,7 +85,7 @@ def attack(root: Path, plan: AttackPlan, run_id: str, budgets: list[int], progre
         source = run_attack(root / plan.crafted_on, plan.config, plan.targeted, plan.n, progress=progress)
         path = run_transfer(run_dir, source)
     else:
-        path = run_attack(run_dir, plan.config, plan.targeted, plan.n, progress=progress)
+        path = run_attack(run_dir, plan.config, plan.targeted, plan.n, progress=progress, method=plan.method)
     stats = open_run(run_dir).attack(path.stem).stats(budgets)
     return TaskResult(path, f"success {pct(stats['success_rate'])} of {stats['n_correct_before']} correct rows, "
                             f"median L0 {num(stats['median_l0'])}", path.stem)

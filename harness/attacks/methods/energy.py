@@ -4,6 +4,7 @@ from __future__ import annotations
 from typing import Any
 
 from ...errors import ConfigError
+from ...settings import cli_flag
 from ..energy import is_energy_loss
 from .iterative import Iterative
 
@@ -14,8 +15,9 @@ class Energy(Iterative):
     settings = frozenset({"iterations", "gamma", "eta", "reduce", "max_flips", "max_flip_rate", "budget_mode",
                           "loss", "energy_target", "energy_objective", "seed", "n"})
 
-    def config(self, values: dict[str, Any], name_of=None):
+    def config(self, values: dict[str, Any], name_of=cli_flag, where: str = ""):
         loss = values.get("loss", "energy")
         if not is_energy_loss(loss):
-            raise ConfigError(f"--loss {loss} is not an energy loss; method 'energy' takes energy or energy-stealthy")
-        return super().config({**values, "loss": loss}, *([name_of] if name_of else []))
+            raise ConfigError(f"{where + ': ' if where else ''}{name_of('loss')} {loss} is not an energy loss; method 'energy' takes "
+                              "energy or energy-stealthy")
+        return super().config({**values, "loss": loss}, name_of, where)

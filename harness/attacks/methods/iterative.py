@@ -18,10 +18,11 @@ class Iterative(Attack):
 
     needs = "gradients"
 
-    def config(self, values: dict[str, Any], name_of=cli_flag) -> AttackConfig:
-        """The :class:`AttackConfig` of the settings ``values`` (run keys ``targeted`` and ``n`` left out)."""
+    def config(self, values: dict[str, Any], name_of=cli_flag, where: str = "") -> AttackConfig:
+        """The :class:`AttackConfig` of the settings ``values`` (run keys ``targeted`` and ``n`` left out);
+        an error names the setting by ``name_of`` after ``where`` (the file and table)."""
         settings = {k: v for k, v in values.items() if k not in _RUN_KEYS}
-        return build(AttackConfig, {**settings, "method": self.method}, name_of)
+        return build(AttackConfig, {**settings, "method": self.method}, name_of, where)
 
     method = property(lambda self: self.name)
 
