@@ -565,7 +565,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
     from .runs import open_run
 
     run = open_run(args.run)
-    run.net  # the summaries judge offline with the run's model: a refused checkpoint stops before any replay
+    if run.checkpoint.exists():  # the summaries judge with it: a refused checkpoint stops before any replay
+        run.net
     for attack_id in [None, *run.attack_ids()] if args.all else [args.attack]:
         path = replay_run(args.run, profile, attack_id, data_path=args.data, **options)
         print(format_summary(replay_summary(args.run, profile, attack_id, data_path=args.data),
