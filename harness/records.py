@@ -19,6 +19,8 @@ from .store import read_h5, write_h5
 #: Budgets (flips) of the robustness curve in summaries, as in the experiments' default.
 DEFAULT_BUDGETS = (10, 20, 50, 100, 200, 500, 1000, 2000)
 KIND = "attack"
+#: Points of a query attack's success-against-queries curve, as shares of its query budget.
+QUERY_CURVE_SHARES = (0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0)
 #: Datasets that older files and some records lack (then None): ``stalled`` (not tracked by the
 #: baselines), ``activity_ratio`` and ``activity_by_budget`` (energy attacks only), the per-row
 #: cost ``forward_passes``, ``backward_passes`` and ``queries`` (files written before the costs).
@@ -221,6 +223,38 @@ class AttackRecord:
                 "n_prediction_kept": int((self.pred_adv[ok] == self.pred_clean[ok]).sum()),
                 "mean_l0": _mean(self.l0[ok]),
                 "activity_by_budget": {int(b): _mean(by_budget[:, i]) for i, b in enumerate(budgets)}}
+
+    @property
+    def is_query(self) -> bool:
+        """True for a score- or decision-based attack's record: its settings hold a query budget."""
+        return self.queries is not None and isinstance(self.attrs.get("params", {}).get("queries"), int)
+
+    def query_stats(self, seed: int = 0) -> dict[str, Any]:
+        """The query cost of a query attack's record, over rows classified correctly before.
+
+        Returns ``query_budget`` (the most queries per row), ``oracle`` and ``profile`` (who
+        answered), ``n_correct_before``, ``n_success``, ``median_queries`` of the successful rows
+        with ``median_queries_ci`` (bootstrap 95% interval, seeded by ``seed``) and
+        ``success_by_queries`` ({q: (k, n)}: rows that succeeded having made at most q queries, at
+        1, 2, 5, 10, 20, 50 and 100% of the budget; a row's queries are all it made, so for the
+        pointwise attack they include its reduction after the first success).
+        Raises:
+            ValueError: the record has no query budget (not a query attack).
+        """
+        from .stats import bootstrap_median  # scipy: loaded only when a summary needs it
+
+        if not self.is_query:
+            raise ValueError("not a query attack record (no query budget in its params)")
+        params = self.attrs["params"]
+        budget = int(params["queries"])
+        ok = self.correct_before.astype(bool)
+        won = self.success.astype(bool) & ok
+        used = self.queries[won]
+        points = sorted({max(1, round(budget * share)) for share in QUERY_CURVE_SHARES})
+        return {"query_budget": budget, "oracle": params.get("oracle"), "profile": params.get("profile"),
+                "n_correct_before": int(ok.sum()), "n_success": int(won.sum()),
+                "median_queries": _median(used), "median_queries_ci": bootstrap_median(used, seed),
+                "success_by_queries": {q: (int((used <= q).sum()), int(ok.sum())) for q in points}}
 
     def _failure_stats(self, failed: np.ndarray) -> dict[str, Any]:
         """Stall and zero-gradient counts of the ``failed`` rows (mask (R,))."""

@@ -121,3 +121,66 @@ def test_an_imported_run_uses_its_import_proof_on_that_profile_only(tmp_path):
     check_twin_proof(run, "loihi2-fixed")
     with pytest.raises(ConfigError, match="proves its twin on 'loihi2-fixed', not on 'loihi2-noisy'"):
         check_twin_proof(run, "loihi2-noisy")
+
+
+def test_sparse_rs_resamples_m_current_flips_for_m_unflipped_elements_and_keeps_k():
+    """Sparse-RS's sampling and acceptance, pinned on a tiny scorer: every candidate has exactly
+    K flips, m of the current ones undone and m unflipped elements flipped (m from the p
+    schedule), and it replaces the current set only on a strict margin drop or a success."""
+    import torch
+
+    from harness.attacks.methods.sparse_rs import search
+    from harness.attacks.query import QueryConfig
+
+    clean = (np.arange(2 * 3 * 8).reshape(2, 3, 8) % 5 == 0).astype(np.uint8)
+    good = set(range(10))  # flipping these lowers class 0's count; class 1 stays at 25
+
+    def counts(candidate):
+        hits = len(good & set(np.flatnonzero(candidate.reshape(-1) != clean.reshape(-1)).tolist()))
+        return np.array([30 - hits, 25, 0], np.int64)
+
+    k, queries = 8, 300
+    config = QueryConfig(max_flips=k, queries=queries, p_init=0.5)
+    row = search(clean, 0, -1, config, torch.Generator().manual_seed(3))
+    candidate, current, best, asked, accepted, equal_rejected = next(row), None, None, 1, 0, 0
+    try:
+        while True:
+            flips = set(np.flatnonzero(candidate.reshape(-1) != clean.reshape(-1)).tolist())
+            assert len(flips) == k
+            answer = counts(candidate)
+            if current is not None:
+                m = max(int(resampled_share(0.5, asked - 1, queries) * k), 1)
+                assert len(current - flips) == m and len(flips - current) == m
+            margin = int(answer[0] - answer[1])
+            if current is None or margin < best or margin < 0:
+                current, best, accepted = flips, margin, accepted + 1
+            elif margin == best:
+                equal_rejected += 1
+            candidate = row.send(answer)
+            asked += 1
+    except StopIteration as stop:
+        result = stop.value
+    assert set(np.flatnonzero(result.adversarial.reshape(-1) != clean.reshape(-1)).tolist()) == current
+    assert best < 0 and result.queries == asked and accepted > 2 and equal_rejected > 0
+
+
+def test_query_records_summarise_their_queries_in_the_cli_and_the_report(proven):
+    from dataclasses import replace
+    from types import SimpleNamespace
+
+    from harness.attacks.runner import format_summary
+    from harness.report.sections import queries_section
+
+    record = _attack(proven, "sparse-rs", n=12, queries=60, max_flips=120)
+    q = record.query_stats()
+    won = record.success & record.correct_before
+    assert q["query_budget"] == 60 and list(q["success_by_queries"]) == [1, 3, 6, 12, 30, 60]
+    assert q["success_by_queries"][60] == (int(won.sum()), int(record.correct_before.sum()))
+    assert q["median_queries"] == np.median(record.queries[won])
+    text = format_summary(record)
+    assert "queries (twin oracle, loihi2-fixed; at most 60 per row): median" in text
+    assert f"<=60: {int(won.sum())}/{int(record.correct_before.sum())}" in text
+    section = queries_section(SimpleNamespace(name="digits", attacks={"a": record}), {"a": "Sparse-RS"})
+    assert section.tables[0].rows[0][:3] == ["Sparse-RS", "twin (loihi2-fixed)", "60"]
+    assert section.figures[0].png.startswith(b"\x89PNG")
+    assert not replace(record, attrs={**record.attrs, "params": {"iterations": 25}}).is_query  # a gradient attack's

@@ -243,6 +243,8 @@ def format_summary(record: AttackRecord, path: str | Path | None = None, budgets
     else:
         lines.append("  success by budget: " + "  ".join(f"{b}: {fmt_pct(r)}" for b, r in s["success_by_budget"].items()))
         lines.append("  " + _curve_note(s["budget_curve"]))
+    if record.is_query:
+        lines += _query_lines(record.query_stats())
     if "per_target" in s:
         lines.append("  target  pairs  success  median L0")
         lines += [f"  {t:>6}  {v['n']:>5}  {fmt_pct(v['success_rate']):>7}  {fmt_count(v['median_l0']):>9}"
@@ -259,6 +261,16 @@ def _energy_lines(e: dict) -> list[str]:
             f"({e['objective']} vs clean); success ({target}) {e['n_success']}/{e['n_correct_before']}; "
             f"prediction kept {e['n_prediction_kept']}/{e['n_correct_before']}",
             "  mean activity ratio by budget: " + "  ".join(f"{b}: x{r:.3f}" for b, r in e["activity_by_budget"].items())]
+
+
+def _query_lines(q: dict) -> list[str]:
+    """A query attack's cost: median queries of its successes and its success against queries."""
+    low, high = q["median_queries_ci"]
+    median = (f"median {fmt_count(q['median_queries'])} [{fmt_count(low)}, {fmt_count(high)}] (bootstrap 95%)"
+              if q["n_success"] else "no success")
+    return [f"  queries ({q['oracle']} oracle, {q['profile'] or 'loihi2-fixed'}; at most {q['query_budget']:,} "
+            f"per row): {median} over the {q['n_success']} successes",
+            "  success by queries: " + "  ".join(f"<={b:,}: {k}/{n}" for b, (k, n) in q["success_by_queries"].items())]
 
 
 def _failure_line(s: dict) -> str:

@@ -114,7 +114,8 @@ _SOURCE_STYLES = ("-", "--", ":", "-.")
 
 
 def budget_curves(curves: Mapping[str, Mapping[str, Mapping]], title: str,
-                  ylabel: str = "attack success (% of correct samples)") -> bytes:
+                  ylabel: str = "attack success (% of correct samples)",
+                  xlabel: str = "budget: flipped input spikes per sample (log scale)") -> bytes:
     """A rate vs flip budget (log x axis; default attack success): one colour per attack (or run), one line
     style per judge.
 
@@ -122,7 +123,8 @@ def budget_curves(curves: Mapping[str, Mapping[str, Mapping]], title: str,
         curves: attack label -> {judge ("offline" first, then device profiles) -> {budget in
             flips (int, or its decimal string as in results.json): success rate (fraction,
             None = undefined, optionally with its interval: :func:`point`)}}. The first judge
-            is drawn solid, the others dashed/dotted; intervals as shaded bands.
+            is drawn solid, the others dashed/dotted; intervals as shaded bands. The x axis may
+            be another budget (``xlabel``): queries for query attacks.
     """
     fig, ax = plt.subplots(figsize=(7.0, 3.9))
     budgets: set[int] = set()
@@ -135,7 +137,7 @@ def budget_curves(curves: Mapping[str, Mapping[str, Mapping]], title: str,
     ax.set_xscale("log")
     ax.set_xticks(sorted(budgets), [str(b) for b in sorted(budgets)])
     ax.minorticks_off()
-    ax.set_xlabel("budget: flipped input spikes per sample (log scale)")
+    ax.set_xlabel(xlabel)
     _percent_axis(ax, ylabel)
     ax.set_title(title)
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1))

@@ -138,6 +138,8 @@ def run_sections(art: RunArtifacts, results: Results, labels: Labels) -> list[Se
         return [intro, *hardware_sections(results, labels, art.name)]
     out = [intro, attacks_section(art, results, labels), l0_section(art, results, labels),
            rsf_section(art, results, labels)]
+    queries = queries_section(art, labels)
+    out += [queries] if queries else []
     if art.profiles:
         out.append(device_section(art, results, labels))
         energy = energy_section(art, results, labels)
@@ -209,6 +211,32 @@ def attacks_section(art: RunArtifacts, results: Results, labels: Labels) -> Sect
         "when clean. Shaded: Wilson 95% intervals. Unless the attack enforced a budget (budget_curve in "
         "results.json), a point counts the final examples of one run: such an example exists within the budget, "
         "which is not the same as a run with that budget enforced.")], level=3)
+
+
+def queries_section(art: RunArtifacts, labels: Labels) -> Section | None:
+    """Score- and decision-based attacks: success against the oracle queries made (None without one)."""
+    stats = {labels[i]: rec.query_stats() for i, rec in art.attacks.items() if rec.is_query}
+    if not stats:
+        return None
+    rows, curves = [], {}
+    for name, q in stats.items():
+        low, high = q["median_queries_ci"]
+        rows.append([name, f"{q['oracle']} ({q['profile'] or 'loihi2-fixed'})", f"{q['query_budget']:,}",
+                     rate(Rate.of(q["n_success"], q["n_correct_before"])),
+                     f"{num(q['median_queries'])} [{num(low)}, {num(high)}]"])
+        curves[name] = {q["oracle"]: {b: Rate.of(k, n) for b, (k, n) in q["success_by_queries"].items()}}
+    table = Table(["attack", "oracle (profile)", "query budget", "success", "median queries"], rows,
+                  "Score- and decision-based attacks: success over rows classified correctly before, with Wilson 95% "
+                  "intervals and counts; queries of the successful rows, the median with its bootstrap 95% interval.")
+    png = figures.budget_curves(curves, f"{art.name}: query attacks, success vs queries",
+                                xlabel="oracle queries per row (log scale)")
+    return Section("Query attacks", [
+        "These attacks see only the device's outputs: Sparse-RS its output spike counts, the pointwise attack "
+        "its predicted label. A row's queries are all the queries it made (the pointwise attack keeps "
+        "querying to shrink its example after the first success)."], [table],
+        [Figure(slug(f"{art.name}-success-vs-queries"), png,
+                "Share of correctly classified rows an attack fooled within at most the given number of oracle "
+                "queries. Shaded: Wilson 95% intervals.")], level=3)
 
 
 def l0_section(art: RunArtifacts, results: Results, labels: Labels) -> Section:
