@@ -45,6 +45,22 @@ def test_sets_through_one_session_equal_fresh_replays_with_bias_and_noise(tmp_pa
         assert out.lanes == 4
 
 
+def test_a_session_grows_its_lanes_for_a_larger_set_unless_they_were_fixed(tmp_path):
+    """Lanes chosen for the first set (2) grow for a set of 7 (the job restarts, the old one stops),
+    outputs still equal fresh replays; lanes given at open stay, the larger set runs in windows."""
+    path = tmp_path / "dense_bias.net"
+    _, shape = families.build("dense_bias", path)
+    small, large = _sets(shape, (2, 7))
+    with device_session(path, "loihi2-fixed") as grown, device_session(path, "loihi2-fixed", lanes=2) as fixed:
+        outs = [grown.replay(small), grown.output_counts(large), grown.replay(small)]
+        assert grown.lanes == 7 and outs[0].lanes == 2 and outs[2].lanes == 7
+        assert fixed.output_counts(large).tolist() == outs[1].tolist() and fixed.lanes == 2
+    assert _living_descendants() == []
+    _assert_same(outs[0], replay(path, small, "loihi2-fixed"))
+    _assert_same(outs[2], replay(path, small, "loihi2-fixed"))
+    assert outs[1].tolist() == replay(path, large, "loihi2-fixed").counts.tolist()
+
+
 @pytest.mark.slow
 def test_conv_network_with_bias_in_a_session_equals_fresh_replays(tmp_path):
     path = tmp_path / "conv_bias.net"

@@ -50,8 +50,9 @@ class DeviceSession:
         network_file: netx HDF5 network.
         profile: the Profile (its backend must be ``lava-sim``); :func:`harness.device.device_session`
             also takes a name or a path.
-        lanes: samples side by side (default: from the network size and free memory, for sets of
-            ``expected_samples``, or of the first set's size).
+        lanes: samples side by side, fixed (default: from the network size and free memory, for
+            sets of ``expected_samples``, or of the first set's size, and grown for a later set
+            with more samples than lanes: :meth:`_fit_lanes`).
         steps: T of every set (default: the first set's); a set of another T is refused.
         timeout: watchdog seconds per call (default: from the amount of work of each call).
         expected_samples: the size of the largest set to come (sets the default lanes).
@@ -70,6 +71,7 @@ class DeviceSession:
         if lanes is not None and lanes < 1:
             raise DataError(f"lanes must be >= 1, got {lanes}")
         self.lanes, self.steps, self.timeout, self.expected_samples = lanes, steps, timeout, expected_samples
+        self._fixed_lanes = lanes is not None
         self.sample_shape: tuple[int, ...] | None = None
         self._server: SupervisedServer | None = None
         self._tmp: Path | None = None
@@ -81,7 +83,6 @@ class DeviceSession:
         """Read and lower the network for ``spikes``' shape, and start the job that builds it."""
         from .lowering import input_order, lower, output_order
         from .netx_reader import check_input, read_network
-        from .recording import monitor_options
 
         self.network = read_network(self.network_file, spikes.shape[1:-1])
         check_input(self.network, spikes.shape)
@@ -93,10 +94,30 @@ class DeviceSession:
         self.sample_shape = spikes.shape[1:]
         self._input_order, self._output_order = input_order(self.network), output_order(self.network)
         preload()
-        self._tmp = Path(tempfile.mkdtemp(prefix="harness-session-"))
-        self._server = SupervisedServer(LavaNetwork, self.lowered, self.lanes, self.steps, self._tmp,
-                                        self.profile.select_tag, monitor_options(self.network, self.mapping), self.sample_mode,
-                                        timeout=self.timeout or TIMEOUT_FLOOR_SECONDS, what="Lava session")
+        self._server = self._serve()
+
+    def _serve(self) -> SupervisedServer:
+        """A job holding the network in ``self.lanes`` lanes (built on its first call), in a new folder
+        of its own (the job's input and output files are numbered from its first set)."""
+        from .recording import monitor_options
+
+        self._tmp, self._sets = Path(tempfile.mkdtemp(prefix="harness-session-")), 0
+        return SupervisedServer(LavaNetwork, self.lowered, self.lanes, self.steps, self._tmp,
+                                self.profile.select_tag, monitor_options(self.network, self.mapping), self.sample_mode,
+                                timeout=self.timeout or TIMEOUT_FLOOR_SECONDS, what="Lava session")
+
+    def _fit_lanes(self, samples: int) -> None:
+        """Grow the lanes for a set of more ``samples`` than lanes, unless they were fixed at open:
+        the job restarts with as many lanes as :func:`choose_lanes` allows for the set (a new build;
+        outputs do not depend on the lanes, so later replays still equal fresh ones)."""
+        if self._fixed_lanes or samples <= self.lanes:
+            return
+        lanes = choose_lanes(self.lowered, samples)
+        if lanes > self.lanes:
+            self._server.close()
+            shutil.rmtree(self._tmp, ignore_errors=True)
+            self.lanes = lanes
+            self._server = self._serve()
 
     def close(self) -> None:
         """Stop the network and remove the session's files; safe to call more than once."""
@@ -146,6 +167,8 @@ class DeviceSession:
         elif spikes.shape[1:] != self.sample_shape:
             raise DataError(f"input spikes {spikes.shape}: this session replays samples of shape {self.sample_shape} "
                             f"(network {self.network_file}); open another session for other shapes")
+        else:
+            self._fit_lanes(len(spikes))
         result = self._run(spikes, sample_keys, progress)
         return self._output(result, time.perf_counter() - started)
 
