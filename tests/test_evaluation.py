@@ -180,11 +180,24 @@ def test_compare_overlays_robust_accuracy(digits, quick, tmp_path, capsys):
     assert (tmp_path / "c-robust.png").read_bytes()[:4] == b"\x89PNG"
 
 
-def test_a_query_attack_joins_through_the_registry_and_queries_the_device(digits, tmp_path):
-    ensemble = _ensemble(tmp_path, 'name = "q"\n[[attacks]]\nmethod = "sparse-rs"\nmax_flips = 25\nqueries = 20\n')
-    evaluation = load_evaluation(evaluate(digits, ensemble, ["loihi2-fixed"], [25], n=8, progress=False))
-    assert evaluation.attrs["cascade"][0]["rows_attacked"] == 8
-    assert evaluation.labels == ["sparse-rs"] and not evaluation.errors
+def test_query_attacks_ask_the_twin_under_the_clean_replay_proof_else_the_device(digits, tmp_path, monkeypatch):
+    """The evaluation's clean replay is the twin oracle's proof; without it the device answers, with
+    the same verdicts (the twin is proven to answer as the device does)."""
+    ensemble = _ensemble(tmp_path, 'name = "q"\n[[attacks]]\nmethod = "sparse-rs"\nmax_flips = 25\nqueries = 20\n'
+                                   '[[attacks]]\nmethod = "pointwise"\nqueries = 20\n')
+    twin = load_evaluation(evaluate(digits, ensemble, ["loihi2-fixed"], [25], n=8, progress=False))
+    twin_arrays = dict(twin.arrays)
+    assert twin.attrs["query_oracle"] == {"oracle": "twin", "profile": "loihi2-fixed",
+                                          "proof": "clean replay raster-exact on all 8 evaluated rows"}
+    assert [step["rows_attacked"] for step in twin.attrs["cascade"]] == [8, 8] and not twin.errors
+    assert (digits / "attacks" / "sparse-rs_u_b25_q20_p0.3_twin-loihi2-fixed_n8_s0.h5").exists()
+    monkeypatch.setattr(evaluate_module, "mismatched_rows", lambda net, spikes, rasters: np.array([5]))
+    device = evaluate(digits, ensemble, ["loihi2-fixed"], [25], n=8, progress=False, force=True)
+    assert load_evaluation(device).attrs["query_oracle"]["proof"] == \
+        "clean replay differs from the offline network at 1 of 8 rows"
+    assert (digits / "attacks" / "pointwise_u_b2000_q20_device-loihi2-fixed_n8_s0.h5").exists()
+    for key in ("loihi2-fixed/robust", "loihi2-fixed/example", "offline/min_l0"):
+        assert read_h5(device, kind="evaluation")[0][key].tobytes() == twin_arrays[key].tobytes()
 
 
 @pytest.mark.slow

@@ -158,12 +158,20 @@ def check_twin_proof(run: Run, profile: str, data_path=None) -> None:
 
 def _clean_replay_exact(run: Run, profile: str, data_path) -> tuple[bool, int]:
     """(every row of the clean replay equals the offline network's output raster, rows)."""
-    from ..train import forward_batches
-
     replay = run.replay(profile, "clean").arrays
     device = replay["output_rasters"]
     test = run.test(None, data_path)
     if len(test) != len(device) or not np.array_equal(replay.get("labels", test.labels), test.labels):
         return False, len(device)
-    offline = np.concatenate([layers[-1].numpy().astype(np.uint8) for layers in forward_batches(run.net, test.spikes)])
-    return bool(offline.shape == device.shape and np.array_equal(offline, device)), len(device)
+    return bool(not mismatched_rows(run.net, test.spikes, device).size), len(device)
+
+
+def mismatched_rows(net, spikes: np.ndarray, device_rasters: np.ndarray) -> np.ndarray:
+    """Rows (indices) where the device's output rasters (N, K, T) differ from ``net``'s on
+    ``spikes`` (N, *shape, T): none is the twin oracle's proof on those rows (all, on a shape mismatch)."""
+    from ..train import forward_batches
+
+    offline = np.concatenate([layers[-1].numpy().astype(np.uint8) for layers in forward_batches(net, spikes)])
+    if offline.shape != device_rasters.shape:
+        return np.arange(len(spikes))
+    return np.flatnonzero((offline != device_rasters).reshape(len(spikes), -1).any(axis=1))

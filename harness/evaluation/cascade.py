@@ -23,7 +23,7 @@ from ..attacks.randomness import row_generators
 from ..attacks.runner import default_loss
 from ..records import AttackRecord
 from ..runs import Run
-from .ensemble import RANDOM, Ensemble, Member
+from .ensemble import RANDOM, STAGE, Ensemble, Member
 from .verdicts import Verdict, flips
 
 #: Share of a gradient attack's iterations with an all-zero input gradient above which flag (d) warns.
@@ -70,12 +70,26 @@ class Outcome:
     verdicts: dict[str, Verdict]
     steps: list[Step]
     flags: list[dict[str, str]]
+    query_oracle: dict | None = None  # who answered the query attacks: oracle, profile, proof
+
+
+@dataclass
+class QueryOracle:
+    """What answers the ensemble's score- and decision-based attacks: ``oracle`` (output counts of
+    inputs, :class:`harness.attacks.interface.Oracle`), ``settings``, the attack settings that
+    name it in their records (``{"oracle": "twin" or "device", "profile": name}``), and ``proof``:
+    why the twin may answer, or why not."""
+
+    oracle: object
+    settings: dict
+    proof: str
 
 
 def run_cascade(run: Run, ensemble: Ensemble, rows: Rows, judges: list[Judge], budgets: list[int], *,
                 batch_size: int = 128, progress: bool = True, device: str = "cpu",
-                data_path=None) -> Outcome:
-    """Run ``ensemble`` on ``rows``, judging every example with every judge (``judges[0]`` offline)."""
+                data_path=None, query_oracle: QueryOracle | None = None) -> Outcome:
+    """Run ``ensemble`` on ``rows``, judging every example with every judge (``judges[0]`` offline);
+    query attacks ask ``query_oracle`` (None: each opens the oracle its own settings name)."""
     all_rows = np.arange(len(rows.labels))
     verdicts, disagree = {}, {j.name: set() for j in judges}
     clean_preds = {j.name: j.predictions(rows.clean, rows.index) for j in judges}
@@ -83,8 +97,7 @@ def run_cascade(run: Run, ensemble: Ensemble, rows: Rows, judges: list[Judge], b
     for j in judges:
         verdicts[j.name] = Verdict.start(rows.clean, clean_preds[j.name] == rows.labels)
     steps, after_gradients = [], None
-    oracle = judges[1] if len(judges) > 1 else None  # query attacks ask the first profile's session
-    context = _Context(run, rows, batch_size, progress, device, data_path, oracle)
+    context = _Context(run, rows, batch_size, progress, device, data_path, query_oracle)
     for i, member in enumerate(ensemble.members):
         if member.stage > 0 and after_gradients is None:
             after_gradients = {name: v.robust(budgets) for name, v in verdicts.items()}
@@ -118,7 +131,7 @@ class _Context:
     progress: bool
     device: str
     data_path: object
-    oracle: object  # answers query attacks (a DeviceJudge); None: each opens the oracle its settings name
+    oracle: QueryOracle | None  # answers query attacks; None: each opens the oracle its settings name
 
 
 @dataclass
@@ -148,11 +161,13 @@ def _candidates(member: Member, ctx: _Context, alive: Callable[[int], np.ndarray
         yield _Candidate(rows, record.adversarial, _zero_gradient_share(record))
         return
     # Another registered attack runs through its own interface on the first N rows (cached as its
-    # attack file; the cascade saves it no work), query attacks asking the first profile's device
-    # session, and its examples of the alive rows are judged.
+    # attack file; the cascade saves it no work), query attacks asking the evaluation's oracle
+    # unless their settings name one, and its examples of the alive rows are judged.
+    asks = ctx.oracle is not None and member.stage == STAGE["scores"] and not {"oracle", "profile"} & set(member.settings)
     job = Job(ctx.run.root, batch_size=ctx.batch_size, progress=ctx.progress, data_path=ctx.data_path,
-              device=ctx.device, oracle=ctx.oracle)
-    record = AttackRecord.load(attack.run(job, {**member.settings, "n": len(ctx.rows.labels)}))
+              device=ctx.device, oracle=ctx.oracle.oracle if asks else None)
+    settings = {**member.settings, **(ctx.oracle.settings if asks else {}), "n": len(ctx.rows.labels)}
+    record = AttackRecord.load(attack.run(job, settings))
     keep = np.isin(record.sample_index, ctx.rows.index[rows]) & (record.targets < 0)
     position = np.searchsorted(ctx.rows.index, record.sample_index[keep])
     yield _Candidate(position, record.adversarial[keep], attacked=len(record.labels))

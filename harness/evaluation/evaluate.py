@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -24,8 +25,9 @@ from ..signals import sigterm_as_interrupt
 from ..store import cached, check_writable, digest_file, identity, write_h5
 from ..train import output_counts
 from ..versions import numeric_versions
-from .cascade import Outcome, Rows, run_cascade
-from .ensemble import Ensemble, load_ensemble
+from ..attacks.oracles import TwinOracle, check_twin_proof, mismatched_rows
+from .cascade import Outcome, QueryOracle, Rows, run_cascade
+from .ensemble import STAGE, Ensemble, load_ensemble
 from .record import KIND, OFFLINE
 
 #: The budgets (flipped elements) of ``harness evaluate`` when none are given.
@@ -66,18 +68,28 @@ class OfflineJudge:
 
 
 class DeviceJudge:
-    """One device profile through one open device session; each input gets its row's noise key."""
+    """One device profile through one open device session; each input gets its row's noise key.
+    The clean rows are replayed once (:meth:`clean`): the twin oracle's proof and the cascade's
+    clean verdict share that replay."""
 
     def __init__(self, session, profile: Profile, progress: bool) -> None:
         self.session, self.name, self.progress = session, profile.name, progress
         self.bit_exact = profile.select_tag == "fixed_pt" and not profile.noise.active
+        self._clean = None  # (the clean spikes, their DeviceOutput)
+
+    def clean(self, rows: Rows):
+        """The DeviceOutput of the evaluated clean rows (replayed on the first call only)."""
+        if self._clean is None or self._clean[0] is not rows.clean:
+            self._clean = rows.clean, self.session.replay(rows.clean, sample_keys=rows.index, progress=self.progress)
+        return self._clean[1]
 
     def predictions(self, spikes: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        if self._clean is not None and spikes is self._clean[0]:
+            return self._clean[1].predictions
         return self.session.replay(spikes, sample_keys=rows, progress=self.progress).predictions
 
     def counts(self, spikes: np.ndarray) -> np.ndarray:
-        """(N, classes) int64 output spike counts: the :class:`harness.attacks.interface.Oracle` that
-        score- and decision-based attacks of the ensemble query (the first profile's session)."""
+        """(N, classes) int64 output spike counts: the device oracle of the ensemble's query attacks."""
         return self.session.replay(spikes).counts
 
 
@@ -134,8 +146,37 @@ def _judged(run: Run, ensemble: Ensemble, rows: Rows, profiles: list[Profile], b
         for profile in profiles:
             session = stack.enter_context(device_session(run.network_file, profile, expected_samples=len(rows.labels)))
             judges.append(DeviceJudge(session, profile, progress))
-        return run_cascade(run, ensemble, rows, judges, budgets, batch_size=batch_size, progress=progress,
-                           device=device, data_path=data_path)
+        oracle = _query_oracle(run, ensemble, judges, rows, batch_size, stack)
+        outcome = run_cascade(run, ensemble, rows, judges, budgets, batch_size=batch_size, progress=progress,
+                              device=device, data_path=data_path, query_oracle=oracle)
+        return replace(outcome, query_oracle={**oracle.settings, "proof": oracle.proof} if oracle else None)
+
+
+def _query_oracle(run: Run, ensemble: Ensemble, judges: list, rows: Rows, batch_size: int,
+                  stack: contextlib.ExitStack) -> QueryOracle | None:
+    """What the ensemble's score- and decision-based attacks query (None without one or without a
+    profile): the twin (:class:`harness.attacks.oracles.TwinOracle`) where a proof says it answers
+    as the first profile does, else that profile's device session. The proof: the evaluated rows'
+    clean replay on the profile equal to the offline network's output rasters on every row (or an
+    imported run's import proof on the profile). ``settings`` records which and why."""
+    if len(judges) < 2 or not any(m.stage == STAGE["scores"] for m in ensemble.members):
+        return None
+    judge = judges[1]
+    if run.imported:
+        try:
+            check_twin_proof(run, judge.name)
+            proof = f"the import's proof on {judge.name}"
+        except ConfigError as exc:
+            proof, why = None, str(exc)
+    else:
+        differ = mismatched_rows(run.net, rows.clean, judge.clean(rows).rasters)
+        proof = None if differ.size else f"clean replay raster-exact on all {len(rows.labels)} evaluated rows"
+        why = f"clean replay differs from the offline network at {differ.size} of {len(rows.labels)} rows"
+    if proof is None:
+        return QueryOracle(judge, {"oracle": "device", "profile": judge.name}, why)
+    twin = TwinOracle(run.net, batch_size)
+    stack.callback(twin.close)
+    return QueryOracle(twin, {"oracle": "twin", "profile": judge.name}, proof)
 
 
 def _write(path: Path, run: Run, ensemble: Ensemble, rows: Rows, budgets: list[int], outcome: Outcome,
@@ -145,5 +186,6 @@ def _write(path: Path, run: Run, ensemble: Ensemble, rows: Rows, budgets: list[i
         arrays.update({f"{name}/{key}": value for key, value in verdict.arrays(budgets).items()})
     attrs = {"evaluation_id": path.stem, "model": run.spec.name, "ensemble": ensemble.to_dict(), "budgets": budgets,
              "verdicts": list(outcome.verdicts), "n": int(len(rows.labels)),
-             "cascade": [vars(step) for step in outcome.steps], "flags": outcome.flags, "identity": ident}
+             "cascade": [vars(step) for step in outcome.steps], "flags": outcome.flags, "identity": ident,
+             **({"query_oracle": outcome.query_oracle} if outcome.query_oracle else {})}
     write_h5(path, arrays, attrs, kind=KIND)
