@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..attacks.oracles import TwinOracle, check_twin_proof, mismatched_rows
 from ..device.backend import device_session
 from ..device.profiles import Profile, as_profile
 from ..errors import ConfigError
@@ -25,7 +26,6 @@ from ..signals import sigterm_as_interrupt
 from ..store import cached, check_writable, digest_file, identity, write_h5
 from ..train import output_counts
 from ..versions import numeric_versions
-from ..attacks.oracles import TwinOracle, check_twin_proof, mismatched_rows
 from .cascade import Outcome, QueryOracle, Rows, run_cascade
 from .ensemble import STAGE, Ensemble, load_ensemble
 from .record import KIND, OFFLINE
