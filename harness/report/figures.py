@@ -135,13 +135,23 @@ def budget_curves(curves: Mapping[str, Mapping[str, Mapping]], title: str,
             _curve(ax, [b for b, _ in points], [r for _, r in points], _SOURCE_STYLES[j % len(_SOURCE_STYLES)],
                    f"C{i % 10}", f"{attack}, {judge}", markersize=3.5)
     ax.set_xscale("log")
-    ax.set_xticks(sorted(budgets), [str(b) for b in sorted(budgets)])
+    ticks = _spaced(sorted(budgets))
+    ax.set_xticks(ticks, [str(b) for b in ticks])
     ax.minorticks_off()
     ax.set_xlabel(xlabel)
     _percent_axis(ax, ylabel)
     ax.set_title(title)
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1))
     return to_png(fig)
+
+
+def _spaced(values: list[int], ratio: float = 1.5) -> list[int]:
+    """The sorted ``values`` whose labels do not overlap on a log axis: each at least ``ratio`` x the last kept."""
+    kept: list[int] = []
+    for value in values:
+        if not kept or value >= ratio * kept[-1]:
+            kept.append(value)
+    return kept
 
 
 def l0_histograms(l0s: Mapping[str, np.ndarray], title: str, numel: int,
