@@ -3,7 +3,9 @@
 How many samples run at once (../shared/notes/lava-replay.md, "Throughput"):
 
 - lanes: ``B`` copies of the network side by side with block-diagonal sparse synapses (Lava's
-  ``Sparse``/``DelaySparse``), so one Lava time step advances ``B`` samples;
+  ``Sparse``/``DelaySparse``), so one Lava time step advances ``B`` samples; ``Sparse`` runs
+  models that add only the spiking inputs' weight columns (:func:`run_config`), so a step costs
+  the synapses in use, not all ``B`` copies of every synapse;
 - windows: when there are more samples than lanes, each lane replays several samples one
   after another and Lava's ``LIFReset`` clears every layer at the step the new sample's first
   input reaches it (netx's ``reset_interval`` / ``reset_offset``, one step later per layer).
@@ -65,7 +67,7 @@ DECAY_UNIT = 4096  # Loihi decays are 12-bit fractions
 STATE_SHIFT = 6    # Loihi left-shifts synaptic input and threshold by 6 bits
 
 LANE_MEMORY_BUDGET = 384 * 2**20  # bytes all lanes together may use
-BYTES_PER_SYNAPSE = 64            # one synapse's copies across build, compile, worker (measured ~50)
+BYTES_PER_SYNAPSE = 76            # one synapse's copies across build, compile, worker (measured ~50), + 12: the CSC copy
 BYTES_PER_NEURON = 256            # estimated: state, bias, messages and monitor buffers per neuron
 STEP_SECONDS = 0.01               # fixed cost of one Lava time step (one process per population)
 SYNAPSE_SECONDS = 5e-9            # cost of one synapse in one step (measured 2-3e-9 in Lava's Sparse model)
