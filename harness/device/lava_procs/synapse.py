@@ -3,7 +3,7 @@
 Lava's own models (:mod:`lava.proc.sparse.models`) compute a step's synaptic input as
 ``weights[:, s_in].sum(axis=1)`` on the CSR weight matrix: selecting columns of a CSR matrix
 walks every stored synapse, so each step costs the whole matrix (about 16 ms for 16 lanes of
-nmnist-mlp's first layer, ~4 M synapses) although ~2% of the inputs spike. These models keep a
+nmnist-mlp's first layer, 16 x 241k synapses) although ~4% of N-MNIST's input elements spike. These models keep a
 column-compressed (CSC) copy of the same weights, made once after Lava's own first-step weight
 scaling, and each step take only the spiking inputs' columns (cost proportional to the synapses
 actually used, 0.7 ms in the same case).
