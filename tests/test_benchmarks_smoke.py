@@ -73,8 +73,11 @@ def test_replay_and_scaling_benchmarks_give_rows(cache, tmp_path):
 @pytest.mark.slow
 def test_query_benchmark_gives_rows(cache, tmp_path):
     rows = check_rows("query", cache, tmp_path)
-    assert [row["ratio_label"] for row in rows] == ["x slower", "x slower", SPEED_LABEL, SPEED_LABEL]
-    assert [row["info"].get("samples") for row in rows[:2]] == [1, 16]
+    assert [row["ratio_label"] for row in rows] == ["x slower"] * 4 + [SPEED_LABEL] * 3
+    device = rows[:4]  # batch 1 then 16, each before (stock synapses) and after (active columns)
+    assert [(row["info"]["samples"], row["info"]["synapse"]) for row in device] == \
+        [(1, "stock"), (1, "active"), (16, "stock"), (16, "active")]
+    assert [row["goal"] is not None for row in device] == [False, False, False, True]
 
 
 def test_unknown_benchmark_is_refused(tmp_path):

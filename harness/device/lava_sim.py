@@ -3,7 +3,9 @@
 How many samples run at once (../shared/notes/lava-replay.md, "Throughput"):
 
 - lanes: ``B`` copies of the network side by side with block-diagonal sparse synapses (Lava's
-  ``Sparse``/``DelaySparse``), so one Lava time step advances ``B`` samples;
+  ``Sparse``/``DelaySparse``), so one Lava time step advances ``B`` samples; ``Sparse`` runs
+  models that add only the spiking inputs' weight columns (:func:`run_config`), so a step costs
+  the synapses in use, not all ``B`` copies of every synapse;
 - windows: when there are more samples than lanes, each lane replays several samples one
   after another and Lava's ``LIFReset`` clears every layer at the step the new sample's first
   input reaches it (netx's ``reset_interval`` / ``reset_offset``, one step later per layer).
@@ -65,7 +67,7 @@ DECAY_UNIT = 4096  # Loihi decays are 12-bit fractions
 STATE_SHIFT = 6    # Loihi left-shifts synaptic input and threshold by 6 bits
 
 LANE_MEMORY_BUDGET = 384 * 2**20  # bytes all lanes together may use
-BYTES_PER_SYNAPSE = 64            # one synapse's copies across build, compile, worker (measured ~50)
+BYTES_PER_SYNAPSE = 76            # one synapse's copies across build, compile, worker (measured ~50), + 12: the CSC copy
 BYTES_PER_NEURON = 256            # estimated: state, bias, messages and monitor buffers per neuron
 STEP_SECONDS = 0.01               # fixed cost of one Lava time step (one process per population)
 SYNAPSE_SECONDS = 5e-9            # cost of one synapse in one step (measured 2-3e-9 in Lava's Sparse model)
@@ -75,6 +77,10 @@ BUILD_SECONDS = 5.0               # one more build and compile (a fresh window o
 FRESH = "fresh"        # each sample as on a freshly loaded network (netx's defaults)
 INTERVAL = "interval"  # samples streamed through one network with netx's reset_interval = T
 SAMPLE_MODES = (FRESH, INTERVAL)
+
+ACTIVE = "active"  # Sparse synapses add only the spiking inputs' weight columns (lava_procs.synapse)
+STOCK = "stock"    # Lava's own Sparse models: the whole matrix every step (same results, slower)
+SYNAPSES = (ACTIVE, STOCK)
 
 
 @dataclass(frozen=True)
@@ -288,14 +294,15 @@ class LavaNetwork:
     the very first window, a fresh start). With delays every window runs on a freshly built
     network (module docstring); what is kept across them is this process (imports done, the
     compiler loaded), the lowered layers and netx's weight scaling. ``sample_mode`` (FRESH or
-    INTERVAL) selects what a reset restores (module docstring).
+    INTERVAL) selects what a reset restores (module docstring), ``synapse`` (ACTIVE or STOCK) the
+    Sparse synapses' models (:func:`run_config`).
     """
 
     def __init__(self, lowered: list[LoweredLayer], lanes: int, steps: int, folder: Path, tag: str,
-                 monitors: list[dict] | None, sample_mode: str) -> None:
+                 monitors: list[dict] | None, sample_mode: str, synapse: str = ACTIVE) -> None:
         preload()
         self.lowered, self.lanes, self.steps, self.folder, self.tag = lowered, lanes, steps, folder, tag
-        self.sample_mode = sample_mode
+        self.sample_mode, self.synapse = sample_mode, synapse
         self.monitors, self.depth, self.fresh = monitors, depth_of(lowered), has_delays(lowered)
         self.weights = [None if layer.weight is None else scaled_weights(layer.weight) for layer in lowered]
         self.network, self.windows_done, self.transient = None, 0, None
@@ -308,7 +315,7 @@ class LavaNetwork:
             return self._fresh_windows(index, samples)
         windows = math.ceil(samples / self.lanes)
         try:
-            run_steps(self.network, windows * self.steps, self.tag, self.sample_mode)
+            run_steps(self.network, windows * self.steps, self.tag, self.sample_mode, self.synapse)
         except DeviceError:  # stop now (the first error is the one reported); the session is over
             network, self.network = self.network, None
             with contextlib.suppress(DeviceError):
@@ -341,7 +348,7 @@ class LavaNetwork:
             np.save(input_file(str(folder), 0), stream[w * self.steps:(w + 1) * self.steps, :lanes * n])
             output = build(self.lowered, lanes, self.steps, folder, self.tag, self.monitors, self.weights)
             try:
-                run_steps(output, self.steps, self.tag, self.sample_mode)
+                run_steps(output, self.steps, self.tag, self.sample_mode, self.synapse)
             finally:
                 stop(output)
             result = self._result(folder, range(1), lanes, lanes)
@@ -363,24 +370,34 @@ def has_delays(lowered: list[LoweredLayer]) -> bool:
     return any(layer.delay is not None and layer.delay.max() > 0 for layer in lowered)
 
 
-def run_config(tag: str, sample_mode: str = INTERVAL):
-    """``Loihi2SimCfg(select_tag=tag)``; for FRESH its LIFReset models restore a fresh start at
-    every reset (:mod:`harness.device.lava_procs.neurons`) instead of zeroing u and v."""
+def run_config(tag: str, sample_mode: str = INTERVAL, synapse: str = ACTIVE):
+    """``Loihi2SimCfg(select_tag=tag)`` with two replacements of Lava's models:
+
+    - for FRESH, LIFReset models that restore a fresh start at every reset
+      (:mod:`harness.device.lava_procs.neurons`) instead of zeroing u and v;
+    - for ACTIVE, Sparse models that add only the weight columns of the inputs that spiked
+      (:mod:`harness.device.lava_procs.synapse`; bit-identical to Lava's, which STOCK keeps).
+    """
     from lava.magma.core.run_configs import Loihi2SimCfg
     from lava.proc.lif.process import LIFReset
+    from lava.proc.sparse.process import Sparse
 
     from .lava_procs.neurons import FreshStartLifFixed, FreshStartLifFloat
+    from .lava_procs.synapse import ActiveColumnsSparseFixed, ActiveColumnsSparseFloat
 
+    floating = tag == FLOATING_POINT
     models = {}
     if sample_mode == FRESH:
-        models[LIFReset] = FreshStartLifFloat if tag == FLOATING_POINT else FreshStartLifFixed
+        models[LIFReset] = FreshStartLifFloat if floating else FreshStartLifFixed
+    if synapse == ACTIVE:
+        models[Sparse] = ActiveColumnsSparseFloat if floating else ActiveColumnsSparseFixed
     return Loihi2SimCfg(select_tag=tag, exception_proc_model_map=models)
 
 
-def run_steps(process, steps: int, tag: str, sample_mode: str = INTERVAL) -> None:
+def run_steps(process, steps: int, tag: str, sample_mode: str = INTERVAL, synapse: str = ACTIVE) -> None:
     """Run (compile and start on the first call, else continue) the Lava network ``process``
-    belongs to for ``steps`` steps under :func:`run_config` (``tag``, ``sample_mode``: the
-    configuration counts on the first call only); a failure becomes a DeviceError (the network
+    belongs to for ``steps`` steps under :func:`run_config` (``tag``, ``sample_mode``, ``synapse``:
+    the configuration counts on the first call only); a failure becomes a DeviceError (the network
     must then be stopped: :func:`stop`).
 
     Meant to run inside a supervised job: it reports the ``running`` phase, during which a dead
@@ -390,7 +407,7 @@ def run_steps(process, steps: int, tag: str, sample_mode: str = INTERVAL) -> Non
 
     try:
         report_phase(RUNNING)
-        process.run(condition=RunSteps(num_steps=steps), run_cfg=run_config(tag, sample_mode))
+        process.run(condition=RunSteps(num_steps=steps), run_cfg=run_config(tag, sample_mode, synapse))
     except Exception as exc:
         raise DeviceError(f"Lava run failed: {_describe(exc, process)}") from None
     finally:

@@ -32,8 +32,8 @@ from tqdm.auto import tqdm
 
 from ..errors import DataError, DeviceError
 from ..data import check_binary
-from .lava_sim import (FRESH, SAMPLE_MODES, TIMEOUT_FLOOR_SECONDS, Batch, LavaNetwork, choose_lanes, default_timeout,
-                       preload, write_source)
+from .lava_sim import (ACTIVE, FRESH, SAMPLE_MODES, SYNAPSES, TIMEOUT_FLOOR_SECONDS, Batch, LavaNetwork, choose_lanes,
+                       default_timeout, preload, write_source)
 from .output import DeviceOutput
 from .watchdog import SupervisedServer
 
@@ -58,13 +58,17 @@ class DeviceSession:
         expected_samples: the size of the largest set to come (sets the default lanes).
         sample_mode: ``"fresh"`` (each sample as on a freshly loaded network, netx's defaults)
             or ``"interval"`` (netx's ``reset_interval = T``); :func:`harness.device.backend.replay`.
+        synapse: ``"active"`` (default) or ``"stock"``, the Sparse synapses' Lava models
+            (:func:`harness.device.lava_sim.run_config`; same results, stock is slower).
     """
 
     def __init__(self, network_file: str | Path, profile: "Profile", *, lanes: int | None = None,
                  steps: int | None = None, timeout: float | None = None,
-                 expected_samples: int | None = None, sample_mode: str = FRESH) -> None:
-        self.network_file, self.profile = Path(network_file), profile
+                 expected_samples: int | None = None, sample_mode: str = FRESH, synapse: str = ACTIVE) -> None:
+        self.network_file, self.profile, self.synapse = Path(network_file), profile, synapse
         self.sample_mode = check_sample_mode(sample_mode)
+        if synapse not in SYNAPSES:
+            raise DataError(f"synapse must be one of {', '.join(SYNAPSES)}, got {synapse!r}")
         if self.profile.backend != LAVA_SIM:
             raise DeviceError(f"profile '{self.profile.name}': a device session needs the {LAVA_SIM} backend, "
                               f"not '{self.profile.backend}'")
@@ -104,6 +108,7 @@ class DeviceSession:
         self._tmp, self._sets = Path(tempfile.mkdtemp(prefix="harness-session-")), 0
         return SupervisedServer(LavaNetwork, self.lowered, self.lanes, self.steps, self._tmp,
                                 self.profile.select_tag, monitor_options(self.network, self.mapping), self.sample_mode,
+                                self.synapse,
                                 timeout=self.timeout or TIMEOUT_FLOOR_SECONDS, what="Lava session")
 
     def _fit_lanes(self, samples: int) -> None:
