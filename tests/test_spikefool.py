@@ -58,3 +58,13 @@ def test_cli_spikefool_writes_a_record_with_its_cap_and_costs(digits_run):
     assert record.attrs["max_flips"] == 80 and (record.l0 <= 80).all()
     attacked = record.correct_before
     assert (record.forward_passes[attacked] >= 1).all() and (record.backward_passes[~attacked] == 0).all()
+
+
+def test_an_experiment_table_runs_spikefool_through_the_registry(digits_run):
+    from harness.experiment.spec import AttackPlan
+    from harness.experiment.tasks import attack
+
+    plan = AttackPlan(label="SpikeFool", method="spikefool", config=None, targeted=None, n=2, runs=["digits"],
+                      settings={"iterations": 2, "deepfool_iterations": 5, "max_flips": 50, "seed": 0})
+    result = attack(digits_run.parent, plan, digits_run.name, [10, 50], progress=False, inputs={})
+    assert result.value == "spikefool_u_k2_d5_b50_sc_n2_s0" and result.output.exists()
