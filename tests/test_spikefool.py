@@ -68,3 +68,12 @@ def test_an_experiment_table_runs_spikefool_through_the_registry(digits_run):
                       settings={"iterations": 2, "deepfool_iterations": 5, "max_flips": 50, "seed": 0})
     result = attack(digits_run.parent, plan, digits_run.name, [10, 50], progress=False, inputs={})
     assert result.value == "spikefool_u_k2_d5_b50_sc_n2_s0" and result.output.exists()
+
+
+def test_out_of_range_settings_are_one_line_each(digits_run, capsys):
+    from harness.cli import main
+
+    for flags, message in ((["--deepfool-iterations", "0"], "--deepfool-iterations must be >= 1, got 0"),
+                           (["--max-flips", "0"], "--max-flips must be >= 1, got 0")):
+        assert main(["attack", "--run", str(digits_run), "--method", "spikefool", *flags, "--no-progress"]) == 2
+        assert message in capsys.readouterr().err
