@@ -123,7 +123,6 @@ def test_unknown_layer_keys_are_refused():
 
 
 def test_pdsg_surrogate_kind_keeps_the_forward_spikes_and_gives_a_gradient():
-
     raw = load_spec("digits-mlp").to_dict()
     pdsg = build_network(spec_from_dict({**raw, "surrogate": {"kind": "pdsg"}}, "pdsg"), seed=0)
     own = build_network(load_spec("digits-mlp"), seed=0)
