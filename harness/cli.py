@@ -391,6 +391,11 @@ def add_attack(sub: argparse._SubParsersAction) -> None:
                    help="g2s-rsf, g2s, rsf, sda: which flips are allowed: any (default), add-only (never remove a "
                         "spike), delete-only (never add one)")
     p.add_argument("--max-passes", type=int, metavar="P", help="sda: most forward passes per row (default 20000)")
+    p.add_argument("--deepfool-iterations", type=int, metavar="D",
+                   help="spikefool: most DeepFool steps per outer loop (default 50)")
+    p.add_argument("--surrogate", choices=("model", "pdsg"),
+                   help="g2s-rsf, g2s, sda: surrogate gradient of the attack's backward passes: the model's own "
+                        "(default; sda: pdsg) or PDSG (a Gaussian of the membrane potential, sigma per row)")
     p.add_argument("--n", type=int, metavar="N", help="attack the first N test samples (default all)")
     p.add_argument("--seed", type=int, help="seed of the per-sample generators (default 0)")
     p.add_argument("--queries", type=int, metavar="Q", help="sparse-rs, pointwise: most oracle queries per row "
@@ -421,7 +426,7 @@ def add_attack(sub: argparse._SubParsersAction) -> None:
 #: Options of ``harness attack`` that are an attack's settings (checked against the method's).
 ATTACK_SETTINGS = ("targeted", "iterations", "gamma", "eta", "reduce", "max_flips", "max_flip_rate", "budget_mode",
                    "threshold_mode", "rsf_trigger_ratio", "attack_threshold", "loss", "energy_target",
-                   "energy_objective", "threat", "max_passes", "n", "seed", "match", "transfer_from", "queries",
+                   "energy_objective", "threat", "max_passes", "surrogate", "deepfool_iterations", "n", "seed", "match", "transfer_from", "queries",
                    "p_init", "oracle", "profile", "import_set")
 
 

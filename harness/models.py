@@ -10,7 +10,11 @@ Surrogate gradients:
 - ``slayer``: SLAYER's default (a decaying exponential of |v - theta| with width
   ``tau_grad * threshold``);
 - ``rectangular``: 1/width inside |v - theta| < width/2 and exactly 0 outside, the
-  reference model of the attack paper (../shared/notes/attack-spec.md, "Reference model").
+  reference model of the attack paper (../shared/notes/attack-spec.md, "Reference model");
+- ``pdsg``: PDSG (ryime/PDSG-SDA, CVPR 2025), a Gaussian pdf of v - theta with mean 0.5 sigma
+  and std sigma, sigma = the std of the layer's membrane potential per row over time and
+  neurons (per row and channel for conv): :class:`_PdsgSpike`. Also an attack-time choice
+  (:func:`attack_surrogate`) for a network trained with another surrogate.
 """
 from __future__ import annotations
 
@@ -37,7 +41,9 @@ ENERGY_LOSSES = ("energy", "energy-stealthy")
 ATTACK_LOSSES = LOSSES + ("margin",) + ENERGY_LOSSES
 #: How the attack-time threshold override treats SLAYER's surrogate width tau_rho.
 THRESHOLD_MODES = ("scale-surrogate", "fixed-surrogate")
-SURROGATES = ("slayer", "rectangular")
+SURROGATES = ("slayer", "rectangular", "pdsg")
+#: Surrogates an attack may put in place of the model's own for its gradient passes.
+ATTACK_SURROGATES = ("model", "pdsg")
 
 
 @dataclass
@@ -233,6 +239,67 @@ def _use_rectangular_surrogate(block: torch.nn.Module, width: float) -> None:
     block.neuron.spike = types.MethodType(_rectangular_spike, block.neuron)
 
 
+class _PdsgSpike(torch.autograd.Function):
+    """Heaviside forward; backward the PDSG Gaussian pdf of u = v - theta, N(u; 0.5 sigma, sigma).
+
+    sigma is the std of the voltage per row (dim 0) over time and neurons, per channel (dim 1)
+    too for a conv layer's (N, C, H, W, T) voltage; a zero std counts as 1 (the authors' rule).
+    The authors take it over the batch as well; per row, a row's gradient does not depend on the
+    other rows of its batch.
+    """
+
+    @staticmethod
+    def forward(ctx, voltage, threshold):
+        ctx.save_for_backward(voltage)
+        ctx.threshold = float(threshold)
+        return (voltage >= threshold).to(voltage.dtype)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (voltage,) = ctx.saved_tensors
+        dims = tuple(range(2 if voltage.ndim > 3 else 1, voltage.ndim))
+        sigma = voltage.std(dim=dims, keepdim=True)
+        sigma = torch.where(sigma == 0, torch.ones_like(sigma), sigma)
+        u = voltage - ctx.threshold
+        pdf = torch.exp(-0.5 * ((u - 0.5 * sigma) / sigma) ** 2) / (math.sqrt(2 * math.pi) * sigma)
+        return grad * pdf, None
+
+
+def _pdsg_spike(self, voltage: torch.Tensor) -> torch.Tensor:
+    """Replacement of ``cuba.Neuron.spike`` using the PDSG surrogate (no dropout)."""
+    return _PdsgSpike.apply(voltage, self.threshold + self.threshold_eps)
+
+
+def _use_pdsg_surrogate(block: torch.nn.Module) -> None:
+    import types
+
+    block.neuron.spike = types.MethodType(_pdsg_spike, block.neuron)
+
+
+@contextlib.contextmanager
+def attack_surrogate(net: "SpikingNetwork", kind: str) -> Iterator[None]:
+    """Temporarily give every spiking layer the surrogate ``kind`` (:data:`ATTACK_SURROGATES`) for
+    gradient passes; "model" keeps the model's own. Forward spikes are unchanged (the same
+    Heaviside of v >= theta); restored on exit, also on error."""
+    if kind == "model":
+        yield
+        return
+    if kind not in ATTACK_SURROGATES:
+        raise ConfigError(f"attack surrogate '{kind}' unknown; available: {', '.join(ATTACK_SURROGATES)}")
+    neurons = [block.neuron for block in net.spiking_blocks]
+    saved = [neuron.__dict__.get("spike") for neuron in neurons]
+    try:
+        for block in net.spiking_blocks:
+            _use_pdsg_surrogate(block)
+        yield
+    finally:
+        for neuron, own in zip(neurons, saved):
+            if own is None:
+                del neuron.spike
+            else:
+                neuron.spike = own
+
+
 class SpikingNetwork(torch.nn.Module):
     """A feed-forward SLAYER network: input (N, *input_shape, T) -> output spikes (N, K, T).
 
@@ -272,6 +339,8 @@ class SpikingNetwork(torch.nn.Module):
                 shape = [int(layer["out"])] + [(d + 2 * p - k) // s + 1 for d in shape[1:]]
             if spec.surrogate == "rectangular":
                 _use_rectangular_surrogate(block, spec.surrogate_width)
+            elif spec.surrogate == "pdsg":
+                _use_pdsg_surrogate(block)
             blocks.append(block)
         self.blocks = torch.nn.ModuleList(blocks)
 

@@ -98,6 +98,17 @@ def test_a_registered_method_keeps_its_name_and_settings(tmp_path):
     assert plan.method == "energy" and plan.config.method == "g2s-rsf" and plan.config.loss == "energy"
 
 
+def test_a_non_iterative_attack_is_a_table_with_its_checked_settings(tmp_path):
+    tables = ('[[attacks]]\nmethod = "sda"\nmax_passes = 500\nthreat = ["flips", "delete-only"]\n'
+              '[[attacks]]\nmethod = "spikefool"\nn = 5\n[[attacks]]\nmethod = "sparse-rs"\nqueries = 50\n')
+    exp = load_experiment(_write(tmp_path, MINIMAL + tables))
+    sda, sda_del, spikefool, srs = exp.attacks
+    assert sda.config is None and sda.settings == {"max_passes": 500, "threat": "flips", "seed": 0}
+    assert sda_del.settings["threat"] == "delete-only" and spikefool.n == 5 and srs.settings["queries"] == 50
+    with pytest.raises(ConfigError, match=r"#1: --gamma|#1: 'gamma' is not a setting of method 'sda'"):
+        load_experiment(_write(tmp_path, MINIMAL + '[[attacks]]\nmethod = "sda"\ngamma = 0.1\n'))
+
+
 @pytest.mark.parametrize("table, message", [
     ('[[ann]]\nsnn_attack = "nope"\n', r"\[\[ann\]\] #1: snn_attack 'nope' must be the label of an \[\[attacks\]\]"),
     ('[[ann]]\neps = [0.1, 0]\n', r"'eps' must be a non-empty list of positive numbers"),

@@ -238,3 +238,16 @@ def test_cli_executor_options_are_checked_in_one_line(tmp_path, capsys, options,
     assert main(["run", str(path), "--run", str(tmp_path / "out"), *options]) == 2
     assert capsys.readouterr().err.strip() == f"harness run: error: {message}"
     assert not (tmp_path / "out").exists()
+
+
+def test_a_twin_oracle_query_attack_waits_for_one_clean_replay_per_run(tmp_path):
+    text = ('name = "q"\n[[runs]]\nid = "a"\nmodel = "digits-mlp"\nseeds = [0, 1]\n'
+            '[[attacks]]\nmethod = "sparse-rs"\nqueries = 10\n[[attacks]]\nmethod = "pointwise"\n'
+            '[[attacks]]\nmethod = "rsf"\n[[attacks]]\nmethod = "sparse-rs"\noracle = "device"\nlabel = "dev"\n')
+    (tmp_path / "q.toml").write_text(text)
+    plan = {t.id: t for t in build_plan(load_experiment(tmp_path / "q.toml"), tmp_path / "run")}
+    proofs = sorted(t for t in plan if t.startswith("proof/"))
+    assert proofs == ["proof/loihi2-fixed/a-s0", "proof/loihi2-fixed/a-s1"]
+    assert "proof/loihi2-fixed/a-s0" in plan["attack/a-s0/sparse-rs untargeted"].deps
+    assert "proof/loihi2-fixed/a-s0" in plan["attack/a-s0/pointwise untargeted"].deps
+    assert not any(d.startswith("proof/") for d in plan["attack/a-s0/rsf untargeted"].deps + plan["attack/a-s0/dev"].deps)

@@ -120,3 +120,15 @@ def test_unknown_layer_keys_are_refused():
     raw["layers"][0] = {"type": "dense", "out": 3, "bias": True}
     with pytest.raises(ConfigError, match=r"layer 0: unknown key\(s\) bias"):
         spec_from_dict(raw, "x.toml")
+
+
+def test_pdsg_surrogate_kind_keeps_the_forward_spikes_and_gives_a_gradient():
+    raw = load_spec("digits-mlp").to_dict()
+    pdsg = build_network(spec_from_dict({**raw, "surrogate": {"kind": "pdsg"}}, "pdsg"), seed=0)
+    own = build_network(load_spec("digits-mlp"), seed=0)
+    x = (torch.rand(3, *own.spec.input_shape, own.spec.steps, generator=torch.Generator().manual_seed(0)) < 0.3).float()
+    xg = x.clone().requires_grad_(True)
+    out = pdsg(xg)
+    assert torch.equal(out, own(x))
+    (g,) = torch.autograd.grad(out.sum(), xg)
+    assert g.abs().sum() > 0

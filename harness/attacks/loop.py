@@ -54,8 +54,8 @@ from tqdm.auto import tqdm
 from ..errors import ConfigError
 from ..settings import SettingError, check_types
 from ..metrics import predict
-from ..models import (ATTACK_LOSSES, THRESHOLD_MODES, SpikingNetwork, attack_threshold, count_margin, make_loss,
-                      net_device, torch_device)
+from ..models import (ATTACK_LOSSES, ATTACK_SURROGATES, THRESHOLD_MODES, SpikingNetwork, attack_surrogate,
+                      attack_threshold, count_margin, make_loss, net_device, torch_device)
 from .threats import FLIP_THREATS, allowed_update
 from .g2s import apply_update, g2s_from_uniform, per_sample_peak, restrict_to_budget
 from .invariant import batch_invariant
@@ -104,6 +104,8 @@ class AttackConfig:
             operations) or "synops" (the input stream's too: all the device counts).
         threat: "flips" (any element may flip), "add-only" (no clean spike is ever removed) or
             "delete-only" (no spike is ever added): see :mod:`harness.attacks.threats`.
+        surrogate: "model" (the model's own surrogate gradient) or "pdsg" (PDSG in every spiking
+            layer during the attack: :func:`harness.models.attack_surrogate`; g2s-rsf and g2s).
     """
 
     method: str = "g2s-rsf"
@@ -122,6 +124,7 @@ class AttackConfig:
     energy_target: float | None = None
     energy_objective: str = ENERGY_OBJECTIVES[0]
     threat: str = "flips"
+    surrogate: str = "model"
 
     def __post_init__(self) -> None:
         check_types(self)
@@ -161,6 +164,9 @@ class AttackConfig:
         if self.threat not in FLIP_THREATS:
             raise SettingError("threat", f"unknown threat '{self.threat}' ({{key}}); available: "
                                f"{', '.join(FLIP_THREATS)}")
+        if self.surrogate not in ATTACK_SURROGATES:
+            raise SettingError("surrogate", f"unknown surrogate '{self.surrogate}' ({{key}}); available: "
+                               f"{', '.join(ATTACK_SURROGATES)}")
         self._check_energy()
 
     def _check_energy(self) -> None:
@@ -188,11 +194,13 @@ class AttackConfig:
         return self.max_flips
 
     def to_dict(self) -> dict:
-        """The settings as a dict; ``threat`` only when not the default "flips" (so the identities
-        of files made before threats existed stay valid)."""
+        """The settings as a dict; ``threat`` and ``surrogate`` only when not the defaults (so the
+        identities of files made before they existed stay valid)."""
         out = asdict(self)
         if out["threat"] == FLIP_THREATS[0]:
             del out["threat"]
+        if out["surrogate"] == ATTACK_SURROGATES[0]:
+            del out["surrogate"]
         return out
 
 
@@ -229,7 +237,7 @@ def craft(net: SpikingNetwork, clean: np.ndarray, labels: np.ndarray, config: At
     where, home = torch_device(device), net_device(net)
     with _restored_to(net, home):
         attack = _IterativeAttack(net.to(where), clean, labels, targets, sample_index, config)
-        with batch_invariant(net), tqdm(total=rows, desc=f"attack {config.method}", unit="row",
+        with batch_invariant(net), attack_surrogate(net, config.surrogate), tqdm(total=rows, desc=f"attack {config.method}", unit="row",
                                         disable=not progress) as bar:
             attack.run(batch_size, bar)
             if config.reduce:

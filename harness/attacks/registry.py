@@ -10,11 +10,12 @@ from .methods.pointwise import Pointwise
 from .methods.random import RandomFlips
 from .methods.sda import Sda
 from .methods.sparse_rs import SparseRs
+from .methods.spikefool import SpikeFool
 from .methods.transfer import Transfer
 
 #: Every registered attack by name, in ``--help`` order.
 ATTACKS: dict[str, Attack] = {a.name: a for a in (G2sRsf(), G2s(), Rsf(), Energy(), RandomFlips(), Transfer(),
-                                                SparseRs(), Pointwise(), Sda(), Imported())}
+                                                SparseRs(), Pointwise(), Sda(), Imported(), SpikeFool())}
 
 
 def get(name: str) -> Attack:

@@ -49,7 +49,7 @@ def attack_id(config: AttackConfig, targeted: str | None, n: int, loss: str) -> 
     Example: ``g2s-rsf_u_k25_g0.05_e1_sr_n100_s0``; optional parts: ``red`` (reduction),
     ``b<flips>`` or ``r<rate>`` (budget), ``bt`` (budget_mode "truncate"), ``th<threshold>``
     (attack-time threshold), ``fs`` (threshold_mode "fixed-surrogate"), ``rz<ratio>``
-    (rsf_trigger_ratio > 0), ``et<ratio>`` (energy_target), ``syn`` (energy_objective "synops"), ``add``/``del`` (threat add-only/delete-only). Defaults add nothing, so existing ids stay valid.
+    (rsf_trigger_ratio > 0), ``et<ratio>`` (energy_target), ``syn`` (energy_objective "synops"), ``add``/``del`` (threat add-only/delete-only), ``pdsg`` (surrogate). Defaults add nothing, so existing ids stay valid.
 
     Args:
         loss: the resolved loss name (the model's training loss when the config has none).
@@ -66,6 +66,7 @@ def attack_id(config: AttackConfig, targeted: str | None, n: int, loss: str) -> 
     parts += [f"et{_num(config.energy_target)}"] if config.energy_target is not None else []
     parts += ["syn"] if config.energy_objective == "synops" else []
     parts += [THREAT_TAGS[config.threat]] if THREAT_TAGS[config.threat] else []
+    parts += [config.surrogate] if config.surrogate != "model" else []
     return "_".join(parts + [_LOSS_TAGS[loss], f"n{n}", f"s{config.seed}"])
 
 

@@ -23,7 +23,8 @@ from ..errors import ConfigError
 
 #: Keys of an [[attacks]] table that may hold a list of values (one table per combination).
 ATTACK_GRID_KEYS = ("iterations", "gamma", "eta", "reduce", "max_flips", "max_flip_rate", "attack_threshold",
-                    "loss", "seed", "threshold_mode", "rsf_trigger_ratio", "budget_mode", "targeted", "n")
+                    "loss", "seed", "threshold_mode", "rsf_trigger_ratio", "budget_mode", "targeted", "n",
+                    "threat", "surrogate", "max_passes", "queries", "deepfool_iterations")
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,8 @@ data-flow order). A task has a stable id (the same experiment file gives the sam
 it depends on, a module-level function of :mod:`.tasks` and picklable keyword arguments, so any
 executor (:mod:`.executor`) can run it, here or in another process.
 
-Task ids: ``train/<run>`` (also for a run that imports a netx network), ``attack/<run>/<label>``, ``ann/<run>/<n>``,
+Task ids: ``train/<run>`` (also for a run that imports a netx network), ``attack/<run>/<label>``,
+``proof/<profile>/<run>`` (the clean replay a query attack's twin oracle needs first), ``ann/<run>/<n>``,
 ``replay/<profile>/<run>`` (the clean split and every attack set of the run through one device
 session), ``evaluate/<run>/<n>`` (an ``[[evaluations]]`` table: robust accuracy on every profile, in
 the replay stage), ``summarise/<run>``, ``report``.
@@ -17,8 +18,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from ..attacks.registry import get
+from ..device.profiles import load_profile
 from . import tasks
-from .spec import Experiment
+from .spec import AttackPlan, Experiment
 
 #: The stages in data-flow order (stage lines say "[i/5] <stage> ...").
 STAGES = ("train", "attack", "replay", "summarise", "report")
@@ -47,6 +50,25 @@ class Task:
     cell: str | None = None
 
 
+def _twin_proof(plan: list[Task], exp: Experiment, table: AttackPlan, root: Path, run_id: str,
+                progress: bool) -> list[str]:
+    """The task id of the clean replay that proves the run's twin equals the device for a query attack
+    answered by the twin oracle (:func:`harness.attacks.oracles.check_twin_proof`), added to ``plan``
+    once per (profile, run); [] for any other attack. The later replay task keeps that file."""
+    settings = table.settings
+    if settings is None or get(table.method).needs not in ("scores", "labels") or settings.get("oracle", "twin") != "twin":
+        return []  # an iterative method (rsf needs scores too, from the torch network itself) or the device oracle
+    profile = load_profile(settings.get("profile", "loihi2-fixed"))
+    task_id = f"proof/{profile.name}/{run_id}"
+    if all(t.id != task_id for t in plan):
+        run = next(r for r in exp.runs if r.id == run_id)
+        plan.append(Task(task_id, "attack", f"clean {run_id} on {profile.name} (the twin oracle's proof)",
+                         tasks.replay, (f"train/{run_id}",),
+                         {"root": root, "run_id": run_id, "profile": profile,
+                          "data": exp.data if run.needs_data else None, "progress": progress}, cell=run_id))
+    return [task_id]
+
+
 def build_plan(exp: Experiment, root: Path, progress: bool = True) -> list[Task]:
     """Every task of ``exp`` run in ``root``, each after its dependencies."""
     plan: list[Task] = []
@@ -61,6 +83,7 @@ def build_plan(exp: Experiment, root: Path, progress: bool = True) -> list[Task]
         for run_id in table.runs:
             task_id = f"attack/{run_id}/{table.label}"
             deps = [f"train/{run_id}"] + ([f"train/{table.crafted_on}"] if table.crafted_on else [])
+            deps += _twin_proof(plan, exp, table, root, run_id, progress)
             extra = {}
             if table.method == "random":
                 extra["reference"] = f"attack/{run_id}/{table.reference}"

@@ -57,8 +57,10 @@ _RUN_KEYS = {"id", "model", "seed", "seeds", "epochs", "spec", "network", "steps
 #: Keys of a [[runs]] table that imports a netx network instead of training a model.
 _IMPORT_KEYS = {"id", "network", "steps", "dt_ms"}
 _ATTACK_KEYS = {"label", "targeted", "n", "runs", "crafted_on", "reference"}
-#: Keys of an [[attacks]] table passed on to :class:`harness.attacks.AttackConfig`.
-_ATTACK_SETTINGS = set(AttackConfig.__dataclass_fields__)
+#: Keys of an [[attacks]] table passed on to the attack: :class:`harness.attacks.AttackConfig` for the
+#: iterative methods, the declared settings of every other registered attack that crafts examples.
+_ATTACK_SETTINGS = set(AttackConfig.__dataclass_fields__).union(
+    *(a.settings for a in ATTACKS.values() if a.needs != "record")) - {"targeted", "n"}
 
 
 @dataclass
@@ -94,9 +96,10 @@ class AttackPlan:
 
     Attributes:
         label: display name, unique in the experiment (default: method and target mode).
-        method: an iterative method (g2s-rsf, g2s, rsf) or "random" (flips at the L0 of the
-            attack ``reference``, a label of an earlier table).
-        config: the iterative attack's settings (None for "random").
+        method: a registered attack that crafts examples (g2s-rsf, g2s, rsf, energy, sda,
+            spikefool, sparse-rs, pointwise, ...) or "random" (flips at the L0 of the attack
+            ``reference``, a label of an earlier table).
+        config: an iterative attack's settings (None for the others).
         targeted: target mode or None (untargeted).
         n: attack the first ``n`` test samples (None: all).
         runs: ids of the runs whose model judges the examples.
@@ -105,6 +108,8 @@ class AttackPlan:
         seed: the random baseline's seed (None: the reference's).
         group: the label the file gave, when the table held lists of settings and this is
             one of its combinations (:mod:`.grid`); None otherwise.
+        settings: a non-iterative attack's settings (checked against its declared ones), run
+            through its :meth:`harness.attacks.interface.Attack.run`; None for the iterative ones.
     """
 
     label: str
@@ -117,12 +122,13 @@ class AttackPlan:
     reference: str | None = None
     seed: int | None = None
     group: str | None = None
+    settings: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The resolved table (for config.toml; no None values, which TOML cannot hold)."""
         out = {"label": self.label, "method": self.method, "targeted": self.targeted, "n": self.n,
                "runs": self.runs, "crafted_on": self.crafted_on, "reference": self.reference, "seed": self.seed,
-               "group": self.group, "settings": None if self.config is None else self.config.to_dict()}
+               "group": self.group, "settings": self.settings if self.config is None else self.config.to_dict()}
         return _drop_none(out)
 
 
@@ -296,23 +302,30 @@ def _runs(raw: dict[str, Any], seed: int, where: str) -> tuple[list[RunPlan], di
     return runs, groups
 
 
-def _attack_config(raw: dict[str, Any], seed: int, where: str) -> AttackConfig:
-    """The table's attack settings for its registered iterative method (:mod:`harness.attacks.registry`);
-    a setting the method does not take is refused; an error names the file, the table and the key."""
+def _attack_config(raw: dict[str, Any], seed: int, where: str) -> AttackConfig | dict[str, Any]:
+    """The table's attack settings for its registered method (:mod:`harness.attacks.registry`): an
+    :class:`AttackConfig` for an iterative method, the checked settings of any other attack that
+    crafts examples; a setting the method does not take is refused; an error names the file, the
+    table and the key."""
     try:
         attack = get(raw["method"])
     except ConfigError as exc:
         raise ConfigError(f"{where}: {exc}") from None
-    if not isinstance(attack, Iterative):
+    if attack.needs == "record":
         raise ConfigError(f"{where}: method '{attack.name}' cannot be a table of an experiment file; use one of "
-                          f"{', '.join(n for n, a in ATTACKS.items() if isinstance(a, Iterative))} or random")
+                          f"{', '.join(n for n, a in ATTACKS.items() if a.needs != 'record')} or random")
     settings = {k: v for k, v in raw.items() if k in _ATTACK_SETTINGS - {"method"}}
     with_run_keys = {**settings, **{k: raw[k] for k in ("targeted", "n") if k in raw}}
     try:
         attack.check(with_run_keys, toml_key)
     except ConfigError as exc:
         raise ConfigError(f"{where}: {exc}") from None
-    settings.setdefault("seed", seed)
+    if "seed" in attack.settings:
+        settings.setdefault("seed", seed)
+    if not isinstance(attack, Iterative):
+        if raw.get("crafted_on") is not None:
+            raise ConfigError(f"{where}: 'crafted_on' (transfer) takes an iterative method, not '{attack.name}'")
+        return settings
     return attack.config(settings, toml_key, where)
 
 
@@ -366,8 +379,11 @@ def _attack_plan(raw: dict[str, Any], exp_seed: int, groups: dict[str, list[str]
                               f"table run on {', '.join(runs)} (known: {', '.join(labels) or 'none'})")
         return AttackPlan(label=label, method=method, config=None, targeted=None, n=None, runs=runs,
                           reference=raw["reference"], seed=_int(raw, "seed", None, where), group=group)
-    return AttackPlan(label=label, method=method, config=_attack_config(raw, exp_seed, where), targeted=targeted,
-                      n=_int(raw, "n", None, where, minimum=1), runs=runs, crafted_on=crafted_on, group=group)
+    config = _attack_config(raw, exp_seed, where)
+    settings = config if isinstance(config, dict) else None
+    return AttackPlan(label=label, method=method, config=None if settings is not None else config, targeted=targeted,
+                      n=_int(raw, "n", None, where, minimum=1), runs=runs, crafted_on=crafted_on, group=group,
+                      settings=settings)
 
 
 def _ann_plan(raw: dict[str, Any], exp_seed: int, groups: dict[str, list[str]], attacks: list[AttackPlan],

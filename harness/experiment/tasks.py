@@ -16,6 +16,8 @@ import tomli_w
 
 from ..attacks import run_attack, run_random_baseline, run_transfer
 from ..attacks.ann import ann_comparison
+from ..attacks.interface import Job
+from ..attacks.registry import get
 from ..device.profiles import Profile
 from ..evaluation.evaluate import evaluate as run_evaluation
 from ..evaluation.record import load_evaluation
@@ -81,6 +83,10 @@ def attack(root: Path, plan: AttackPlan, run_id: str, budgets: list[int], progre
     run_dir = root / run_id
     if plan.method == "random":
         path = run_random_baseline(run_dir, inputs[reference].value, seed=plan.seed, progress=progress)
+    elif plan.settings is not None:  # a registered attack that is not iterative (sda, spikefool, sparse-rs, ...)
+        values = {**plan.settings, **({"targeted": plan.targeted} if plan.targeted else {}),
+                  **({"n": plan.n} if plan.n is not None else {})}
+        path = get(plan.method).run(Job(run_dir, progress=progress), values)
     elif plan.crafted_on is not None:
         source = run_attack(root / plan.crafted_on, plan.config, plan.targeted, plan.n, progress=progress)
         path = run_transfer(run_dir, source)

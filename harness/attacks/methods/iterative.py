@@ -45,4 +45,4 @@ class G2s(Iterative):
 class Rsf(Iterative):
     name, summary = "rsf", "RSF every iteration (random flips, no gradient)"
     needs = "scores"  # forward passes of the network only
-    settings = _ALL - {"eta", "rsf_trigger_ratio", "attack_threshold", "threshold_mode"}
+    settings = _ALL - {"eta", "rsf_trigger_ratio", "attack_threshold", "threshold_mode", "surrogate"}
