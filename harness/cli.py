@@ -391,6 +391,8 @@ def add_attack(sub: argparse._SubParsersAction) -> None:
                    help="g2s-rsf, g2s, rsf, sda: which flips are allowed: any (default), add-only (never remove a "
                         "spike), delete-only (never add one)")
     p.add_argument("--max-passes", type=int, metavar="P", help="sda: most forward passes per row (default 20000)")
+    p.add_argument("--retime-budget", metavar="KIND:N", help="retime: inf:D (each spike moves <= D steps; default "
+                   "inf:1), l1:N (total shift <= N steps) or l0:N (at most N spikes moved)")
     p.add_argument("--n", type=int, metavar="N", help="attack the first N test samples (default all)")
     p.add_argument("--seed", type=int, help="seed of the per-sample generators (default 0)")
     p.add_argument("--queries", type=int, metavar="Q", help="sparse-rs, pointwise: most oracle queries per row "
@@ -422,7 +424,7 @@ def add_attack(sub: argparse._SubParsersAction) -> None:
 ATTACK_SETTINGS = ("targeted", "iterations", "gamma", "eta", "reduce", "max_flips", "max_flip_rate", "budget_mode",
                    "threshold_mode", "rsf_trigger_ratio", "attack_threshold", "loss", "energy_target",
                    "energy_objective", "threat", "max_passes", "n", "seed", "match", "transfer_from", "queries",
-                   "p_init", "oracle", "profile", "import_set")
+                   "p_init", "oracle", "profile", "import_set", "retime_budget")
 
 
 def cmd_attack(args: argparse.Namespace) -> int:
