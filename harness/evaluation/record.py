@@ -57,6 +57,19 @@ class Evaluation:
         counts.update({str(b): int(k) for b, k in zip(self.budgets, self.robust(verdict).sum(axis=0))})
         return {b: _rate(k, n) for b, k in counts.items()}
 
+    @property
+    def retime_budgets(self) -> list[int]:
+        """The timing budgets D of the retiming curve (empty: none evaluated)."""
+        return [int(d) for d in self.attrs.get("retime_budgets", [])]
+
+    def retime_curve(self, verdict: str) -> dict[str, Any]:
+        """Robust accuracy per timing budget D under retiming: ``{"<D>": {value, k, n, low, high}}``
+        (:mod:`harness.evaluation.retiming`); {} when the evaluation has no retiming curve."""
+        if not self.retime_budgets:
+            return {}
+        robust = self.arrays[f"retime/{verdict}/robust"].astype(bool)
+        return {str(d): _rate(int(k), len(robust)) for d, k in zip(self.retime_budgets, robust.sum(axis=0))}
+
     def broken_first_by(self, verdict: str) -> dict[str, int]:
         """Rows each attack broke first (cascade order) within the largest budget."""
         first = self.arrays[f"{verdict}/broken_first_by"]
@@ -103,6 +116,7 @@ def format_summary(evaluation: Evaluation) -> str:
         curve = evaluation.curve(verdict)
         lines.append(f"  {verdict}: robust accuracy (k/n, Wilson 95%)")
         lines += [f"    {'clean' if b == '0' else f'L0 <= {b}':>12}: {_fmt(r)}" for b, r in curve.items()]
+        lines += [f"    {f'retiming D <= {d}':>12}: {_fmt(r)}" for d, r in evaluation.retime_curve(verdict).items()]
         first = ", ".join(f"{label} {k}" for label, k in evaluation.broken_first_by(verdict).items())
         lines.append(f"    broken first by: {first}")
     for step in a.get("cascade", []):

@@ -1,0 +1,48 @@
+"""The retiming curve of ``harness evaluate --retime-budgets`` (issue 24): robust accuracy per timing
+budget D, kept apart from the flip curve, judged offline and on the device profile."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from harness.cli import main
+from harness.evaluation.evaluate import evaluate
+from harness.evaluation.record import format_summary, load_evaluation
+from harness.runs import open_run
+from test_evaluation import digits  # noqa: F401  (digits-mlp trained for one epoch)
+
+
+@pytest.fixture(scope="module")
+def retimed(digits, tmp_path_factory):
+    ensemble = tmp_path_factory.mktemp("ens") / "random.toml"
+    ensemble.write_text('name = "random"\n[[attacks]]\nmethod = "random"\n')
+    return load_evaluation(evaluate(digits, ensemble, ["loihi2-fixed"], [25], n=8, progress=False,
+                                    retime_budgets=[3, 1, 2]))
+
+
+def test_the_retiming_curve_falls_with_d_and_matches_the_attacks_examples(digits, retimed):
+    assert retimed.retime_budgets == [1, 2, 3] and not retimed.errors
+    offline = retimed.retime_curve("offline")
+    values = [offline[d]["k"] for d in ("1", "2", "3")]
+    assert values == sorted(values, reverse=True) and values[0] <= retimed.curve("offline")["0"]["k"]
+    assert all(r["n"] == 8 and r["low"] <= r["value"] <= r["high"] for r in offline.values())
+    assert retimed.retime_curve("loihi2-fixed") == offline  # the bit-exact profile confirms every verdict
+    run = open_run(digits)
+    fooled = np.zeros(8, bool)
+    for col, d in enumerate((1, 2, 3)):
+        record = run.attack(f"retime_inf{d}_k20_n8_s0")
+        fooled |= record.success
+        robust = retimed.arrays["retime/offline/robust"][:, col]
+        assert np.array_equal(robust, record.correct_before & ~fooled)
+    assert "retiming D <= 3" in format_summary(retimed)
+    assert list(retimed.curve("offline")) == ["0", "25"]  # the flip curve holds flip budgets only
+
+
+@pytest.mark.parametrize("value, message", [("0,1", "timing budgets must be integers >= 1"),
+                                            ("1,x", "timing budgets must be integers >= 1"),
+                                            ("2,2", "a timing budget appears twice"),
+                                            ("1,99", "D must be < the input's")])
+def test_bad_timing_budgets_are_one_line(digits, value, message, capsys):
+    assert main(["evaluate", "--run", str(digits), "--retime-budgets", value, "--profile", "loihi2-fixed"]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
