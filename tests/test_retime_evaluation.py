@@ -46,3 +46,21 @@ def test_bad_timing_budgets_are_one_line(digits, value, message, capsys):
     assert main(["evaluate", "--run", str(digits), "--retime-budgets", value, "--profile", "loihi2-fixed"]) == 2
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1
+
+
+def test_results_and_the_report_carry_the_retiming_curve_apart_from_the_judges(retimed):
+    from harness.report.robustness import robustness_sections
+    from harness.results import robustness_entry
+    from harness.results_model import Robustness
+
+    entry = robustness_entry(retimed)
+    assert entry.retiming.budgets == [1, 2, 3] and set(entry.verdicts()) == {"offline", "loihi2-fixed"}
+    assert entry.retiming.verdicts["loihi2-fixed"]["2"].k == retimed.retime_curve("loihi2-fixed")["2"]["k"]
+    again = Robustness.build(entry.to_dict(), "robustness")  # the JSON round trip keeps it out of the judges
+    assert set(again.verdicts()) == {"offline", "loihi2-fixed"} and again.retiming.to_dict() == entry.retiming.to_dict()
+
+    class Results:  # the one field robustness_sections reads besides the run's name
+        run, robustness = "digits", entry
+
+    (section,) = robustness_sections(Results())
+    assert any("every shift <= 3 steps" in str(table.rows) for table in section.tables)
