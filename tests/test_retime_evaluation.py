@@ -64,3 +64,19 @@ def test_results_and_the_report_carry_the_retiming_curve_apart_from_the_judges(r
 
     (section,) = robustness_sections(Results())
     assert any("every shift <= 3 steps" in str(table.rows) for table in section.tables)
+
+
+def test_a_retiming_curve_that_rises_is_refused(retimed, tmp_path):
+    import h5py
+
+    from harness.errors import DataError
+
+    corrupt = tmp_path / "corrupt.h5"
+    corrupt.write_bytes(retimed.path.read_bytes())
+    with h5py.File(corrupt, "r+") as f:
+        robust = f["retime/offline/robust"][()]
+        row = int(np.flatnonzero(~robust[:, -1] & f["offline/clean_correct"][()])[0])
+        robust[row, 0], robust[row, -1] = False, True
+        f["retime/offline/robust"][...] = robust
+    with pytest.raises(DataError, match=f"offline retiming curve rises with the budget at rows {row}"):
+        load_evaluation(corrupt)

@@ -92,13 +92,17 @@ def load_evaluation(path: str | Path) -> Evaluation:
 
 
 def _check_monotone(evaluation: Evaluation, verdict: str) -> None:
-    """Flag (b): robust at a larger budget but not at a smaller one, or robust without being correct."""
-    robust = evaluation.robust(verdict)
+    """Flag (b): robust at a larger budget but not at a smaller one, or robust without being correct (the
+    flip curve, and the retiming curve over its timing budgets)."""
     clean = evaluation.arrays[f"{verdict}/clean_correct"].astype(bool)
-    rises = np.flatnonzero(np.any(robust[:, 1:] & ~robust[:, :-1], axis=1) | (robust[:, 0] & ~clean))
-    if len(rises):
-        raise DataError(f"{evaluation.path}: the {verdict} robust-accuracy curve rises with the budget at rows "
-                        f"{', '.join(map(str, rises[:20]))}; refused (an evaluation is never printed from it)")
+    curves = {"robust-accuracy": evaluation.robust(verdict)}
+    if evaluation.retime_budgets:
+        curves["retiming"] = evaluation.arrays[f"retime/{verdict}/robust"].astype(bool)
+    for what, robust in curves.items():
+        rises = np.flatnonzero(np.any(robust[:, 1:] & ~robust[:, :-1], axis=1) | (robust[:, 0] & ~clean))
+        if len(rises):
+            raise DataError(f"{evaluation.path}: the {verdict} {what} curve rises with the budget at rows "
+                            f"{', '.join(map(str, rises[:20]))}; refused (an evaluation is never printed from it)")
 
 
 def evaluations_of(run_root: str | Path) -> list[Path]:
