@@ -102,6 +102,7 @@ def test_a_shift_as_long_as_the_recording_is_refused_and_the_cli_records_the_mov
     assert main([*args, "--retime-budget", f"inf:{steps}"]) == 2
     assert f"--retime-budget inf:{steps}: D must be < the input's {steps} time steps" in capsys.readouterr().err
     assert main([*args, "--retime-budget", "inf:2", "--iterations", "3"]) == 0
+    assert "retiming inf:2: median spikes moved" in capsys.readouterr().out
     record = open_run(digits_run).attack("retime_inf2_k3_n4_s0")
     assert record.attrs["method"] == "retime" and record.attrs["threat"] == "retime"
     assert record.spikes_moved.shape == record.total_shift.shape == (4,)
