@@ -80,3 +80,19 @@ def test_a_retiming_curve_that_rises_is_refused(retimed, tmp_path):
         f["retime/offline/robust"][...] = robust
     with pytest.raises(DataError, match=f"offline retiming curve rises with the budget at rows {row}"):
         load_evaluation(corrupt)
+
+
+def test_an_experiment_evaluation_takes_timing_budgets(tmp_path):
+    from harness.errors import ConfigError
+    from harness.experiment.spec import load_experiment
+
+    path = tmp_path / "e.toml"
+    head = 'name = "e"\n[[runs]]\nid = "d"\nmodel = "digits-mlp"\n[[evaluations]]\n'
+    path.write_text(head + "retime_budgets = [3, 1]\n")
+    assert load_experiment(path).evaluations[0].retime_budgets == [1, 3]
+    path.write_text(head)
+    assert "retime_budgets" not in load_experiment(path).evaluations[0].to_dict()  # earlier plans unchanged
+    for bad in ("[0]", '["x"]', "2"):
+        path.write_text(head + f"retime_budgets = {bad}\n")
+        with pytest.raises(ConfigError, match=r"\[\[evaluations\]\] #1: 'retime_budgets'"):
+            load_experiment(path)
