@@ -263,6 +263,8 @@ def add_evaluate(sub: argparse._SubParsersAction) -> None:
                    "loihi2-fixed): a name in hw_profiles/ or a path to a .toml profile")
     p.add_argument("--budgets", default="10,25,50,100,200,500", metavar="B,B,...",
                    help="flip budgets (L0), comma-separated integers >= 1 (default 10,25,50,100,200,500)")
+    p.add_argument("--retime-budgets", metavar="D,D,...", help="also the retiming curve: robust accuracy when "
+                   "every spike may move <= D steps in time, per D (e.g. 1,2,3; docs/evaluation.md)")
     p.add_argument("--ensemble", default="standard", metavar="NAME|FILE.toml",
                    help="the attacks: quick, standard (in experiments/ensembles/) or a TOML file (default standard)")
     p.add_argument("--n", type=int, metavar="N", help="evaluate the first N test rows (default all)")
@@ -278,11 +280,13 @@ def add_evaluate(sub: argparse._SubParsersAction) -> None:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from .evaluation.evaluate import evaluate, parse_budgets
     from .evaluation.record import format_summary, load_evaluation
+    from .evaluation.retiming import parse_retime_budgets
 
     budgets = parse_budgets(args.budgets)
+    retime = parse_retime_budgets(args.retime_budgets) if args.retime_budgets else []
     path = evaluate(args.run, args.ensemble, args.profile or ["loihi2-fixed"], budgets, args.n,
                     batch_size=args.batch_size, progress=not args.no_progress, device=args.torch_device,
-                    data_path=args.data, force=args.force)
+                    data_path=args.data, force=args.force, retime_budgets=retime)
     evaluation = load_evaluation(path)
     print(format_summary(evaluation))
     return 2 if evaluation.errors else 0
@@ -396,6 +400,8 @@ def add_attack(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--surrogate", choices=("model", "pdsg"),
                    help="g2s-rsf, g2s, sda: surrogate gradient of the attack's backward passes: the model's own "
                         "(default; sda: pdsg) or PDSG (a Gaussian of the membrane potential, sigma per row)")
+    p.add_argument("--retime-budget", metavar="KIND:N", help="retime: inf:D (each spike moves <= D steps; default "
+                   "inf:1), l1:N (total shift <= N steps) or l0:N (at most N spikes moved)")
     p.add_argument("--n", type=int, metavar="N", help="attack the first N test samples (default all)")
     p.add_argument("--seed", type=int, help="seed of the per-sample generators (default 0)")
     p.add_argument("--queries", type=int, metavar="Q", help="sparse-rs, pointwise: most oracle queries per row "
@@ -427,7 +433,7 @@ def add_attack(sub: argparse._SubParsersAction) -> None:
 ATTACK_SETTINGS = ("targeted", "iterations", "gamma", "eta", "reduce", "max_flips", "max_flip_rate", "budget_mode",
                    "threshold_mode", "rsf_trigger_ratio", "attack_threshold", "loss", "energy_target",
                    "energy_objective", "threat", "max_passes", "surrogate", "deepfool_iterations", "n", "seed", "match", "transfer_from", "queries",
-                   "p_init", "oracle", "profile", "import_set")
+                   "p_init", "oracle", "profile", "import_set", "retime_budget")
 
 
 def cmd_attack(args: argparse.Namespace) -> int:

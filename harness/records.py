@@ -24,7 +24,8 @@ QUERY_CURVE_SHARES = (0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0)
 #: Datasets that older files and some records lack (then None): ``stalled`` (not tracked by the
 #: baselines), ``activity_ratio`` and ``activity_by_budget`` (energy attacks only), the per-row
 #: cost ``forward_passes``, ``backward_passes`` and ``queries`` (files written before the costs).
-OPTIONAL_ARRAYS = ("stalled", "activity_ratio", "activity_by_budget", "forward_passes", "backward_passes", "queries")
+OPTIONAL_ARRAYS = ("stalled", "activity_ratio", "activity_by_budget", "forward_passes", "backward_passes", "queries",
+                   "spikes_moved", "total_shift")
 
 
 def is_success(pred: np.ndarray, labels: np.ndarray, targets: np.ndarray) -> np.ndarray:
@@ -67,6 +68,8 @@ class AttackRecord:
     forward_passes: np.ndarray | None = None   # (R,) int64, forward passes of the network over the row
     backward_passes: np.ndarray | None = None  # (R,) int64, input gradients computed for the row (0: none)
     queries: np.ndarray | None = None          # (R,) int64, oracle queries of the row (0: white-box)
+    spikes_moved: np.ndarray | None = None     # (R,) int64, retiming: spikes moved in time (0: failed); None = flips
+    total_shift: np.ndarray | None = None      # (R,) int64, retiming: sum of |shift| in time steps (0: failed)
     attrs: dict[str, Any] = field(default_factory=dict)
 
     @classmethod

@@ -28,7 +28,7 @@ from .errors import ConfigError
 from .metrics import success_by_budget
 from .results_model import (CONFIDENCE, SCHEMA_VERSION, AnnComparison, Attack, BudgetCurve, Clean, CleanDevice,
                             CleanOffline, Dataset, DeviceStats, EnergyAttack, EvaluationFlag, Hardware, MedianCI, Model,
-                            OfflineStats, Rate, Results, RobustVerdict, Robustness,
+                            OfflineStats, Rate, Results, RetimingCurve, RobustVerdict, Robustness,
                             load_schema, validate_results)
 from .runs import Replay, RunArtifacts, open_run
 from .stages.hardware import hardware_entries, replay_profile
@@ -266,9 +266,12 @@ def robustness_entry(evaluation: Evaluation) -> Robustness:
                                        broken_first_by=evaluation.broken_first_by(name))
     a = evaluation.attrs
     offline = verdicts.pop(OFFLINE)
+    retiming = RetimingCurve(budgets=evaluation.retime_budgets, verdicts={
+        name: {d: Rate.of(r["k"], r["n"]) for d, r in evaluation.retime_curve(name).items()}
+        for name in evaluation.verdicts}) if evaluation.retime_budgets else None
     return Robustness(evaluation=a["evaluation_id"], n=int(a["n"]), budgets=evaluation.budgets,
                       ensemble=evaluation.labels, flags=[EvaluationFlag.build(f) for f in a.get("flags", [])],
-                      offline=offline, extra={k: v.to_dict() for k, v in verdicts.items()})
+                      offline=offline, retiming=retiming, extra={k: v.to_dict() for k, v in verdicts.items()})
 
 
 def _robustness(run_root: Path, evaluation: str | None) -> dict[str, Any]:

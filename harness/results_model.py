@@ -332,6 +332,19 @@ class RobustVerdict(Record):
 
 
 @dataclass(kw_only=True)
+class RetimingCurve(Record):
+    """The retiming curve of an evaluation (docs/evaluation.md, "The retiming curve"): robust accuracy
+    per timing budget D, kept apart from the flip curve."""
+
+    CLOSED = True
+    budgets: Annotated[list[Annotated[int, Kw(minimum=1)]], Kw(
+        minItems=1, description="timing budgets D (steps each spike may move)")]
+    verdicts: Annotated[dict[str, RatesBy], _text(
+        "judge (offline or a profile name) -> D (decimal string) -> robust accuracy with k/n and the Wilson "
+        "95% interval")]
+
+
+@dataclass(kw_only=True)
 class EvaluationFlag(Record):
     """A trust check that fired (docs/evaluation.md, "Flags")."""
 
@@ -353,6 +366,7 @@ class Robustness(Record):
     ensemble: Annotated[list[str], _text("the attacks' labels, in cascade order")]
     flags: list[EvaluationFlag]
     offline: Annotated[RobustVerdict, Def("robust_verdict")]
+    retiming: Optional[RetimingCurve] = absent()
 
     def verdicts(self) -> dict[str, RobustVerdict]:
         """``offline`` and each profile's verdict, in the file's order."""

@@ -10,7 +10,7 @@ from harness.errors import ConfigError
 REFUSED = {"g2s-rsf": ("--match", "ID"), "g2s": ("--gamma", "0.1"), "rsf": ("--eta", "0.5"),
            "energy": ("--targeted", "every-other"), "random": ("--eta", "0.5"), "transfer": ("--iterations", "99"),
            "sparse-rs": ("--eta", "0.5"), "pointwise": ("--p-init", "0.1"), "sda": ("--gamma", "0.1"),
-           "imported": ("--seed", "1"), "spikefool": ("--gamma", "0.1")}
+           "imported": ("--seed", "1"), "spikefool": ("--gamma", "0.1"), "retime": ("--gamma", "0.1")}
 
 
 def test_every_method_declares_needs_threat_and_known_settings():
@@ -35,5 +35,5 @@ def test_a_setting_the_method_does_not_take_is_refused(method, tmp_path, capsys)
 
 
 def test_unknown_method_lists_the_registered_ones():
-    with pytest.raises(ConfigError, match="available: g2s-rsf, g2s, rsf, energy, random, transfer, sparse-rs, pointwise, sda, imported, spikefool"):
+    with pytest.raises(ConfigError, match="available: g2s-rsf, g2s, rsf, energy, random, transfer, sparse-rs, pointwise, sda, imported, spikefool, retime"):
         get("pgd")

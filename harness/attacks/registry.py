@@ -8,6 +8,7 @@ from .methods.imported import Imported
 from .methods.iterative import G2s, G2sRsf, Rsf
 from .methods.pointwise import Pointwise
 from .methods.random import RandomFlips
+from .methods.retime import Retime
 from .methods.sda import Sda
 from .methods.sparse_rs import SparseRs
 from .methods.spikefool import SpikeFool
@@ -15,7 +16,7 @@ from .methods.transfer import Transfer
 
 #: Every registered attack by name, in ``--help`` order.
 ATTACKS: dict[str, Attack] = {a.name: a for a in (G2sRsf(), G2s(), Rsf(), Energy(), RandomFlips(), Transfer(),
-                                                SparseRs(), Pointwise(), Sda(), Imported(), SpikeFool())}
+                                                SparseRs(), Pointwise(), Sda(), Imported(), SpikeFool(), Retime())}
 
 
 def get(name: str) -> Attack:

@@ -235,6 +235,8 @@ def format_summary(record: AttackRecord, path: str | Path | None = None, budgets
     ]
     if a.get("params", {}).get("reduce"):
         lines.append(f"  L0 before reduction: median {fmt_count(s['median_l0_before_reduction'])} flips")
+    if record.spikes_moved is not None:
+        lines.append(_retime_line(record))
     gradients = (record.zero_grad_iterations >= 0).any()
     lines.append(f"  iterations: mean {s['mean_iterations']:.2f}; RSF iterations {s['rsf_iterations']}"
                  + (f"; all-zero gradients {s['zero_grad_iterations']}" if gradients else ""))
@@ -272,6 +274,15 @@ def _query_lines(q: dict) -> list[str]:
     return [f"  queries ({q['oracle']} oracle, {q['profile'] or 'loihi2-fixed'}; at most {q['query_budget']:,} "
             f"per row): {median} over the {q['n_success']} successes",
             "  success by queries: " + "  ".join(f"<={b:,}: {k}/{n}" for b, (k, n) in q["success_by_queries"].items())]
+def _retime_line(record: AttackRecord) -> str:
+    """A retiming record's moves: median spikes moved and total shift over the successful rows."""
+    won = record.success & record.correct_before
+
+    def median(values: np.ndarray) -> str:
+        return fmt_count(float(np.median(values[won])) if won.any() else float("nan"))
+
+    return (f"  retiming {record.attrs.get('retime_budget', '')}: median spikes moved {median(record.spikes_moved)}, "
+            f"median total shift {median(record.total_shift)} steps (successes; every channel keeps its spike count)")
 
 
 def _failure_line(s: dict) -> str:

@@ -16,6 +16,8 @@ from pathlib import Path
 import numpy as np
 
 from ..attacks.oracles import TwinOracle, check_twin_proof, mismatched_rows
+from ..attacks.interface import Job
+from ..attacks.retime import RetimeBudget
 from ..device.backend import device_session
 from ..device.profiles import Profile, as_profile
 from ..errors import ConfigError
@@ -29,6 +31,7 @@ from ..versions import numeric_versions
 from .cascade import Outcome, QueryOracle, Rows, run_cascade
 from .ensemble import STAGE, Ensemble, load_ensemble
 from .record import KIND, OFFLINE
+from .retiming import parse_retime_budgets, retime_arrays, retime_verdicts
 
 #: The budgets (flipped elements) of ``harness evaluate`` when none are given.
 DEFAULT_BUDGETS = (10, 25, 50, 100, 200, 500)
@@ -93,15 +96,18 @@ class DeviceJudge:
         return self.session.replay(spikes).counts
 
 
-def evaluation_id(ensemble: Ensemble, n: int, budgets: list[int], profiles: list[Profile]) -> str:
-    """``<ensemble>_n<N>_<8 hex>``: the hex digests the attacks' settings, budgets and profile names."""
-    spec = json.dumps([ensemble.to_dict()["attacks"], budgets, [p.name for p in profiles]], sort_keys=True)
+def evaluation_id(ensemble: Ensemble, n: int, budgets: list[int], profiles: list[Profile],
+                  retime_budgets: list[int] = ()) -> str:
+    """``<ensemble>_n<N>_<8 hex>``: the hex digests the attacks' settings, budgets, profile names and
+    the timing budgets (these only when given, so that earlier ids stay valid)."""
+    parts = [ensemble.to_dict()["attacks"], budgets, [p.name for p in profiles]]
+    spec = json.dumps(parts + ([list(retime_budgets)] if retime_budgets else []), sort_keys=True)
     return f"{folder_name(ensemble.name, 'ensemble name')}_n{n}_{hashlib.sha256(spec.encode()).hexdigest()[:8]}"
 
 
 def evaluate(run_dir: str | Path, ensemble: str | Path | Ensemble = "quick", profiles=("loihi2-fixed",),
              budgets=DEFAULT_BUDGETS, n: int | None = None, *, batch_size: int = 128, progress: bool = True,
-             device: str = "cpu", data_path=None, force: bool = False) -> Path:
+             device: str = "cpu", data_path=None, force: bool = False, retime_budgets=()) -> Path:
     """Evaluate the run's network and write ``RUN_DIR/evaluations/<id>.h5``; its path.
 
     Args:
@@ -109,6 +115,7 @@ def evaluate(run_dir: str | Path, ensemble: str | Path | Ensemble = "quick", pro
         profiles: device profiles (names, paths or Profiles); each gets one device session.
         budgets: flip budgets (L0), checked by :func:`check_budgets`.
         n: the first ``n`` test rows (default all).
+        retime_budgets: timing budgets D of the separate retiming curve (:mod:`.retiming`); () none.
         device: torch device of the gradient passes.
         force: recompute even when an evaluation with the same identity exists.
     """
@@ -121,16 +128,21 @@ def evaluate(run_dir: str | Path, ensemble: str | Path | Ensemble = "quick", pro
     data = run.test(n, data_path)
     rows = Rows(np.ascontiguousarray(data.spikes, dtype=np.uint8), np.asarray(data.labels, dtype=np.int64),
                 np.arange(len(data.labels), dtype=np.int64))
-    path = run.root / FOLDER / f"{evaluation_id(ensemble, len(rows.labels), budgets, profiles)}.h5"
+    retime_budgets = parse_retime_budgets(",".join(map(str, retime_budgets))) if len(retime_budgets) else []
+    for d in retime_budgets:
+        RetimeBudget("inf", d).check_steps(rows.clean.shape[-1], "--retime-budgets")
+    path = run.root / FOLDER / f"{evaluation_id(ensemble, len(rows.labels), budgets, profiles, retime_budgets)}.h5"
     ident = identity(stage="evaluation", model_sha256=run.model_digest, network_sha256=digest_file(run.network_file),
                      data_sha256=data_digest(data), ensemble=ensemble.to_dict(), budgets=budgets,
                      profiles=[p.to_dict() for p in profiles], versions=numeric_versions(),
-                     **({} if device == "cpu" else {"torch_device": device}))
+                     **({} if device == "cpu" else {"torch_device": device}),
+                     **({"retime_budgets": retime_budgets} if retime_budgets else {}))
 
     def compute() -> None:
         check_writable(path.parent)
-        outcome = _judged(run, ensemble, rows, profiles, budgets, batch_size, progress, device, data_path)
-        _write(path, run, ensemble, rows, budgets, outcome, ident)
+        outcome, retimed = _judged(run, ensemble, rows, profiles, budgets, batch_size, progress, device, data_path,
+                                   retime_budgets)
+        _write(path, run, ensemble, rows, budgets, outcome, ident, retimed, retime_budgets)
 
     path.parent.mkdir(parents=True, exist_ok=True)
     with sigterm_as_interrupt():
@@ -139,8 +151,9 @@ def evaluate(run_dir: str | Path, ensemble: str | Path | Ensemble = "quick", pro
 
 
 def _judged(run: Run, ensemble: Ensemble, rows: Rows, profiles: list[Profile], budgets: list[int],
-            batch_size: int, progress: bool, device: str, data_path) -> Outcome:
-    """The cascade with the offline judge and one device session per profile (all stopped at the end)."""
+            batch_size: int, progress: bool, device: str, data_path, retime_budgets: list[int]):
+    """The cascade with the offline judge and one device session per profile (all stopped at the end),
+    and the retiming verdicts ({} without timing budgets) judged through the same sessions."""
     with contextlib.ExitStack() as stack:
         judges = [OfflineJudge(run.net)]
         for profile in profiles:
@@ -149,7 +162,12 @@ def _judged(run: Run, ensemble: Ensemble, rows: Rows, profiles: list[Profile], b
         oracle = _query_oracle(run, ensemble, judges, rows, batch_size, stack)
         outcome = run_cascade(run, ensemble, rows, judges, budgets, batch_size=batch_size, progress=progress,
                               device=device, data_path=data_path, query_oracle=oracle)
-        return replace(outcome, query_oracle={**oracle.settings, "proof": oracle.proof} if oracle else None)
+        outcome = replace(outcome, query_oracle={**oracle.settings, "proof": oracle.proof} if oracle else None)
+        if not retime_budgets:
+            return outcome, {}
+        job = Job(run.root, batch_size=batch_size, progress=progress, data_path=data_path, device=device)
+        clean = {name: v.clean_correct for name, v in outcome.verdicts.items()}
+        return outcome, retime_verdicts(rows, judges, clean, retime_budgets, job)
 
 
 def _query_oracle(run: Run, ensemble: Ensemble, judges: list, rows: Rows, batch_size: int,
@@ -180,12 +198,13 @@ def _query_oracle(run: Run, ensemble: Ensemble, judges: list, rows: Rows, batch_
 
 
 def _write(path: Path, run: Run, ensemble: Ensemble, rows: Rows, budgets: list[int], outcome: Outcome,
-           ident: str) -> None:
-    arrays = {"labels": rows.labels, "sample_index": rows.index, "clean": rows.clean}
+           ident: str, retimed: dict[str, np.ndarray], retime_budgets: list[int]) -> None:
+    arrays = {"labels": rows.labels, "sample_index": rows.index, "clean": rows.clean, **retime_arrays(retimed)}
     for name, verdict in outcome.verdicts.items():
         arrays.update({f"{name}/{key}": value for key, value in verdict.arrays(budgets).items()})
     attrs = {"evaluation_id": path.stem, "model": run.spec.name, "ensemble": ensemble.to_dict(), "budgets": budgets,
              "verdicts": list(outcome.verdicts), "n": int(len(rows.labels)),
              "cascade": [vars(step) for step in outcome.steps], "flags": outcome.flags, "identity": ident,
-             **({"query_oracle": outcome.query_oracle} if outcome.query_oracle else {})}
+             **({"query_oracle": outcome.query_oracle} if outcome.query_oracle else {}),
+             **({"retime_budgets": retime_budgets} if retime_budgets else {})}
     write_h5(path, arrays, attrs, kind=KIND)

@@ -57,6 +57,19 @@ class Evaluation:
         counts.update({str(b): int(k) for b, k in zip(self.budgets, self.robust(verdict).sum(axis=0))})
         return {b: _rate(k, n) for b, k in counts.items()}
 
+    @property
+    def retime_budgets(self) -> list[int]:
+        """The timing budgets D of the retiming curve (empty: none evaluated)."""
+        return [int(d) for d in self.attrs.get("retime_budgets", [])]
+
+    def retime_curve(self, verdict: str) -> dict[str, Any]:
+        """Robust accuracy per timing budget D under retiming: ``{"<D>": {value, k, n, low, high}}``
+        (:mod:`harness.evaluation.retiming`); {} when the evaluation has no retiming curve."""
+        if not self.retime_budgets:
+            return {}
+        robust = self.arrays[f"retime/{verdict}/robust"].astype(bool)
+        return {str(d): _rate(int(k), len(robust)) for d, k in zip(self.retime_budgets, robust.sum(axis=0))}
+
     def broken_first_by(self, verdict: str) -> dict[str, int]:
         """Rows each attack broke first (cascade order) within the largest budget."""
         first = self.arrays[f"{verdict}/broken_first_by"]
@@ -79,13 +92,17 @@ def load_evaluation(path: str | Path) -> Evaluation:
 
 
 def _check_monotone(evaluation: Evaluation, verdict: str) -> None:
-    """Flag (b): robust at a larger budget but not at a smaller one, or robust without being correct."""
-    robust = evaluation.robust(verdict)
+    """Flag (b): robust at a larger budget but not at a smaller one, or robust without being correct (the
+    flip curve, and the retiming curve over its timing budgets)."""
     clean = evaluation.arrays[f"{verdict}/clean_correct"].astype(bool)
-    rises = np.flatnonzero(np.any(robust[:, 1:] & ~robust[:, :-1], axis=1) | (robust[:, 0] & ~clean))
-    if len(rises):
-        raise DataError(f"{evaluation.path}: the {verdict} robust-accuracy curve rises with the budget at rows "
-                        f"{', '.join(map(str, rises[:20]))}; refused (an evaluation is never printed from it)")
+    curves = {"robust-accuracy": evaluation.robust(verdict)}
+    if evaluation.retime_budgets:
+        curves["retiming"] = evaluation.arrays[f"retime/{verdict}/robust"].astype(bool)
+    for what, robust in curves.items():
+        rises = np.flatnonzero(np.any(robust[:, 1:] & ~robust[:, :-1], axis=1) | (robust[:, 0] & ~clean))
+        if len(rises):
+            raise DataError(f"{evaluation.path}: the {verdict} {what} curve rises with the budget at rows "
+                            f"{', '.join(map(str, rises[:20]))}; refused (an evaluation is never printed from it)")
 
 
 def evaluations_of(run_root: str | Path) -> list[Path]:
@@ -103,6 +120,7 @@ def format_summary(evaluation: Evaluation) -> str:
         curve = evaluation.curve(verdict)
         lines.append(f"  {verdict}: robust accuracy (k/n, Wilson 95%)")
         lines += [f"    {'clean' if b == '0' else f'L0 <= {b}':>12}: {_fmt(r)}" for b, r in curve.items()]
+        lines += [f"    {f'retiming D <= {d}':>12}: {_fmt(r)}" for d, r in evaluation.retime_curve(verdict).items()]
         first = ", ".join(f"{label} {k}" for label, k in evaluation.broken_first_by(verdict).items())
         lines.append(f"    broken first by: {first}")
     for step in a.get("cascade", []):

@@ -41,6 +41,7 @@ from ..errors import ConfigError, DataError
 from ..models import load_spec, spec_from_dict
 from ..evaluation.ensemble import load_ensemble
 from ..evaluation.evaluate import DEFAULT_BUDGETS as EVALUATION_BUDGETS, check_budgets as check_flip_budgets
+from ..evaluation.retiming import parse_retime_budgets
 from ..report.studies import STUDIES
 from ..results import DEFAULT_BUDGETS, check_budgets
 from ..settings import POSITIVE, build, folder_name, toml_key
@@ -51,7 +52,7 @@ DEFAULT_DATA = "../shared/data/nmnist_small"
 
 _EXPERIMENT_KEYS = {"name", "description", "seed", "seeds", "budgets", "profiles", "data", "study", "runs", "attacks", "ann",
                   "evaluations"}
-_EVALUATION_KEYS = {"ensemble", "budgets", "n", "runs"}
+_EVALUATION_KEYS = {"ensemble", "budgets", "n", "runs", "retime_budgets"}
 _ANN_KEYS = {"runs", "snn_attack", "eps", "eps_scale", "seed", "code_seed", "epochs", "n"}
 _RUN_KEYS = {"id", "model", "seed", "seeds", "epochs", "spec", "network", "steps", "dt_ms"}
 #: Keys of a [[runs]] table that imports a netx network instead of training a model.
@@ -167,12 +168,14 @@ class EvaluationPlan:
     Attributes:
         ensemble: a shipped ensemble name (quick, standard) or a TOML path, checked when the file is read.
         budgets: flip budgets (L0); n: the first ``n`` test rows (None: all); runs: the runs evaluated.
+        retime_budgets: timing budgets D of the separate retiming curve (None: no retiming curve).
     """
 
     ensemble: str
     budgets: list[int]
     n: int | None
     runs: list[str]
+    retime_budgets: list[int] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return _drop_none(dict(vars(self)))
@@ -418,9 +421,14 @@ def _evaluation_plan(raw: dict[str, Any], groups: dict[str, list[str]], where: s
     budgets = raw.get("budgets", list(EVALUATION_BUDGETS))
     if not isinstance(budgets, list):
         raise ConfigError(f"{where}: 'budgets' must be a list of integers >= 1, got {budgets!r}")
+    retime = raw.get("retime_budgets")
+    if retime is not None and (not isinstance(retime, list) or not retime):
+        raise ConfigError(f"{where}: 'retime_budgets' must be a list of integers >= 1, got {retime!r}")
     return EvaluationPlan(ensemble=ensemble, budgets=check_flip_budgets(budgets, f"{where}: 'budgets'"),
                           n=_int(raw, "n", None, where, minimum=1),
-                          runs=resolve_runs(_str_list(raw, "runs", list(groups), where), groups, where, "run"))
+                          runs=resolve_runs(_str_list(raw, "runs", list(groups), where), groups, where, "run"),
+                          retime_budgets=None if retime is None else parse_retime_budgets(
+                              ",".join(map(str, retime)), f"{where}: 'retime_budgets'"))
 
 
 def _profiles(names: list[str], where: str) -> dict[str, Profile]:

@@ -122,7 +122,8 @@ def replay(root: Path, run_id: str, profile: Profile, data: Path | None, progres
 def evaluate(root: Path, plan: EvaluationPlan, run_id: str, profiles: list[Profile], progress: bool,
              inputs: Inputs) -> TaskResult:
     """One ``[[evaluations]]`` table on one run; ``value`` is the evaluation id."""
-    path = run_evaluation(root / run_id, plan.ensemble, profiles, plan.budgets, plan.n, progress=progress)
+    path = run_evaluation(root / run_id, plan.ensemble, profiles, plan.budgets, plan.n, progress=progress,
+                          retime_budgets=plan.retime_budgets or ())
     evaluation = load_evaluation(path)
     note = "; ".join(evaluation.errors) or headline(robustness_entry(evaluation))
     return TaskResult(path, note, path.stem)

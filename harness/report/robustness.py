@@ -61,6 +61,20 @@ def robustness_sections(results: Results) -> list[Section]:
     png = figures.budget_curves({"worst case over the ensemble": {
         name: {b: v.robust_accuracy_ci[b] for b in budgets[1:]} for name, v in verdicts.items()}},
         f"robust accuracy ({robustness.n} rows)", ROBUST_AXIS)
-    return [Section(title, [f"**{headline(robustness)}**.", intro, *warnings], [curve, contribution],
+    return [Section(title, [f"**{headline(robustness)}**.", intro, *warnings], [curve, contribution,
+                                                                              *_retiming_tables(robustness)],
                     [Figure(f"robust-accuracy-{results.run}" if results.run else "robust-accuracy", png, "robust accuracy vs budget, offline (solid) and on each device "
                                                     "profile (dashed), Wilson 95% bands")])]
+
+
+def _retiming_tables(robustness: Robustness) -> list[Table]:
+    """The retiming curve (robust accuracy per timing budget D, per judge), apart from the flip curve;
+    none when the evaluation has no timing budgets."""
+    retiming = robustness.retiming
+    if retiming is None:
+        return []
+    return [Table(["timing budget", *retiming.verdicts],
+                  [[f"every shift <= {d} steps", *(_rate(curve[str(d)]) for curve in retiming.verdicts.values())]
+                   for d in retiming.budgets],
+                  caption="retiming: robust accuracy when every spike may move in time (counts kept), k/n and "
+                          "Wilson 95% interval, per judge (docs/evaluation.md)")]
