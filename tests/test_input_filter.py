@@ -163,3 +163,74 @@ def test_through_filter_puts_the_filter_before_the_first_layer_and_restores_the_
         expected = net(torch.as_tensor(refractory(spikes.numpy().astype(np.uint8), 3), dtype=torch.float32))
         assert torch.equal(inside, expected)
         assert net.front is None and torch.equal(net(spikes), net(spikes))
+
+
+# ------------------------------------------------------------------ end to end on a small trained network
+@pytest.fixture(scope="module")
+def digits(tmp_path_factory):
+    """digits-mlp trained for one epoch, and a loihi2-fixed profile with a refractory filter (R = 1)."""
+    from harness.train import train_run
+
+    root = tmp_path_factory.mktemp("filtered")
+    train_run("digits-mlp", root / "run", seed=0, epochs=1, progress=False)
+    profile = root / "loihi2-fixed-r1.toml"
+    profile.write_text(load_profile("loihi2-fixed").path.read_text().replace('name = "loihi2-fixed"',
+                                                                               'name = "loihi2-fixed-r1"')
+                       + '\n[input_filter]\nkind = "refractory"\nwindow = 1\n')
+    return root / "run", profile
+
+
+@pytest.mark.slow
+def test_offline_and_device_agree_through_a_filtered_bit_exact_profile(digits):
+    from harness.device.backend import replay
+    from harness.metrics import predict
+    from harness.runs import open_run
+    from harness.train import output_counts
+
+    run_dir, profile = digits
+    run = open_run(run_dir)
+    spikes = np.ascontiguousarray(run.test(24, None).spikes, dtype=np.uint8)
+    out = replay(run.network_file, spikes, profile)
+    with through_filter(run.net, load_profile(profile).input_filter):
+        offline = predict(output_counts(run.net, spikes))
+    assert np.array_equal(out.predictions, offline)
+    removed = spikes.reshape(24, -1).sum(1) - refractory(spikes, 1).reshape(24, -1).sum(1)
+    assert removed.min() > 0 and np.array_equal(out.input_events_removed, removed)
+    assert np.array_equal(out.input_spikes, refractory(spikes, 1).reshape(24, -1).sum(1))
+    assert not np.array_equal(predict(output_counts(run.net, spikes)), offline)  # the filter matters here
+
+
+@pytest.mark.slow
+def test_the_adaptive_attack_breaks_at_least_what_the_non_adaptive_one_breaks(digits):
+    from harness.evaluation.evaluate import evaluate
+    from harness.evaluation.record import format_summary, load_evaluation
+
+    run_dir, profile = digits
+    evaluation = load_evaluation(evaluate(run_dir, "quick", [profile], [10, 50], n=16, progress=False))
+    name = "loihi2-fixed-r1"
+    adaptive, non_adaptive, worst = (evaluation.robust(v) for v in (f"{name}:adaptive", f"{name}:non-adaptive", name))
+    assert (adaptive.sum(0) <= non_adaptive.sum(0)).all() and adaptive.sum() < non_adaptive.sum()
+    assert np.array_equal(worst, adaptive & non_adaptive) and not evaluation.errors
+    comparison = evaluation.attrs["adaptive"][name]
+    assert comparison["stronger"] == "adaptive"
+    assert f"{name}: its verdict is the worst case" in format_summary(evaluation)
+
+
+@pytest.mark.slow
+def test_attack_through_a_profile_filter_has_its_own_id_and_non_adaptive_is_the_bare_attack(digits, capsys):
+    from harness.cli import main
+    from harness.records import AttackRecord
+
+    run_dir, profile = digits
+    common = ["attack", "--run", str(run_dir), "--method", "g2s", "--loss", "margin", "--iterations", "3", "--n", "6",
+              "--no-progress"]
+    assert main(common + ["--profile", str(profile)]) == 0
+    assert main(common + ["--profile", str(profile), "--non-adaptive"]) == 0
+    files = sorted(p.name for p in (run_dir / "attacks").glob("g2s_*.h5"))
+    assert files == ["g2s_u_k3_g0.05_e1_mg_n6_s0.h5", "g2s_u_k3_g0.05_e1_mg_n6_s0_frefractory1.h5"]
+    params = AttackRecord.load(run_dir / "attacks" / files[1]).attrs["params"]
+    assert params["input_filter"]["kind"] == "refractory" and params["input_filter"]["window"] == 1
+    capsys.readouterr()
+    assert main(common + ["--non-adaptive"]) == 2
+    assert capsys.readouterr().err.strip().endswith("--non-adaptive needs --profile: the profile whose filter the "
+                                                    "attack ignores (its replay on that profile applies the filter)")

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from ..device.input_filter import InputFilter
+from ..errors import ConfigError
 
 
 class _StraightThrough(torch.autograd.Function):
@@ -48,6 +49,9 @@ def through_filter(net, input_filter: InputFilter | None) -> Iterator:
     if input_filter is None:
         yield net
         return
+    if not hasattr(type(net), "front"):
+        raise ConfigError(f"a profile's [input_filter] can be put in front of a network trained here only, not "
+                          f"of {type(net).__name__} (an imported network's twin); attack it with --non-adaptive")
     previous = net.front
     net.front = lambda x: filtered_input(x, input_filter)
     try:

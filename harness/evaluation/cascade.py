@@ -9,7 +9,7 @@ returns is judged by every judge, whatever the attack thought of it.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Callable, Iterator, Protocol
 
 import numpy as np
@@ -70,6 +70,7 @@ class Outcome:
     verdicts: dict[str, Verdict]
     steps: list[Step]
     flags: list[dict[str, str]]
+    adaptive: dict[str, dict] = field(default_factory=dict)  # filtered profile -> which part was stronger (.adaptive)
 
 
 def run_cascade(run: Run, ensemble: Ensemble, rows: Rows, judges: list[Judge], budgets: list[int], *,

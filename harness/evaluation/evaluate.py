@@ -24,6 +24,7 @@ from ..signals import sigterm_as_interrupt
 from ..store import cached, check_writable, digest_file, identity, write_h5
 from ..train import output_counts
 from ..versions import numeric_versions
+from .adaptive import with_adaptive
 from .cascade import Outcome, Rows, run_cascade
 from .ensemble import Ensemble, load_ensemble
 from .record import KIND, OFFLINE
@@ -70,7 +71,8 @@ class DeviceJudge:
 
     def __init__(self, session, profile: Profile, progress: bool) -> None:
         self.session, self.name, self.progress = session, profile.name, progress
-        self.bit_exact = profile.select_tag == "fixed_pt" and not profile.noise.active
+        self.bit_exact = (profile.select_tag == "fixed_pt" and not profile.noise.active
+                          and profile.input_filter is None)  # a filtered profile is compared in .adaptive
 
     def predictions(self, spikes: np.ndarray, rows: np.ndarray) -> np.ndarray:
         return self.session.replay(spikes, sample_keys=rows, progress=self.progress).predictions
@@ -134,8 +136,12 @@ def _judged(run: Run, ensemble: Ensemble, rows: Rows, profiles: list[Profile], b
         for profile in profiles:
             session = stack.enter_context(device_session(run.network_file, profile, expected_samples=len(rows.labels)))
             judges.append(DeviceJudge(session, profile, progress))
-        return run_cascade(run, ensemble, rows, judges, budgets, batch_size=batch_size, progress=progress,
-                           device=device, data_path=data_path)
+        options = dict(batch_size=batch_size, progress=progress, device=device, data_path=data_path)
+        outcome = run_cascade(run, ensemble, rows, judges, budgets, **options)
+        for judge, profile in zip(judges[1:], profiles):  # a filtered profile: worst of adaptive, non-adaptive
+            if profile.input_filter is not None:
+                outcome = with_adaptive(outcome, run, ensemble, rows, OfflineJudge, judge, profile, budgets, **options)
+        return outcome
 
 
 def _write(path: Path, run: Run, ensemble: Ensemble, rows: Rows, budgets: list[int], outcome: Outcome,
@@ -145,5 +151,6 @@ def _write(path: Path, run: Run, ensemble: Ensemble, rows: Rows, budgets: list[i
         arrays.update({f"{name}/{key}": value for key, value in verdict.arrays(budgets).items()})
     attrs = {"evaluation_id": path.stem, "model": run.spec.name, "ensemble": ensemble.to_dict(), "budgets": budgets,
              "verdicts": list(outcome.verdicts), "n": int(len(rows.labels)),
-             "cascade": [vars(step) for step in outcome.steps], "flags": outcome.flags, "identity": ident}
+             "cascade": [vars(step) for step in outcome.steps], "flags": outcome.flags, "identity": ident,
+             **({"adaptive": outcome.adaptive} if outcome.adaptive else {})}
     write_h5(path, arrays, attrs, kind=KIND)
