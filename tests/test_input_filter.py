@@ -10,17 +10,9 @@ from harness.attacks.filtered import filtered_input, through_filter
 from harness.device.input_filter import InputFilter, denoise, front_end, refractory
 from harness.device.profiles import load_profile
 from harness.errors import ConfigError, DataError
+from test_device_profiles import VALID
 
-PROFILE = """
-name = "filtered"
-[backend]
-kind = "lava-sim"
-select_tag = "fixed_pt"
-[energy]
-synaptic_op_j = 1e-12
-neuron_update_j = 2e-12
-spike_j = 0.0
-source = "made up for a test"
+PROFILE = VALID + """
 [input_filter]
 kind = "refractory"
 window = 2
