@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from harness.attacks.filtered import filtered_input, through_filter
-from harness.device.input_filter import InputFilter, denoise, front_end, refractory
+from harness.device.input_filter import InputFilter, charged, denoise, front_end, refractory
+from harness.device.output import DeviceOutput
 from harness.device.profiles import load_profile
 from harness.errors import ConfigError, DataError
 from test_device_profiles import VALID
@@ -131,6 +132,14 @@ def test_the_front_end_counts_removed_events_and_charges_examined_ones(tmp_path)
     assert front.removed.tolist() == (spikes.reshape(4, -1).sum(1) - front.spikes.reshape(4, -1).sum(1)).tolist()
     assert np.allclose(profile.input_filter.energy(front.examined), 3e-12 * front.examined)
     assert front_end(load_profile("loihi2-fixed"), spikes).removed is None
+    output = DeviceOutput(rasters=np.zeros((4, 2, 8), np.uint8), counts=np.zeros((4, 2), np.int64),
+                          predictions=np.full(4, -1), layer_counts=np.zeros((4, 1), np.int64),
+                          input_spikes=front.spikes.reshape(4, -1).sum(1), synops=np.zeros(4, np.int64),
+                          neuron_updates=np.zeros(4, np.int64), energy_j=np.full(4, 1e-9), layer_names=["l"],
+                          wall_seconds=0.0, lanes=1, profile=profile, sample_mode="fresh")
+    out = charged(output, front)
+    assert np.array_equal(out.arrays()["input_events_removed"], front.removed)
+    assert np.allclose(out.energy_j, 1e-9 + 3e-12 * front.examined)
 
 
 def test_bpda_filters_forward_and_passes_the_gradient_straight_through():
