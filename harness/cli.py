@@ -411,7 +411,10 @@ def add_attack(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--oracle", metavar="KIND", help="sparse-rs, pointwise: what answers the queries: twin (the "
                    "network in torch, proven equal to the device; default) or device (a warm session on --profile)")
     p.add_argument("--profile", metavar="NAME", help="sparse-rs, pointwise: the hardware profile whose answers "
-                   "the oracle gives (default loihi2-fixed)")
+                   "the oracle gives (default loihi2-fixed); g2s-rsf, g2s, rsf: put the profile's [input_filter] "
+                   "in front of the network, its gradient passed straight through (BPDA; docs/defences.md)")
+    p.add_argument("--non-adaptive", action="store_true", help="g2s-rsf, g2s, rsf with --profile: attack the bare "
+                   "network, ignoring the profile's filter (its replay on the profile applies the filter)")
     p.add_argument("--match", metavar="ID", help="with --method random: the attack id in this run whose "
                    "per-sample L0 the random flips copy")
     p.add_argument("--transfer-from", metavar="FILE.h5", help="judge the adversarial set of FILE.h5 (an attack "
@@ -433,7 +436,7 @@ def add_attack(sub: argparse._SubParsersAction) -> None:
 ATTACK_SETTINGS = ("targeted", "iterations", "gamma", "eta", "reduce", "max_flips", "max_flip_rate", "budget_mode",
                    "threshold_mode", "rsf_trigger_ratio", "attack_threshold", "loss", "energy_target",
                    "energy_objective", "threat", "max_passes", "surrogate", "deepfool_iterations", "n", "seed", "match", "transfer_from", "queries",
-                   "p_init", "oracle", "profile", "import_set", "retime_budget")
+                   "p_init", "oracle", "profile", "import_set", "retime_budget", "non_adaptive")
 
 
 def cmd_attack(args: argparse.Namespace) -> int:

@@ -349,7 +349,13 @@ class SpikingNetwork(torch.nn.Module):
         """The blocks with neurons (dense and conv), in order."""
         return [b for b in self.blocks if hasattr(b, "neuron")]
 
+    #: A function applied to every input before the first layer (None: none); set only by
+    #: :func:`harness.attacks.filtered.through_filter`, which puts a profile's event filter there.
+    front = None
+
     def _prepare(self, x: torch.Tensor) -> torch.Tensor:
+        if self.front is not None:
+            x = self.front(x)
         if x.ndim > 3 and self.spec.layers[0]["type"] == "dense":
             x = x.reshape(x.shape[0], -1, x.shape[-1])
         return x

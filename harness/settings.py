@@ -185,6 +185,7 @@ PROFILE_RANGES: dict[str, dict[str, Range]] = {
     "noise": {"drop_probability": Range(0, 1, open_high=True), "jitter_steps": NON_NEGATIVE_INT,
               "seed": NON_NEGATIVE_INT},
     "chip": {"hop_energy_j": NON_NEGATIVE},
+    "input_filter": {"window": COUNT, "energy_per_event_j": NON_NEGATIVE},
 }
 
 

@@ -28,6 +28,7 @@ from ..train import output_counts
 from ..versions import numeric_versions
 from .baselines import random_flips
 from .energy import is_energy_loss, random_energy_record
+from .filtered import through_filter
 from .loop import AttackConfig, craft
 from .targets import TARGET_MODES, expand_targets
 from .transfer import transfer
@@ -88,7 +89,8 @@ def _identity(run: Run, **parts) -> str:
 # ------------------------------------------------------------------ the three entry points
 def run_attack(run_dir: str | Path, config: AttackConfig = AttackConfig(), targeted: str | None = None,
                n: int | None = None, batch_size: int = 128, force: bool = False, progress: bool = True,
-               data_path=None, device: str = "cpu", method: str | None = None, threat: str = "flips") -> Path:
+               data_path=None, device: str = "cpu", method: str | None = None, threat: str = "flips",
+               input_filter=None) -> Path:
     """Attack the run's model on its test split and write ``RUN_DIR/attacks/<id>.h5``.
 
     Args:
@@ -103,6 +105,10 @@ def run_attack(run_dir: str | Path, config: AttackConfig = AttackConfig(), targe
             bits, so a CUDA file has another identity and replaces a CPU one of the same id).
         method: the registry name stored as the record's ``method`` (default: ``config.method``).
         threat: the threat model stored as the record's ``threat``.
+        input_filter: a profile's event filter (:class:`harness.device.input_filter.InputFilter`) put in
+            front of the network for every pass, its gradient passed straight through (BPDA,
+            :mod:`harness.attacks.filtered`); None: the bare network. Part of the id (``f<kind><window>``)
+            and the identity.
     Returns:
         The path of the attack file (existing or new).
     """
@@ -113,17 +119,20 @@ def run_attack(run_dir: str | Path, config: AttackConfig = AttackConfig(), targe
     run = open_run(run_dir)
     net, data = run.net, run.test(n, data_path)
     loss = config.loss or default_loss(run)
-    path = run.attack_path(attack_id(config, targeted, len(data), loss))
-    params = {**config.to_dict(), "loss": loss, "targeted": targeted or "", "n": len(data)}
+    name = attack_id(config, targeted, len(data), loss)
+    path = run.attack_path(name if input_filter is None else f"{name}_f{input_filter.tag}")
+    params = {**config.to_dict(), "loss": loss, "targeted": targeted or "", "n": len(data),
+              **({} if input_filter is None else {"input_filter": input_filter.to_dict()})}
     ident = _identity(run, params=params, data_sha256=data_digest(data),
                       **({} if device == "cpu" else {"torch_device": device}))
 
     def compute() -> None:
-        counts = output_counts(net, data.spikes) if targeted == "least-likely" else None
-        index = np.arange(len(data))
-        rows, targets = expand_targets(targeted, data.labels, net.spec.n_classes, index, config.seed, counts)
-        record = craft(net, data.spikes[rows], data.labels[rows], config, targets=targets,
-                       sample_index=index[rows], batch_size=batch_size, progress=progress, device=device)
+        with through_filter(net, input_filter):
+            counts = output_counts(net, data.spikes) if targeted == "least-likely" else None
+            index = np.arange(len(data))
+            rows, targets = expand_targets(targeted, data.labels, net.spec.n_classes, index, config.seed, counts)
+            record = craft(net, data.spikes[rows], data.labels[rows], config, targets=targets,
+                           sample_index=index[rows], batch_size=batch_size, progress=progress, device=device)
         _attrs(record, path.stem, params, run, data.metadata(), ident, method=method, threat=threat).save(path)
 
     _cached_attack(path, ident, compute, force)

@@ -45,6 +45,9 @@ class DeviceOutput:
         mapping: the network's neurocore mapping on the profile's chip, or None when the
             profile has no [chip] table or the network does not fit (``mapping_error`` says why).
         mapping_error: why there is no mapping, or None.
+        input_events_removed: (N,) int64 input events the profile's ``[input_filter]`` dropped
+            before the network (``input_spikes`` counts what it let through), or None without a
+            filter; its energy is in ``energy_j`` (harness/device/input_filter.py).
     """
 
     rasters: np.ndarray
@@ -65,6 +68,7 @@ class DeviceOutput:
     core_synops: np.ndarray | None = None
     mapping: "Mapping | None" = None
     mapping_error: str | None = None
+    input_events_removed: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.predictions)
@@ -92,6 +96,6 @@ class DeviceOutput:
                 **{name: getattr(self, name) for name in _RECORDED if getattr(self, name) is not None}}
 
 
-_RECORDED = ("neuron_counts", "core_spikes", "core_synops")
+_RECORDED = ("neuron_counts", "core_spikes", "core_synops", "input_events_removed")
 _PER_SAMPLE = ("rasters", "counts", "predictions", "layer_counts", "input_spikes", "synops", "neuron_updates",
                "energy_j") + _RECORDED

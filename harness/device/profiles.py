@@ -22,6 +22,11 @@ cited source) and optional input non-idealities::
     seed = 0
 
     [chip]                     # optional: neurocore limits and mesh (harness/device/chip.py)
+
+    [input_filter]             # optional: an event filter before the network (harness/device/input_filter.py)
+    kind = "refractory"        # refractory | denoise
+    window = 2                 # steps
+    on_chip = false            # energy_per_event_j counts on the chip only
 """
 from __future__ import annotations
 
@@ -33,6 +38,7 @@ from ..errors import ConfigError
 from ..settings import PROFILE_RANGES, check_numbers, folder_name
 from .chip import Chip, chip_from_table
 from .energy import EnergyModel, energy_model_from_table
+from .input_filter import InputFilter, input_filter_from_table
 from .noise import InputNoise, noise_from_table
 from .registry import backend_kinds
 
@@ -51,18 +57,20 @@ class Profile:
     noise: InputNoise = field(default_factory=InputNoise)
     path: Path | None = None
     chip: Chip | None = None
+    input_filter: InputFilter | None = None
 
     def to_dict(self) -> dict:
         """The profile as a JSON-friendly dict (stored with every replay output)."""
         return {"name": self.name, "description": self.description,
                 "backend": {"kind": self.backend, "select_tag": self.select_tag},
                 "energy": self.energy.to_dict(), "noise": self.noise.to_dict(),
-                **({"chip": self.chip.to_dict()} if self.chip else {})}
+                **({"chip": self.chip.to_dict()} if self.chip else {}),
+                **({"input_filter": self.input_filter.to_dict()} if self.input_filter else {})}
 
 
 def profile_from_dict(raw: dict, where: str) -> Profile:
     """Validate a parsed profile; every error names ``where`` and the offending key."""
-    check_unknown(raw, {"name", "description", "backend", "energy", "noise", "chip"}, where)
+    check_unknown(raw, {"name", "description", "backend", "energy", "noise", "chip", "input_filter"}, where)
     require_keys(raw, ["name", "backend", "energy"], where)
     backend = raw["backend"]
     if not isinstance(backend, dict):
@@ -83,7 +91,9 @@ def profile_from_dict(raw: dict, where: str) -> Profile:
                       backend=backend["kind"], select_tag=backend["select_tag"],
                       energy=energy_model_from_table(raw["energy"], f"{where} [energy]"),
                       noise=noise_from_table(raw.get("noise", {}), f"{where} [noise]"),
-                      chip=chip_from_table(raw["chip"], f"{where} [chip]") if "chip" in raw else None)
+                      chip=chip_from_table(raw["chip"], f"{where} [chip]") if "chip" in raw else None,
+                      input_filter=(input_filter_from_table(raw["input_filter"], f"{where} [input_filter]")
+                                    if "input_filter" in raw else None))
     for table, ranges in PROFILE_RANGES.items():  # after the tables' own checks: what they let through (NaN, inf)
         check_numbers(raw.get(table, {}), ranges, f"{where} [{table}]")
     return profile

@@ -34,6 +34,7 @@ from ..errors import DataError, DeviceError
 from ..data import check_binary
 from .lava_sim import (ACTIVE, FRESH, SAMPLE_MODES, SYNAPSES, TIMEOUT_FLOOR_SECONDS, Batch, LavaNetwork, choose_lanes,
                        default_timeout, preload, write_source)
+from .input_filter import charged, front_end
 from .output import DeviceOutput
 from .watchdog import SupervisedServer
 
@@ -174,8 +175,9 @@ class DeviceSession:
                             f"(network {self.network_file}); open another session for other shapes")
         else:
             self._fit_lanes(len(spikes))
-        result = self._run(spikes, sample_keys, progress)
-        return self._output(result, time.perf_counter() - started)
+        front = front_end(self.profile, spikes, sample_keys)  # the profile's noise, then its input filter
+        result = self._run(front.spikes, progress)
+        return charged(self._output(result, time.perf_counter() - started), front)
 
     # ------------------------------------------------------------------ queries (hardware in the loop)
     def output_counts(self, spikes: np.ndarray, *, sample_keys: np.ndarray | None = None) -> np.ndarray:
@@ -198,12 +200,12 @@ class DeviceSession:
             raise DataError(f"input spikes {spikes.shape}: this session replays T = {self.steps} steps per sample, "
                             f"got {spikes.shape[-1]}")
 
-    def _run(self, spikes: np.ndarray, sample_keys, progress: bool):
-        """Write the set's input stream, ask the job to replay it, return its SimResult."""
+    def _run(self, replayed: np.ndarray, progress: bool):
+        """Write the set's input stream (as the network receives it), ask the job to replay it,
+        return its SimResult."""
         from .lava_procs.io import input_file
 
-        samples = len(spikes)
-        replayed = self.profile.noise.apply(spikes, sample_keys)
+        samples = len(replayed)
         batch = Batch(samples, self.steps, self.lanes)
         index, self._sets = self._sets, self._sets + 1
         path = Path(input_file(str(self._tmp), index))

@@ -9,7 +9,7 @@ returns is judged by every judge, whatever the attack thought of it.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Callable, Iterator, Protocol
 
 import numpy as np
@@ -71,6 +71,7 @@ class Outcome:
     steps: list[Step]
     flags: list[dict[str, str]]
     query_oracle: dict | None = None  # who answered the query attacks: oracle, profile, proof
+    adaptive: dict[str, dict] = field(default_factory=dict)  # filtered profile -> which part was stronger (.adaptive)
 
 
 @dataclass

@@ -28,6 +28,7 @@ from ..signals import sigterm_as_interrupt
 from ..store import cached, check_writable, digest_file, identity, write_h5
 from ..train import output_counts
 from ..versions import numeric_versions
+from .adaptive import with_adaptive
 from .cascade import Outcome, QueryOracle, Rows, run_cascade
 from .ensemble import STAGE, Ensemble, load_ensemble
 from .record import KIND, OFFLINE
@@ -77,7 +78,8 @@ class DeviceJudge:
 
     def __init__(self, session, profile: Profile, progress: bool) -> None:
         self.session, self.name, self.progress = session, profile.name, progress
-        self.bit_exact = profile.select_tag == "fixed_pt" and not profile.noise.active
+        self.bit_exact = (profile.select_tag == "fixed_pt" and not profile.noise.active
+                          and profile.input_filter is None)  # a filtered profile is compared in .adaptive
         self._clean = None  # (the clean spikes, their DeviceOutput)
 
     def clean(self, rows: Rows):
@@ -160,14 +162,26 @@ def _judged(run: Run, ensemble: Ensemble, rows: Rows, profiles: list[Profile], b
             session = stack.enter_context(device_session(run.network_file, profile, expected_samples=len(rows.labels)))
             judges.append(DeviceJudge(session, profile, progress))
         oracle = _query_oracle(run, ensemble, judges, rows, batch_size, stack)
-        outcome = run_cascade(run, ensemble, rows, judges, budgets, batch_size=batch_size, progress=progress,
-                              device=device, data_path=data_path, query_oracle=oracle)
+        options = dict(batch_size=batch_size, progress=progress, device=device, data_path=data_path)
+        outcome = run_cascade(run, ensemble, rows, judges, budgets, query_oracle=oracle, **options)
         outcome = replace(outcome, query_oracle={**oracle.settings, "proof": oracle.proof} if oracle else None)
+        for judge, profile in zip(judges[1:], profiles):  # a filtered profile: worst of adaptive, non-adaptive
+            if profile.input_filter is not None:
+                outcome = with_adaptive(outcome, run, ensemble, rows, OfflineJudge, judge, profile, budgets,
+                                        query_oracle=_filtered_oracle(ensemble, judge), **options)
         if not retime_budgets:
             return outcome, {}
         job = Job(run.root, batch_size=batch_size, progress=progress, data_path=data_path, device=device)
         clean = {name: v.clean_correct for name, v in outcome.verdicts.items()}
         return outcome, retime_verdicts(rows, judges, clean, retime_budgets, job)
+
+
+def _filtered_oracle(ensemble: Ensemble, judge: DeviceJudge) -> QueryOracle | None:
+    """The query attacks' oracle in a filtered profile's adaptive cascade: the profile's own device
+    session, whose filter is part of what a black-box attacker queries (None without query attacks)."""
+    if not any(m.stage == STAGE["scores"] for m in ensemble.members):
+        return None
+    return QueryOracle(judge, {"oracle": "device", "profile": judge.name}, "the filtered profile's device session")
 
 
 def _query_oracle(run: Run, ensemble: Ensemble, judges: list, rows: Rows, batch_size: int,
@@ -206,5 +220,6 @@ def _write(path: Path, run: Run, ensemble: Ensemble, rows: Rows, budgets: list[i
              "verdicts": list(outcome.verdicts), "n": int(len(rows.labels)),
              "cascade": [vars(step) for step in outcome.steps], "flags": outcome.flags, "identity": ident,
              **({"query_oracle": outcome.query_oracle} if outcome.query_oracle else {}),
-             **({"retime_budgets": retime_budgets} if retime_budgets else {})}
+             **({"retime_budgets": retime_budgets} if retime_budgets else {}),
+             **({"adaptive": outcome.adaptive} if outcome.adaptive else {})}
     write_h5(path, arrays, attrs, kind=KIND)

@@ -128,8 +128,18 @@ def format_summary(evaluation: Evaluation) -> str:
         lines.append(f"  cascade: {step['label']}: attacked {step['rows_attacked']} rows, spared {step['rows_saved']}"
                      f" ({step['seconds']:.1f} s{zero})")
     lines += [f"  {f['level']}: {f['message']}" for f in a.get("flags", [])]
+    lines += [_adaptive_line(profile, c) for profile, c in a.get("adaptive", {}).items()]
     lines.append(f"  file: {evaluation.path}")
     return "\n".join(lines)
+
+
+def _adaptive_line(profile: str, c: dict[str, Any]) -> str:
+    """Which attack was stronger on a filtered profile (harness/evaluation/adaptive.py)."""
+    left = ", ".join(f"L0 <= {b}: {a} vs {n}" for b, a, n in zip(c["budgets"], c["robust_adaptive"],
+                                                                  c["robust_non_adaptive"]))
+    verdict = "neither (equal)" if c["stronger"] == "equal" else f"the {c['stronger']} attack"
+    return (f"  {profile}: its verdict is the worst case of adaptive (BPDA through the filter) and non-adaptive "
+            f"attacks; stronger: {verdict} (rows left robust, adaptive vs non-adaptive: {left})")
 
 
 def _fmt(rate: dict[str, Any]) -> str:

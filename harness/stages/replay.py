@@ -219,16 +219,20 @@ def replay_summary(run_dir: str | Path, profile: Profile | str, attack_id: str |
     """Measurements of a finished replay (:mod:`harness.stages.measure`).
 
     Clean: device accuracy, agreement and identical rasters vs the run's SLAYER model on the
-    same test split. Attack: device accuracy, on-device success, transfer, activity and energy.
+    same test split (behind the profile's event filter, if it has one: docs/defences.md). Attack:
+    device accuracy, on-device success, transfer, activity and energy.
     """
+    from ..attacks.filtered import through_filter
     from .measure import attack_measurements, clean_measurements, offline_outputs
 
-    run = open_run(run_dir)
-    device = run.replay(as_profile(profile).name, attack_id or "clean").arrays
+    run, profile = open_run(run_dir), as_profile(profile)
+    device = run.replay(profile.name, attack_id or "clean").arrays
     if attack_id is not None:
         return attack_measurements(run.attack_arrays(attack_id), device)
     test = run.test(data_path=data_path)
-    return clean_measurements(device, offline_outputs(run.net, test.spikes), test.labels)
+    with through_filter(run.net, profile.input_filter):
+        offline = offline_outputs(run.net, test.spikes)
+    return clean_measurements(device, offline, test.labels)
 
 
 def energy_summary(run_dir: str | Path, profile: Profile | str, attack_id: str) -> dict[str, Any]:

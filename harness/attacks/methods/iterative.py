@@ -4,13 +4,27 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from ...errors import ConfigError
 from ...settings import build, cli_flag
 from ..interface import Attack, Job
 from ..loop import AttackConfig
 from ..runner import run_attack
 
-_ALL = frozenset(AttackConfig.__dataclass_fields__) - {"method"} | {"targeted", "n"}
-_RUN_KEYS = ("targeted", "n")
+_ALL = frozenset(AttackConfig.__dataclass_fields__) - {"method"} | {"targeted", "n", "profile", "non_adaptive"}
+_RUN_KEYS = ("targeted", "n", "profile", "non_adaptive")
+
+
+def attacked_filter(values: dict[str, Any]):
+    """The event filter the attack crafts through: the ``profile``'s ``[input_filter]`` (None: the
+    profile has none, no profile is given, or ``non_adaptive`` asks to attack the bare network)."""
+    from ...device.profiles import load_profile
+
+    if values.get("non_adaptive") and values.get("profile") is None:
+        raise ConfigError(f"{cli_flag('non_adaptive')} needs {cli_flag('profile')}: the profile whose filter the "
+                          "attack ignores (its replay on that profile applies the filter)")
+    if values.get("non_adaptive") or values.get("profile") is None:
+        return None
+    return load_profile(values["profile"]).input_filter
 
 
 class Iterative(Attack):
@@ -30,7 +44,8 @@ class Iterative(Attack):
         config = self.config(values)
         return run_attack(job.run_dir, config, targeted=values.get("targeted"), n=values.get("n"),
                           batch_size=job.batch_size, force=job.force, progress=job.progress,
-                          data_path=job.data_path, device=job.device, method=self.name, threat=config.threat)
+                          data_path=job.data_path, device=job.device, method=self.name, threat=config.threat,
+                          input_filter=attacked_filter(values))
 
 
 class G2sRsf(Iterative):
