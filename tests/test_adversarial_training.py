@@ -171,3 +171,32 @@ def test_shipped_adversarial_spec_is_nmnist_mlp_plus_the_table():
     for key in ("data", "neuron", "surrogate", "layers", "training"):
         assert adv[key] == plain[key], key
     assert np.isclose(settings["share"], 0.5)
+
+
+# ------------------------------------------------------------------ study 8's files
+def test_study8_ensemble_pins_its_attacks_by_name():
+    from harness.evaluation.ensemble import load_ensemble
+
+    ensemble = load_ensemble("study8")
+    methods = {m.label: (m.method, m.settings) for m in ensemble.members}
+    assert methods["G2S+RSF margin dense"] == ("g2s-rsf", {"loss": "margin", "iterations": 25})
+    assert methods["G2S+RSF sparse (reduced)"] == ("g2s-rsf", {"loss": "margin", "iterations": 50, "eta": 0.05,
+                                                               "reduce": True})
+    assert methods["random flips"][0] == "random" and methods["pointwise (labels only)"][0] == "pointwise"
+
+
+def test_study8_trains_both_models_on_three_seeds_and_evaluates_on_the_filter_profiles(tmp_path):
+    from harness.experiment.plan import build_plan
+    from harness.experiment.spec import load_experiment
+
+    profiles = ("loihi2-fixed", "loihi2-fixed-refractory", "loihi2-fixed-denoise")
+    if not all((REPO / "hw_profiles" / f"{name}.toml").exists() for name in profiles):
+        pytest.skip("the event-filter profiles (issue 25, item 2) are not on this branch")
+    exp = load_experiment("study8-defences")
+    assert exp.profiles == list(profiles)
+    assert sorted(r.id for r in exp.runs) == [f"{arm}-s{s}" for arm in ("adversarial", "undefended") for s in range(3)]
+    assert {r.spec["name"] for r in exp.runs} == {"nmnist-mlp", "nmnist-mlp-adv"}
+    (evaluation,) = exp.evaluations
+    assert evaluation.ensemble == "study8" and {50, 200} <= set(evaluation.budgets)
+    tasks = {t.id for t in build_plan(exp, tmp_path)}
+    assert {f"replay/{p}/undefended-s0" for p in profiles} <= tasks
