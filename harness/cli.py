@@ -92,16 +92,28 @@ def add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--force", action="store_true", help="train even if the run holds a model made from the same "
                    "spec, seed, epochs and data (otherwise it is kept)")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    adv = p.add_argument_group("adversarial training", "override the spec's [training.adversarial] (any of them "
+                               "turns it on; docs/models.md)")
+    adv.add_argument("--adv-max-flips", type=int, metavar="B", help="flip budget (L0) of each adversarial row")
+    adv.add_argument("--adv-share", type=float, metavar="S", help="share of each batch's rows made adversarial, "
+                     "in (0, 1] (default 0.5)")
+    adv.add_argument("--adv-iterations", type=int, metavar="K", help="G2S steps per adversarial row (default 3)")
+    adv.add_argument("--adv-start-epoch", type=int, metavar="E", help="first epoch with adversarial rows "
+                     "(default 0)")
     add_threads(p)
     add_torch_device(p)
     p.set_defaults(func=cmd_train)
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    from .adversarial_training import adversary_for
     from .train import train_run
 
+    adversarial = {key: getattr(args, "adv_" + key) for key in ("max_flips", "share", "iterations", "start_epoch")
+                   if getattr(args, "adv_" + key) is not None}
     card = train_run(args.model, args.run, data_path=args.data, seed=args.seed, epochs=args.epochs,
-                     progress=not args.no_progress, force=args.force, device=args.torch_device)
+                     progress=not args.no_progress, force=args.force, device=args.torch_device,
+                     adversarial=adversarial, adversary_for=adversary_for)
     print(f"{card['model']} seed {card['seed']}: test accuracy {card['test_accuracy']:.2%} "
           f"(train {card['train_accuracy']:.2%}) in {card['training_seconds']:.0f} s")
     print(f"model card: {os.path.join(args.run, 'model', 'card.json')}")

@@ -68,6 +68,16 @@ class ModelSpec:
     def n_classes(self) -> int:
         return int(self.layers[-1]["out"])
 
+    @property
+    def input_size(self) -> int:
+        """Elements of one sample: prod(input_shape) x steps."""
+        return math.prod(self.input_shape) * self.steps
+
+    @property
+    def adversarial(self) -> dict[str, Any] | None:
+        """The validated ``[training.adversarial]`` settings, None for ordinary training."""
+        return self.training.get("adversarial")
+
     def to_dict(self) -> dict[str, Any]:
         """The spec as a TOML/JSON-friendly dict (round-trips through :func:`spec_from_dict`)."""
         return {"name": self.name, "description": self.description,
@@ -83,6 +93,11 @@ class ModelSpec:
 LAYER_KEYS = {"type", "out", "kernel", "stride", "padding", "weight_norm", "delay", "weight_scale", "neuron"}
 #: Neuron parameters a layer may set for itself, over the spec's [neuron] table.
 LAYER_NEURON_KEYS = {"threshold", "current_decay", "voltage_decay", "tau_grad", "scale_grad"}
+
+#: Adversarial training's settings (``[training.adversarial]``, harness/adversarial_training.py) and
+#: their defaults; ``max_flips`` (the flip budget of each crafted row) has none.
+ADVERSARIAL_DEFAULTS = {"share": 0.5, "iterations": 3, "start_epoch": 0}
+ADVERSARIAL_KEYS = {"max_flips", *ADVERSARIAL_DEFAULTS}
 
 DEFAULT_TRAINING = {"loss": "spike-rate", "true_rate": 0.2, "false_rate": 0.03, "optimizer": "adam",
                     "lr": 0.001, "epochs": 20, "batch_size": 32}
@@ -138,6 +153,11 @@ def spec_from_dict(raw: dict[str, Any], where: str) -> ModelSpec:
     _check_reachable(int(data["steps"]), sum(layer["type"] != "flatten" for layer in layers), where)
     _check_layer_sizes(list(shape), layers, where)
     training = dict(DEFAULT_TRAINING, **raw.get("training", {}))
+    if "adversarial" in training:
+        check_numbers(training["adversarial"], {}, f"{where} [training.adversarial]")  # a table
+        training["adversarial"] = adversarial_settings(
+            training["adversarial"], math.prod(shape) * data["steps"],
+            lambda key: f"{where} [training.adversarial]: '{key}'")
     if training.get("lr_schedule", "constant") not in ("constant", "cosine"):
         raise ConfigError(f"{where} [training]: lr_schedule '{training['lr_schedule']}' unknown; available: constant, cosine")
     if training["loss"] not in LOSSES:
@@ -149,6 +169,31 @@ def spec_from_dict(raw: dict[str, Any], where: str) -> ModelSpec:
                      surrogate_width=float(surrogate.get("width", 1.0)),
                      penultimate_threshold=None if penultimate is None else float(penultimate),
                      holdout=holdout, training=training)
+
+
+def adversarial_settings(table: Any, input_size: int, name_of) -> dict[str, Any]:
+    """``[training.adversarial]`` (or the ``harness train --adv-*`` flags) validated, with defaults filled in.
+
+    Args:
+        table: the raw settings, a dict (keys :data:`ADVERSARIAL_KEYS`).
+        input_size: elements of one sample (inputs x steps), the largest flip budget.
+        name_of: a key as the error names it (``"spec.toml [training.adversarial]: 'share'"``, ``"--adv-share"``).
+    Raises:
+        ConfigError: one line naming the key: an unknown key, a value outside its range
+            (:data:`harness.settings.MODEL_RANGES`), no ``max_flips``, or ``max_flips`` above ``input_size``.
+    """
+    unknown = sorted(set(table) - ADVERSARIAL_KEYS)
+    if unknown:
+        raise ConfigError(f"{name_of(unknown[0])} is unknown; allowed: {', '.join(sorted(ADVERSARIAL_KEYS))}")
+    for key, allowed in MODEL_RANGES["training.adversarial"].items():
+        if key in table:
+            allowed.check(table[key], name_of(key))
+    if "max_flips" not in table:
+        raise ConfigError(f"{name_of('max_flips')} is required: the flip budget (L0) of each adversarial row")
+    if table["max_flips"] > input_size:
+        raise ConfigError(f"{name_of('max_flips')} must be at most the input size ({input_size:,} elements per "
+                          f"sample), got {table['max_flips']}")
+    return dict(ADVERSARIAL_DEFAULTS, **table)
 
 
 def _check_layer_sizes(shape: list[int], layers: list[dict[str, Any]], where: str) -> None:

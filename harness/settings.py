@@ -177,6 +177,10 @@ MODEL_RANGES: dict[str, dict[str, Range]] = {
     "layers": {"out": COUNT, "kernel": COUNT, "stride": COUNT, "padding": NON_NEGATIVE_INT, "weight_scale": POSITIVE},
     "training": {"lr": POSITIVE, "epochs": COUNT, "batch_size": COUNT, "true_rate": FRACTION, "false_rate": FRACTION,
                  "logit_scale": POSITIVE, "augment_shift": NON_NEGATIVE_INT, "momentum": Range(0, 1, open_high=True)},
+    # adversarial training (harness/adversarial_training.py); 'max_flips' is also checked against the
+    # input size (elements per sample) by harness.models.adversarial_settings
+    "training.adversarial": {"share": Range(0, 1, open_low=True), "max_flips": COUNT, "iterations": COUNT,
+                             "start_epoch": NON_NEGATIVE_INT},
 }
 
 #: Every numeric key of a hardware profile (hw_profiles/*.toml, docs/device.md), by table.

@@ -5,14 +5,21 @@ model and optimiser state are saved atomically (``model/train_state.pt``); an in
 run restarts from the last finished epoch and ends with the same weights as an
 uninterrupted one, because each epoch's shuffling comes from a generator seeded by
 (seed, epoch).
+
+Adversarial training (``[training.adversarial]``, docs/models.md) needs the attacks, which sit
+above this module (docs/architecture.md): the caller passes ``adversary_for``
+(:func:`harness.adversarial_training.adversary_for`), which returns the :data:`Adversary` that
+replaces a share of every batch's rows by adversarial ones.
 """
 from __future__ import annotations
 
 import copy
+import dataclasses
 import io
 import math
 import time
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -23,7 +30,8 @@ from .data import SpikeSet, load_dataset
 from .data.digits import rate_code
 from .errors import ConfigError
 from .metrics import accuracy, predict
-from .models import ModelSpec, SpikingNetwork, build_network, load_spec, make_loss, net_device, torch_device
+from .models import (ModelSpec, SpikingNetwork, adversarial_settings, build_network, load_spec, make_loss, net_device,
+                     torch_device)
 from .runs import data_digest, open_run
 from .store import RunDir, cached, check_writable, identity, read_torch, run_lock, write_bytes, write_json
 from .versions import numeric_versions, package_versions
@@ -83,6 +91,12 @@ def random_shift(x: torch.Tensor, max_shift: int, generator: torch.Generator) ->
     return torch.stack([padded[i, :, dy:dy + h, dx:dx + w] for i, (dy, dx) in enumerate(offsets.tolist())])
 
 
+#: ``adversary(net, x, labels, index, epoch) -> x'``: a training batch (B, *input_shape, T) with some of
+#: its rows replaced by adversarial ones crafted against ``net``'s current weights; ``index`` (B,) holds
+#: the rows' positions in the training set and ``epoch`` the epoch (both seed the crafting's draws).
+Adversary = Callable[[SpikingNetwork, torch.Tensor, torch.Tensor, torch.Tensor, int], torch.Tensor]
+
+
 def _save_torch(path: Path, obj) -> None:
     buffer = io.BytesIO()
     torch.save(obj, buffer)
@@ -90,7 +104,8 @@ def _save_torch(path: Path, obj) -> None:
 
 
 def train_network(spec: ModelSpec, train_set: SpikeSet, seed: int, epochs: int,
-                  state_path: Path | None = None, progress: bool = True, device: str = "cpu") -> SpikingNetwork:
+                  state_path: Path | None = None, progress: bool = True, device: str = "cpu",
+                  adversary: Adversary | None = None) -> SpikingNetwork:
     """Train with the spec's loss and optimiser; resume from ``state_path`` when it exists.
 
     Args:
@@ -100,6 +115,8 @@ def train_network(spec: ModelSpec, train_set: SpikeSet, seed: int, epochs: int,
         state_path: per-epoch resume file (None: no resume).
         device: torch device trained on, "cpu" or "cuda" (CUDA's results are not the CPU's
             bits); the network is returned on the CPU either way.
+        adversary: replaces rows of every batch (after augmentation) by adversarial ones
+            (adversarial training); None: clean batches.
     """
     where = torch_device(device)
     net = build_network(spec, seed).to(where)
@@ -133,7 +150,10 @@ def train_network(spec: ModelSpec, train_set: SpikeSet, seed: int, epochs: int,
                 x = x_all[idx]
                 if shift and x.ndim == 5:
                     x = random_shift(x, shift, shift_gen)
-                out = net(x.to(where))
+                x = x.to(where)
+                if adversary is not None:
+                    x = adversary(net, x, y_all[idx].to(where), idx, epoch)
+                out = net(x)
                 loss = loss_fn(out, y_all[idx].to(where))
                 opt.zero_grad()
                 loss.backward()
@@ -154,6 +174,19 @@ def load_split(spec: ModelSpec, split: str, data_path=None, seed: int = 0, limit
                         holdout=spec.holdout)
 
 
+def with_adversarial(spec: ModelSpec, flags: dict | None) -> ModelSpec:
+    """``spec`` with the ``--adv-*`` flags' settings over its ``[training.adversarial]`` (unchanged without flags).
+
+    Raises:
+        ConfigError: a setting out of range, no flip budget, or a budget above the input size, naming the flag.
+    """
+    if not flags:
+        return spec
+    settings = adversarial_settings({**(spec.adversarial or {}), **flags}, spec.input_size,
+                                    lambda key: "--adv-" + key.replace("_", "-"))
+    return dataclasses.replace(spec, training={**spec.training, "adversarial": settings})
+
+
 def _check_epochs(epochs, what: str) -> None:
     """ConfigError worded like the experiment file's refusal unless ``epochs`` is None or an int >= 1."""
     if epochs is not None and (isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1):
@@ -161,7 +194,8 @@ def _check_epochs(epochs, what: str) -> None:
 
 
 def train_run(model: str, run_dir: str | Path, data_path=None, seed: int = 0, epochs: int | None = None,
-              progress: bool = True, force: bool = False, device: str = "cpu") -> dict:
+              progress: bool = True, force: bool = False, device: str = "cpu", adversarial: dict | None = None,
+              adversary_for: Callable[[ModelSpec, int], Adversary] | None = None) -> dict:
     """Train ``model`` (a models/ name or spec path) and write ``RUN_DIR/model/``.
 
     Writes (each atomically): checkpoint.pt (spec + weights, saved before the netx export,
@@ -170,16 +204,25 @@ def train_run(model: str, run_dir: str | Path, data_path=None, seed: int = 0, ep
     exactly as fed to the network, and the versions of the packages that change numbers. A model
     with the same identity is kept, not retrained (unless ``force``).
 
+    Adversarial training: ``adversarial`` holds settings of the ``--adv-*`` flags (keys of
+    ``[training.adversarial]``), which override the spec's; the resulting settings are part of the
+    spec, hence of the identity, and the card records them under ``adversarial``.
+    ``adversary_for(spec, seed)`` makes the batch adversary (the CLI and the experiment tasks pass
+    :func:`harness.adversarial_training.adversary_for`); without it an adversarial spec is refused.
+
     Returns:
         The model card (dict).
     Raises:
-        ConfigError: ``epochs`` below 1, a bad spec or an unavailable ``device``; HarnessError: the run directory cannot
+        ConfigError: ``epochs`` below 1, a bad spec, bad adversarial settings or an unavailable ``device``; HarnessError: the run directory cannot
             be written; DataError: missing, malformed or empty data. All before any training.
     """
     _check_epochs(epochs, "--epochs")
     torch_device(device)
     spec_path = resolve_spec("models", model)
-    spec = load_spec(spec_path)
+    spec = with_adversarial(load_spec(spec_path), adversarial)
+    if spec.adversarial is not None and adversary_for is None:
+        raise ConfigError(f"{spec_path} [training.adversarial]: adversarial training needs the attacks; train through "
+                          "`harness train` or harness.adversarial_training.adversary_for")
     if epochs is None:
         epochs = spec.training["epochs"]
         _check_epochs(epochs, f"{spec_path} [training]: 'epochs'")
@@ -196,7 +239,9 @@ def train_run(model: str, run_dir: str | Path, data_path=None, seed: int = 0, ep
     def compute() -> None:
         started = time.perf_counter()
         state_path = run.model_dir / "train_state.pt"
-        net = train_network(spec, train_set, seed, epochs, state_path=state_path, progress=progress, device=device)
+        adversary = None if spec.adversarial is None else adversary_for(spec, seed)
+        net = train_network(spec, train_set, seed, epochs, state_path=state_path, progress=progress, device=device,
+                            adversary=adversary)
         train_seconds = time.perf_counter() - started
         card = {
             "model": spec.name, "spec": spec.to_dict(), "seed": seed, "epochs": epochs,
@@ -205,6 +250,7 @@ def train_run(model: str, run_dir: str | Path, data_path=None, seed: int = 0, ep
             "steps": spec.steps,
             "train_accuracy": evaluate(net, train_set), "test_accuracy": evaluate(net, test_set),
             "training_seconds": round(train_seconds, 2), "torch_device": device, "versions": package_versions(),
+            **({} if spec.adversarial is None else {"adversarial": spec.adversarial}),
             "files": {"checkpoint": "checkpoint.pt", "network": "network.net"}, "identity": ident,
         }
         _save_torch(run.checkpoint, {"spec": spec.to_dict(), "state_dict": net.state_dict(), "seed": seed})

@@ -20,3 +20,30 @@ def nmnist_dir() -> Path:
             pytest.fail(message)
         pytest.skip(message)
     return NMNIST_DIR
+
+
+@pytest.fixture
+def interrupt_training(monkeypatch):
+    """``interrupt_training(epoch)``: a context in which training is interrupted (KeyboardInterrupt,
+    as Ctrl-C) right after the resume state of ``epoch`` is saved; ordinary saving after it."""
+    import contextlib
+
+    import harness.train
+
+    save = harness.train._save_torch
+
+    @contextlib.contextmanager
+    def interrupted(epoch: int):
+        def save_then_interrupt(path, obj):
+            save(path, obj)
+            if obj["epoch"] == epoch:
+                raise KeyboardInterrupt
+
+        monkeypatch.setattr(harness.train, "_save_torch", save_then_interrupt)
+        try:
+            with pytest.raises(KeyboardInterrupt):
+                yield
+        finally:
+            monkeypatch.setattr(harness.train, "_save_torch", save)
+
+    return interrupted

@@ -49,24 +49,13 @@ def test_export_loads_in_netx(digits_run):
     assert net.inp.shape == (64,) and net.out.shape == (10,)
 
 
-def test_resume_gives_identical_weights(tmp_path, monkeypatch):
-    import harness.train
-
+def test_resume_gives_identical_weights(tmp_path, interrupt_training):
     spec = load_spec("digits-mlp")
     data = load_split(spec, "train", seed=0).subset(slice(0, 200))
     straight = train_network(spec, data, seed=1, epochs=3, progress=False)
     state = tmp_path / "train_state.pt"
-    save = harness.train._save_torch
-
-    def save_then_interrupt(path, obj):  # Ctrl-C right after epoch 2's state is saved
-        save(path, obj)
-        if obj["epoch"] == 2:
-            raise KeyboardInterrupt
-
-    monkeypatch.setattr(harness.train, "_save_torch", save_then_interrupt)
-    with pytest.raises(KeyboardInterrupt):
+    with interrupt_training(2):  # Ctrl-C right after epoch 2's state is saved
         train_network(spec, data, seed=1, epochs=3, state_path=state, progress=False)
-    monkeypatch.setattr(harness.train, "_save_torch", save)
     assert torch.load(state)["epoch"] == 2
     resumed = train_network(spec, data, seed=1, epochs=3, state_path=state, progress=False)
     for (name, a), (_, b) in zip(straight.state_dict().items(), resumed.state_dict().items()):

@@ -29,6 +29,7 @@ from ..results import load_run, robustness_entry, write_results
 from ..runs import open_run
 from ..stages.replay import replay_sets
 from ..store import write_if_changed
+from ..adversarial_training import adversary_for
 from ..train import train_run
 from .spec import AnnPlan, AttackPlan, EvaluationPlan, RunPlan
 
@@ -59,7 +60,8 @@ def train(root: Path, plan: RunPlan, data: Path | None, progress: bool, inputs: 
     run_dir = root / plan.id
     spec_file = run_dir / "spec.toml"
     write_if_changed(spec_file, tomli_w.dumps(plan.spec).encode("utf-8"))
-    card = train_run(str(spec_file), run_dir, data_path=data, seed=plan.seed, epochs=plan.epochs, progress=progress)
+    card = train_run(str(spec_file), run_dir, data_path=data, seed=plan.seed, epochs=plan.epochs, progress=progress,
+                     adversary_for=adversary_for)
     return TaskResult(open_run(run_dir).card_file, f"test accuracy {card['test_accuracy']:.1%}")
 
 
