@@ -22,7 +22,7 @@ decays dI, dV rounded to integers (``quantize``) and rstz(y) = y >> 12 rounded t
   inputs summed (``embedding_bag``), or a dense product for dense inputs. Every partial sum is
   a multiple of the weight grid no larger than max_o sum_i |W_oi|, so it is exact in float32
   (float16 where that bound allows: half the memory traffic) whatever the summation order;
-- a step is eight in-place numpy operations on the (N, C) states; no autograd, no int64 shifts
+- a step is six in-place numpy operations on the (N, C) states; no autograd, no int64 shifts
   with their sign juggling;
 - both threshold tests become ``v' >= k`` for one integer k: each is monotone in the integer v'
   (float32 rounding is monotone), and k is found by running SLAYER's own two comparisons on the
@@ -82,10 +82,9 @@ class DenseCubaForward:
         self._layers, self.input_size = layers, input_size
 
     def layers(self, spikes: np.ndarray) -> list[np.ndarray] | None:
-        """Every block's output spikes, each (T+1, N, C) bool in step-major order: entry t is the
-        block's output at step t (``out_t`` above; entry 0 all False, entry T the spikes of the
-        last step, which the one-step delay drops). None when ``spikes`` (N, *input_shape, T) are
-        not binary or the integers could leave the exact ranges: SLAYER's forward must answer."""
+        """Every block's output spikes, each (T, N, C) bool in step-major order (entry t: the
+        block's output at step t, ``out_t`` above). None when ``spikes`` (N, *input_shape, T)
+        are not binary or the weights could push |u_t| to 2**24: SLAYER's forward must answer."""
         x = np.asarray(spikes)
         n, steps = len(x), x.shape[-1]
         if x[0].size != self.input_size * steps or not _binary(x) or not all(
@@ -100,22 +99,20 @@ class DenseCubaForward:
                 current *= layer.s  # exact: a power of two
                 if layer.grid_bits > math.log2(layer.s):
                     np.trunc(current, out=current)
-                outs.append(_dynamics(current.reshape(steps, n, -1), layer))
-                rows = outs[-1][:steps]
+                rows = _dynamics(current.reshape(steps, n, -1), layer)
+                outs.append(rows)
         return outs
 
     def counts(self, spikes: np.ndarray) -> np.ndarray | None:
         """(N, K) int64 output spike counts of binary ``spikes`` (N, *input_shape, T), or None
         (see :meth:`layers`)."""
         outs = self.layers(spikes)
-        if outs is None:
-            return None
-        return outs[-1][:-1].sum(0, dtype=np.int64)
+        return None if outs is None else outs[-1].sum(0, dtype=np.int64)
 
 
 def rasters(outs: list[np.ndarray]) -> list[torch.Tensor]:
     """:meth:`DenseCubaForward.layers`' outputs as SLAYER presents them: (N, C, T) float32."""
-    return [torch.from_numpy(np.ascontiguousarray(out[:-1].transpose(1, 2, 0))).to(torch.float32) for out in outs]
+    return [torch.from_numpy(np.ascontiguousarray(out.transpose(1, 2, 0))).to(torch.float32) for out in outs]
 
 
 def _binary(x: np.ndarray) -> bool:
@@ -140,19 +137,20 @@ def _product(rows: np.ndarray, table: torch.Tensor) -> torch.Tensor:
 
 
 def _dynamics(current: np.ndarray, layer: _Layer) -> np.ndarray:
-    """(T+1, N, C) bool output spikes (entry t: step t's output after the one-step delay) of CUBA
-    neurons receiving the integer input ``current`` (T, N, C) float32 (I_t, module docstring).
-    numpy, not torch: a step is eight operations on a small array, where numpy's call overhead
-    (1-3 us) is a third of torch's."""
+    """(T, N, C) bool output spikes (entry t: ``out_t``, the spikes of step t - 1 after the
+    one-step delay) of CUBA neurons receiving the integer input ``current`` (T, N, C) float32
+    (I_t, module docstring); the last step's spikes, which the delay drops, are not computed.
+    numpy, not torch: a step is six operations on a small array, where numpy's call overhead
+    (1-3 us) is a third of torch's; current and voltage decay in one operation."""
     steps, n, size = current.shape
-    out = np.zeros((steps + 1, n, size), dtype=np.bool_)
-    u, v = np.zeros((n, size)), np.zeros((n, size))
-    for t in range(steps):
-        u *= layer.keep_current
-        np.trunc(u, out=u)
+    out = np.zeros((steps, n, size), dtype=np.bool_)
+    state = np.zeros((2, n, size))
+    u, v = state
+    keep = np.array([layer.keep_current, layer.keep_voltage]).reshape(2, 1, 1)
+    for t in range(steps - 1):
+        state *= keep
+        np.trunc(state, out=state)
         u += current[t]
-        v *= layer.keep_voltage
-        np.trunc(v, out=v)
         v += u
         np.greater_equal(v, layer.k, out=out[t + 1])
         np.copyto(v, 0.0, where=out[t + 1])
