@@ -72,7 +72,7 @@ def test_the_oracle_answers_as_the_plain_forward_whatever_the_path():
     oracle = TwinOracle(net, batch_size=4)
     assert oracle.path == "dense CUBA forward"
     assert oracle.counts(spikes).tolist() == plain
-    assert oracle.counts(spikes[:0]).shape == (0, 10)
+    assert oracle.counts(spikes[:0]).shape == (0, 10) and oracle._fast.counts(spikes[:0]) is None
     doubled = spikes * 2  # not binary: the fast forward declines, SLAYER answers
     assert oracle._fast.counts(doubled) is None
     assert oracle.counts(doubled).tolist() == output_counts(net, doubled).astype(np.int64).tolist()

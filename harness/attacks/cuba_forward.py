@@ -84,11 +84,13 @@ class DenseCubaForward:
     def layers(self, spikes: np.ndarray) -> list[np.ndarray] | None:
         """Every block's output spikes, each (T, N, C) bool in step-major order (entry t: the
         block's output at step t, ``out_t`` above). None when ``spikes`` (N, *input_shape, T)
-        are not binary or the weights could push |u_t| to 2**24: SLAYER's forward must answer."""
+        are empty, of another size or not binary, or the weights could push |u_t| to 2**24:
+        SLAYER's forward must answer."""
         x = np.asarray(spikes)
+        if x.ndim < 3 or not x.size or int(np.prod(x.shape[1:-1])) != self.input_size or not _binary(x):
+            return None
         n, steps = len(x), x.shape[-1]
-        if x[0].size != self.input_size * steps or not _binary(x) or not all(
-                layer.fits(steps) for layer in self._layers):
+        if not all(layer.fits(steps) for layer in self._layers):
             return None
         x = x.view(np.bool_) if x.dtype.itemsize == 1 else x.astype(np.bool_)  # 0/1 bytes are booleans
         rows = np.ascontiguousarray(x.reshape(n, self.input_size, steps).transpose(2, 0, 1))
@@ -117,7 +119,7 @@ def rasters(outs: list[np.ndarray]) -> list[torch.Tensor]:
 
 def _binary(x: np.ndarray) -> bool:
     """Whether every element of ``x`` is 0 or 1."""
-    if x.dtype == np.bool_ or not x.size:
+    if x.dtype == np.bool_:
         return True
     if x.dtype.kind in "ui":
         return bool(x.max() <= 1 and (x.dtype.kind == "u" or x.min() >= 0))
