@@ -6,11 +6,13 @@
   each batch twice, in two sessions open side by side and timed in turns: before (Lava's own
   ``Sparse`` models, ``synapse="stock"``) and after (the active-column models,
   :mod:`harness.device.lava_procs.synapse`). Goal: the batch-16 ratio at most half of before's;
-- twin oracle vs device oracle: :class:`harness.attacks.oracles.TwinOracle` against the warm
-  16-lane session (after; before for the record) on the same 16 candidates (goal: >= 20x the
-  device's queries per second);
+- twin oracle vs device oracle: :class:`harness.attacks.oracles.TwinOracle` (for nmnist-mlp its
+  exact dense CUBA forward, :mod:`harness.attacks.cuba_forward`) against the warm 16-lane
+  session (after; before for the record) on the same 16 candidates (goal: >= 20x the device's
+  queries per second);
 - twin oracle vs the plain no-grad forward it replaced (:func:`harness.train.output_counts`:
-  weight normalisation recomputed and quantized weights rebuilt on every call), same inputs.
+  SLAYER's forward, weight normalisation recomputed and quantized weights rebuilt on every
+  call), same inputs.
 
 Every side's counts must be identical (else :class:`BenchmarkFailure`).
 """
@@ -56,9 +58,9 @@ def run(setup: Setup) -> list[Row]:
         rows.append(speedup_row(NAME, f"twin oracle vs device oracle (warm {BATCH}-lane session, "
                                       f"{SYNAPSE_WORDS[synapse]}), {BATCH} queries per call",
                                 t["twin"].median / BATCH, t[synapse].median / BATCH, MIN_TWIN_SPEEDUP,
-                                {"twin": t["twin"].info(), "device": t[synapse].info()}))
+                                {"twin": t["twin"].info(), "twin_path": twin.path, "device": t[synapse].info()}))
     rows[-1].goal = None  # before, for the record: the goal is on the current device oracle
-    rows.append(speedup_row(NAME, f"twin oracle vs plain no-grad forward (before the fold), {BATCH} per call",
+    rows.append(speedup_row(NAME, f"twin oracle vs plain no-grad forward (SLAYER's, as the twin ran before), {BATCH} per call",
                             t["twin"].median / BATCH, t["slayer"].median / BATCH, MIN_FOLD_SPEEDUP,
                             {"twin": t["twin"].info(), "plain": t["slayer"].info()}))
     twin.close()
