@@ -174,7 +174,7 @@ def test_study8_ensemble_pins_its_attacks_by_name():
     assert methods["G2S+RSF margin dense"] == ("g2s-rsf", {"loss": "margin", "iterations": 25})
     assert methods["G2S+RSF sparse (reduced)"] == ("g2s-rsf", {"loss": "margin", "iterations": 50, "eta": 0.05,
                                                                "reduce": True})
-    assert methods["random flips"][0] == "random" and methods["pointwise (labels only)"][0] == "pointwise"
+    assert methods["SDA"] == ("sda", {}) and methods["random flips"][0] == "random"
 
 
 def test_study8_trains_both_models_on_three_seeds_and_evaluates_on_the_filter_profiles(tmp_path):

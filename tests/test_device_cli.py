@@ -98,7 +98,7 @@ def test_replay_needs_a_run_or_all_stand_alone_files(tmp_path, capsys):
     code, err = _run(["--profile", "loihi2-fixed", "--network", str(TINY_NET)], capsys)
     assert code == 2 and "give --run RUN_DIR, or all of --network, --input and --out" in err
     code, err = _run(["--profile", "loihi3", "--run", str(tmp_path)], capsys)
-    assert code == 2 and "unknown hw_profile 'loihi3'; available: loihi1, loihi2-fixed, loihi2-float, loihi2-noisy" in err
+    assert code == 2 and "unknown hw_profile 'loihi3'; available: loihi1, loihi2-fixed, loihi2-fixed-denoise, loihi2-fixed-refractory, loihi2-float, loihi2-noisy" in err
 
 
 @pytest.mark.slow
