@@ -17,9 +17,15 @@ def _harness(*args: str) -> list[str]:
     return [sys.executable, "-m", "harness", *args]
 
 
+def default_sigint() -> None:
+    """Popen ``preexec_fn``: Ctrl-C at its default in the child. A test run started in the background
+    of a non-interactive shell inherits SIGINT ignored (POSIX), and so would the command under test."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def interrupt_when(cmd: list[str], ready, sig: int, stderr=subprocess.PIPE, timeout: float = 300) -> int:
     """Start ``cmd``, send ``sig`` once ``ready()`` is true, return the exit code."""
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=stderr)
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=stderr, preexec_fn=default_sigint)
     try:
         deadline = time.monotonic() + timeout
         while not ready():

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import h5py
 import psutil
+from test_interrupt import default_sigint
 import pytest
 
 pytest.importorskip("ray")
@@ -175,7 +176,7 @@ def test_sigint_during_a_ray_study_leaves_no_process_and_the_rerun_keeps_finishe
     root = tmp_path / "ray"
     cmd = _harness("run", str(study), "--run", str(root), "--executor", "ray", "--workers", "2", "--no-progress")
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
-                            start_new_session=True)
+                            start_new_session=True, preexec_fn=default_sigint)
     seen: dict[int, psutil.Process] = {}
     try:
         deadline = time.monotonic() + 300
